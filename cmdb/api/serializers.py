@@ -1,0 +1,76 @@
+from rest_framework import serializers
+
+from cmdb.models import ConfigurationItem, Environment, Relationship, Team
+from governance.serializers import ModelRulesSerializer
+
+
+class TeamSerializer(ModelRulesSerializer):
+    class Meta:
+        model = Team
+        fields = ["id", "name", "slug", "email", "description"]
+
+
+class EnvironmentSerializer(ModelRulesSerializer):
+    owner_team = serializers.SlugRelatedField(
+        slug_field="slug", queryset=Team.objects.all(), required=False, allow_null=True
+    )
+
+    class Meta:
+        model = Environment
+        fields = ["id", "name", "position", "is_production", "region", "owner_team"]
+
+
+class ConfigurationItemSerializer(ModelRulesSerializer):
+    type = serializers.ChoiceField(source="ci_type", choices=ConfigurationItem._meta.get_field("ci_type").choices)
+    owner_team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
+    environment = serializers.SlugRelatedField(
+        slug_field="name", queryset=Environment.objects.all(), required=False, allow_null=True
+    )
+
+    class Meta:
+        model = ConfigurationItem
+        fields = [
+            "id", "name", "type", "criticality", "owner_team", "lifecycle_status", "environment", "region",
+            "tags", "sox_scoped", "phi", "pci", "description", "attributes", "created_at", "updated_at",
+        ]
+        read_only_fields = ["created_at", "updated_at"]
+
+
+class RelationshipSerializer(ModelRulesSerializer):
+    source = serializers.SlugRelatedField(slug_field="name", queryset=ConfigurationItem.objects.all())
+    target = serializers.SlugRelatedField(slug_field="name", queryset=ConfigurationItem.objects.all())
+    type = serializers.ChoiceField(source="rel_type", choices=Relationship._meta.get_field("rel_type").choices)
+
+    class Meta:
+        model = Relationship
+        fields = ["id", "source", "target", "type", "created_at"]
+        read_only_fields = ["created_at"]
+
+
+class CIRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    type = serializers.CharField(source="ci_type")
+    criticality = serializers.IntegerField()
+    owner_team = serializers.CharField(source="owner_team.slug")
+
+
+class ImpactEntrySerializer(serializers.Serializer):
+    ci = CIRefSerializer()
+    depth = serializers.IntegerField()
+    path = serializers.ListField(child=serializers.CharField(), help_text="CI names from the root to this CI.")
+
+
+class ImpactSerializer(serializers.Serializer):
+    ci = CIRefSerializer()
+    dependents_count = serializers.IntegerField(help_text="Size of the blast radius.")
+    dependents = ImpactEntrySerializer(many=True, help_text="CIs that transitively depend on this CI.")
+    dependencies = ImpactEntrySerializer(many=True, help_text="CIs this CI transitively depends on.")
+
+
+class ImportResultSerializer(serializers.Serializer):
+    cis_created = serializers.IntegerField()
+    cis_updated = serializers.IntegerField()
+    cis_unchanged = serializers.IntegerField()
+    relationships_created = serializers.IntegerField()
+    relationships_existing = serializers.IntegerField()

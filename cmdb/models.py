@@ -1,0 +1,123 @@
+"""What exists: teams, environments, configuration items and the relationships between them."""
+
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models.functions import Lower
+
+from cmdb.choices import CIType, Criticality, LifecycleStatus, RelationshipType
+
+name_validator = RegexValidator(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+    "Use letters, digits, dots, dashes and underscores, starting with a letter or digit.",
+)
+tag_validator = RegexValidator(r"^[a-z0-9][a-z0-9:._-]*$", "Tags are lower-case words (a-z, 0-9, : . _ -).")
+
+
+class Team(models.Model):
+    """A group of people who own configuration items and environments."""
+
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+    email = models.EmailField(blank=True)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [("manage_team_cis", "Can manage the configuration items this team owns")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Environment(models.Model):
+    """A stage of the promotion chain (dev -> ... -> prod); position orders the chain."""
+
+    name = models.CharField(max_length=50, unique=True, validators=[name_validator])
+    position = models.PositiveSmallIntegerField(unique=True, help_text="Order in the promotion chain, from 0.")
+    is_production = models.BooleanField(default=False)
+    region = models.CharField(max_length=50, blank=True)
+    owner_team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["position"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ConfigurationItem(models.Model):
+    """Anything whose change needs governing: a service, its database, the host or cluster under it."""
+
+    name = models.CharField(max_length=200, validators=[name_validator])
+    ci_type = models.CharField("type", max_length=20, choices=CIType.choices)
+    criticality = models.PositiveSmallIntegerField(choices=Criticality.choices, default=Criticality.TIER_3)
+    owner_team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="configuration_items")
+    lifecycle_status = models.CharField(
+        max_length=20, choices=LifecycleStatus.choices, default=LifecycleStatus.IN_SERVICE
+    )
+    environment = models.ForeignKey(
+        Environment, null=True, blank=True, on_delete=models.PROTECT, related_name="configuration_items"
+    )
+    region = models.CharField(max_length=50, blank=True)
+    tags = ArrayField(models.CharField(max_length=50, validators=[tag_validator]), default=list, blank=True)
+    sox_scoped = models.BooleanField("SOX scoped", default=False)
+    phi = models.BooleanField("holds PHI", default=False)
+    pci = models.BooleanField("PCI scoped", default=False)
+    description = models.TextField(blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "configuration item"
+        constraints = [
+            # Names identify CIs to pipelines and imports, whatever their case.
+            models.UniqueConstraint(Lower("name"), name="ci_name_unique_ci"),
+            models.CheckConstraint(condition=models.Q(criticality__gte=1, criticality__lte=4),
+                                   name="ci_criticality_tier_1_to_4"),
+            models.CheckConstraint(condition=models.Q(ci_type__in=CIType.values), name="ci_type_known"),
+            models.CheckConstraint(condition=models.Q(lifecycle_status__in=LifecycleStatus.values),
+                                   name="ci_lifecycle_status_known"),
+        ]
+        indexes = [
+            GinIndex(fields=["tags"], name="ci_tags_gin"),  # tags__contains / __overlap filters
+            models.Index(fields=["owner_team", "name"], name="ci_owner_team_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        if not isinstance(self.attributes, dict):
+            raise ValidationError({"attributes": "Attributes must be a JSON object."})
+        self.tags = sorted(set(self.tags or []))
+
+
+class Relationship(models.Model):
+    """A typed edge between two CIs; its type says which end relies on the other (see RelationshipType)."""
+
+    source = models.ForeignKey(ConfigurationItem, on_delete=models.CASCADE, related_name="outgoing")
+    target = models.ForeignKey(ConfigurationItem, on_delete=models.CASCADE, related_name="incoming")
+    rel_type = models.CharField("type", max_length=20, choices=RelationshipType.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["source_id", "target_id"]
+        constraints = [
+            models.CheckConstraint(condition=~models.Q(source=models.F("target")), name="relationship_no_self_loop"),
+            models.UniqueConstraint(fields=["source", "target", "rel_type"], name="relationship_unique"),
+            models.CheckConstraint(condition=models.Q(rel_type__in=RelationshipType.values),
+                                   name="relationship_type_known"),
+        ]
+        indexes = [
+            # The blast-radius walk goes from a target to its sources: (target, source) serves it alone.
+            models.Index(fields=["target", "source"], name="relationship_target_source"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.get_rel_type_display()} {self.target}"

@@ -1,0 +1,28 @@
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from governance.errors import DomainError
+from governance.services import api_token_create
+
+
+class Command(BaseCommand):
+    help = "Issue an API token for USERNAME; the token is printed alone on the last line, once."
+
+    def add_arguments(self, parser):
+        parser.add_argument("username")
+        parser.add_argument("--name", default="cli")
+        parser.add_argument("--expires-days", type=int, default=None)
+
+    def handle(self, *args, username, name, expires_days, **options):
+        try:
+            owner = get_user_model().objects.get(username=username)
+        except get_user_model().DoesNotExist:
+            raise CommandError(f"No user named {username!r}.") from None
+        try:
+            # An operator at the console acts for the owner, as if the owner had issued it.
+            issued = api_token_create(actor=owner, owner=owner, name=name, expires_days=expires_days)
+        except DomainError as exc:
+            raise CommandError(f"{exc.field}: {exc.message}" if exc.field else exc.message) from None
+        expiry = issued.token.expires_at.isoformat() if issued.token.expires_at else "never"
+        self.stderr.write(f"Token {name!r} for {username} created; expires {expiry}. It is shown only once.")
+        self.stdout.write(issued.secret)
