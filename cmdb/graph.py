@@ -51,7 +51,7 @@ def impact_picture(impact: Impact, *, max_depth: int = 4, per_column: int = 10) 
     for col, depth in enumerate(depths):
         x = MARGIN + col * COLUMN_GAP
         if depth == 0:
-            y = height // 2 - NODE_HEIGHT // 2
+            y = height // 2 - ROW_GAP // 2
             nodes.append(Node(x, y, 0, impact.root))
             position[(0, impact.root.pk)] = (x, y)
             continue

@@ -60,7 +60,7 @@ def embedded_redis(db_file: Path) -> Iterator[str]:
         yield f"redis+socket://{server.socket_file}"
     finally:
         with contextlib.suppress(redis.ConnectionError):
-            server.shutdown(save=True, now=True, force=True)
+            server.shutdown(save=True)
 
 
 def loopback_listens(port: int) -> bool:
@@ -102,7 +102,7 @@ def run(port: int) -> int:
             "worker": [*celery, "worker", "--loglevel", "INFO", "--concurrency", "2", "--hostname", "local@%h"],
             "beat": [*celery, "beat", "--loglevel", "INFO", "--schedule", env["CELERY_BEAT_SCHEDULE_FILENAME"]],
         }
-        processes = {name: subprocess.Popen(cmd, env=env, cwd=BASE_DIR) for name, cmd in commands.items()}  # noqa: S603
+        processes = {name: subprocess.Popen(cmd, env=env, cwd=BASE_DIR) for name, cmd in commands.items()}
         stack.callback(_stop, processes)
         log(f"Changeboard is at http://127.0.0.1:{port}/  (API docs: http://127.0.0.1:{port}/api/docs/)")
         log(f"demo logins (password {DEMO_PASSWORD!r}): requester, cab_member, release_manager, auditor, admin")
@@ -149,7 +149,7 @@ def test(pytest_args: list[str]) -> int:
                 env["REDIS_URL"] = stack.enter_context(embedded_redis(scratch / "redis.db"))
         log(f"testing against {_redacted(env['DATABASE_URL'])} and {_redacted(env['REDIS_URL'])}")
         try:
-            return subprocess.run([PYTHON, "-m", "pytest", *pytest_args], env=env, cwd=BASE_DIR).returncode  # noqa: S603
+            return subprocess.run([PYTHON, "-m", "pytest", *pytest_args], env=env, cwd=BASE_DIR).returncode
         except KeyboardInterrupt:
             return 130
 

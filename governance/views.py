@@ -1,4 +1,6 @@
 from django.contrib import messages
+from django.db import connection
+from django.http import JsonResponse
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -43,3 +45,10 @@ def token_revoke(request, pk: int):
     else:
         messages.success(request, f"Token “{token.name}” revoked.")
     return redirect("token_list")
+
+
+def health(request):
+    """Liveness for load balancers and docker-compose: the process answers and PostgreSQL does too."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return JsonResponse({"status": "ok"})

@@ -1,5 +1,12 @@
 """Personas and clients shared by every test: one user per role, plus an outsider with no role."""
 
+import os
+import subprocess
+import sys
+import time
+import uuid
+from urllib.parse import quote
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -61,3 +68,38 @@ def api():
 
     client.as_user = as_user
     return client
+
+
+def database_url_of(settings_dict: dict) -> str:
+    """A URL for the test database, so processes the tests start use the same one."""
+    host = quote(settings_dict["HOST"] or "", safe="")
+    port = f":{settings_dict['PORT']}" if settings_dict["PORT"] else ""
+    password = f":{quote(settings_dict['PASSWORD'], safe='')}" if settings_dict["PASSWORD"] else ""
+    return f"postgres://{settings_dict['USER']}{password}@{host}{port}/{settings_dict['NAME']}"
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db):
+    """A real Celery worker on this run's queue, using the test database; stopped after the test."""
+    from django.conf import settings
+    from django.db import connection
+
+    from governance.celery import app
+
+    hostname = f"test-{uuid.uuid4().hex[:8]}@localhost"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings",
+           "DATABASE_URL": database_url_of(connection.settings_dict), "REDIS_URL": settings.REDIS_URL}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "governance", "worker", "-P", "solo", "--hostname", hostname,
+         "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "--without-gossip", "--without-mingle", "--loglevel", "WARNING"],
+        env=env, cwd=settings.BASE_DIR,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not app.control.ping(destination=[hostname], timeout=0.5):
+            assert worker.poll() is None, "the Celery worker exited during start-up"
+            assert time.monotonic() < deadline, "the Celery worker did not answer within 30 s"
+        yield worker
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)

@@ -35,7 +35,7 @@ class Command(BaseCommand):
 
     def _people(self, password: str) -> dict:
         users = {}
-        for username, (full_name, roles, team_slug) in DEMO_PEOPLE.items():
+        for username, (full_name, roles, _team) in DEMO_PEOPLE.items():
             first, last = full_name.split(" ", 1)
             user, _ = get_user_model().objects.update_or_create(
                 username=username,
@@ -64,6 +64,7 @@ class Command(BaseCommand):
                 assign_perm("cmdb.manage_team_cis", get_user_model().objects.get(username=username), teams[team_slug])
         result = inventory_import(actor=actor, records=inventory_from_document("demo", demo.estate_document()))
         self.stdout.write(
-            f"Estate: {result.cis_created} CIs created, {result.cis_updated} updated, {result.cis_unchanged} unchanged; "
-            f"{result.relationships_created} relationships created, {result.relationships_existing} existing."
+            f"Estate: {result.cis_created} CIs created, {result.cis_updated} updated, "
+            f"{result.cis_unchanged} unchanged; {result.relationships_created} relationships created, "
+            f"{result.relationships_existing} existing."
         )

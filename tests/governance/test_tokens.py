@@ -1,0 +1,151 @@
+import hashlib
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from governance.errors import Forbidden, InvalidInput
+from governance.models import ApiToken
+from governance.services import api_token_authenticate, api_token_create, api_token_revoke
+
+pytestmark = pytest.mark.django_db
+
+CIS_URL = "/api/v1/cis/"
+
+
+def bearer(secret: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client
+
+
+def test_only_the_hash_of_a_token_is_stored(requester):
+    issued = api_token_create(actor=requester, owner=requester, name="laptop")
+    stored = ApiToken.objects.get(pk=issued.token.pk)
+    assert stored.digest == hashlib.sha256(issued.secret.encode()).hexdigest()
+    row = ApiToken.objects.filter(pk=stored.pk).values_list(*[f.attname for f in ApiToken._meta.concrete_fields])
+    assert all(issued.secret not in str(value) for value in row[0])
+    assert issued.secret.startswith(stored.prefix)
+
+
+def test_a_token_authenticates_its_owner_on_the_api(requester):
+    issued = api_token_create(actor=requester, owner=requester, name="laptop")
+    response = bearer(issued.secret).get(CIS_URL)
+    assert response.status_code == 200
+
+
+def test_an_unknown_token_is_refused_with_401(requester):
+    response = bearer("cbt_not-a-real-token").get(CIS_URL)
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert response.json()["errors"][0]["code"] == "authentication_failed"
+
+
+def test_a_malformed_authorization_header_is_a_401_not_a_500(requester):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Bearer two parts")
+    assert client.get(CIS_URL).status_code == 401
+
+
+def test_an_expired_token_no_longer_authenticates(requester):
+    issued = api_token_create(actor=requester, owner=requester, name="short", expires_days=1)
+    assert bearer(issued.secret).get(CIS_URL).status_code == 200
+    now = timezone.now()
+    ApiToken.objects.filter(pk=issued.token.pk).update(
+        created_at=now - timedelta(days=2), expires_at=now - timedelta(seconds=1)
+    )
+    assert bearer(issued.secret).get(CIS_URL).status_code == 401
+
+
+def test_a_revoked_token_no_longer_authenticates(requester):
+    issued = api_token_create(actor=requester, owner=requester, name="laptop")
+    api_token_revoke(actor=requester, token=issued.token)
+    assert bearer(issued.secret).get(CIS_URL).status_code == 401
+    assert ApiToken.objects.get(pk=issued.token.pk).revoked_by == requester
+
+
+def test_a_deactivated_user_cannot_use_their_token(requester):
+    issued = api_token_create(actor=requester, owner=requester, name="laptop")
+    requester.is_active = False
+    requester.save()
+    assert bearer(issued.secret).get(CIS_URL).status_code == 401
+
+
+def test_use_records_the_last_used_time(requester):
+    issued = api_token_create(actor=requester, owner=requester, name="laptop")
+    assert issued.token.last_used_at is None
+    bearer(issued.secret).get(CIS_URL)
+    assert ApiToken.objects.get(pk=issued.token.pk).last_used_at is not None
+
+
+def test_nobody_revokes_another_users_token(requester, cab_member):
+    issued = api_token_create(actor=requester, owner=requester, name="laptop")
+    with pytest.raises(Forbidden):
+        api_token_revoke(actor=cab_member, token=issued.token)
+    assert api_token_authenticate(issued.secret) is not None
+
+
+def test_only_an_admin_issues_tokens_for_someone_else(requester, cab_member, admin_user):
+    with pytest.raises(Forbidden):
+        api_token_create(actor=cab_member, owner=requester, name="sneaky")
+    assert api_token_create(actor=admin_user, owner=requester, name="pipeline").token.user == requester
+
+
+@pytest.mark.parametrize(("name", "days", "field"), [("", None, "name"), ("ok", 0, "expires_days")])
+def test_bad_token_input_names_the_field(requester, name, days, field):
+    with pytest.raises(InvalidInput) as error:
+        api_token_create(actor=requester, owner=requester, name=name, expires_days=days)
+    assert error.value.field == field
+    assert not ApiToken.objects.exists()
+
+
+def test_token_names_are_unique_per_owner(requester):
+    api_token_create(actor=requester, owner=requester, name="laptop")
+    with pytest.raises(InvalidInput) as error:
+        api_token_create(actor=requester, owner=requester, name="laptop")
+    assert error.value.field == "name"
+
+
+def test_the_command_prints_the_token_alone_on_its_last_line(requester):
+    out = StringIO()
+    call_command("create_api_token", "requester", "--name", "ci", "--expires-days", "30", stdout=out, stderr=StringIO())
+    secret = out.getvalue().strip().splitlines()[-1]
+    token = api_token_authenticate(secret)
+    assert token is not None and token.name == "ci" and token.user == requester
+    assert timedelta(days=29) < token.expires_at - timezone.now() <= timedelta(days=30)
+
+
+def test_the_command_refuses_an_unknown_user(db):
+    with pytest.raises(CommandError, match="No user named"):
+        call_command("create_api_token", "ghost", stdout=StringIO())
+
+
+def test_the_tokens_page_shows_a_new_secret_once(client, requester):
+    client.force_login(requester)
+    response = client.post(reverse("token_list"), {"name": "laptop", "expires_days": "7"})
+    assert response.status_code == 200
+    token = ApiToken.objects.get(user=requester)
+    page = response.content.decode()
+    secret = page.split('id="new-token">', 1)[1].split("</pre>", 1)[0]
+    assert api_token_authenticate(secret).pk == token.pk
+    assert response["Cache-Control"] == "no-store"
+    assert secret not in client.get(reverse("token_list")).content.decode()
+
+
+def test_the_tokens_page_revokes_only_the_users_own_tokens(client, requester, cab_member):
+    theirs = api_token_create(actor=cab_member, owner=cab_member, name="laptop")
+    client.force_login(requester)
+    assert client.post(reverse("token_revoke", args=[theirs.token.pk])).status_code == 404
+    assert api_token_authenticate(theirs.secret) is not None
+    mine = api_token_create(actor=requester, owner=requester, name="laptop")
+    client.post(reverse("token_revoke", args=[mine.token.pk]))
+    assert api_token_authenticate(mine.secret) is None
+
+
+def test_the_tokens_page_needs_a_login(client):
+    response = client.get(reverse("token_list"))
+    assert response.status_code == 302 and response["Location"].startswith("/login/")
