@@ -5,7 +5,6 @@ import sys
 
 from django.conf import settings
 
-
 # What tests/settings.py relaxes for the test run; a production process starts without them.
 TEST_ONLY = {"SECRET_KEY", "SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SECURE_HSTS_SECONDS"}
 
