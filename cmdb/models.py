@@ -109,8 +109,10 @@ class Relationship(models.Model):
     class Meta:
         ordering = ["source_id", "target_id"]
         constraints = [
-            models.CheckConstraint(condition=~models.Q(source=models.F("target")), name="relationship_no_self_loop"),
-            models.UniqueConstraint(fields=["source", "target", "rel_type"], name="relationship_unique"),
+            models.CheckConstraint(condition=~models.Q(source=models.F("target")), name="relationship_no_self_loop",
+                                   violation_error_message="A CI cannot relate to itself."),
+            models.UniqueConstraint(fields=["source", "target", "rel_type"], name="relationship_unique",
+                                    violation_error_message="This relationship already exists."),
             models.CheckConstraint(condition=models.Q(rel_type__in=RelationshipType.values),
                                    name="relationship_type_known"),
         ]
@@ -121,3 +123,8 @@ class Relationship(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} {self.get_rel_type_display()} {self.target}"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.source_id is not None and self.source_id == self.target_id:
+            raise ValidationError({"target": "A CI cannot relate to itself."})

@@ -23,6 +23,11 @@ def can_delete_ci(user, ci: ConfigurationItem) -> bool:
     return user.has_perm("cmdb.delete_configurationitem") or can_manage_team_cis(user, ci.owner_team)
 
 
+def can_add_relationship(user, source: ConfigurationItem) -> bool:
+    """A relationship belongs to its source CI: whoever may change that CI may add edges from it."""
+    return user.has_perm("cmdb.add_relationship") or can_manage_team_cis(user, source.owner_team)
+
+
 def can_change_relationship(user, relationship: Relationship) -> bool:
     """A relationship belongs to its source CI: whoever may change that CI may change its edges."""
     return user.has_perm("cmdb.change_relationship") or can_manage_team_cis(user, relationship.source.owner_team)

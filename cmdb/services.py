@@ -48,7 +48,10 @@ class ImportResult:
 
 def inventory_parse(filename: str, content: bytes | str) -> list[ImportRecord]:
     """Read a JSON document ({"cis": [...], "relationships": [...]}) or a CSV of CIs or of relationships."""
-    text = content.decode("utf-8-sig") if isinstance(content, bytes) else content
+    try:
+        text = content.decode("utf-8-sig") if isinstance(content, bytes) else content
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{filename}: not UTF-8 text (byte {exc.start + 1} of the file).", field="file") from None
     if filename.lower().endswith(".json") or text.lstrip().startswith("{"):
         return _parse_json(filename, text)
     return _parse_csv(filename, text)
@@ -80,6 +83,13 @@ def inventory_from_document(source: str, document: Any) -> list[ImportRecord]:
 
 def _parse_csv(filename: str, text: str) -> list[ImportRecord]:
     reader = csv.DictReader(io.StringIO(text))
+    try:
+        return _csv_records(filename, reader)
+    except csv.Error as exc:
+        raise InvalidInput(f"{filename} line {reader.reader.line_num}: not valid CSV ({exc}).", field="file") from None
+
+
+def _csv_records(filename: str, reader: csv.DictReader) -> list[ImportRecord]:
     header = {name.strip() for name in reader.fieldnames or []}
     if {"source", "target", "type"} <= header:
         kind = "relationship"

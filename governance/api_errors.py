@@ -5,13 +5,15 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
+from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
-from governance.errors import DomainError
+from governance.audit.ledger import audit_record
+from governance.errors import DomainError, Forbidden
 
 
 def flatten_errors(detail: Any, field: str | None = None) -> list[dict[str, Any]]:
@@ -41,7 +43,13 @@ def error_response(errors: list[dict[str, Any]], status_code: int) -> Response:
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, DomainError):
         set_rollback()
+        _record_refusal(exc, context)
         return error_response(exc.as_errors(), exc.status)
+    if isinstance(exc, ProtectedError | RestrictedError):
+        # Subclasses of IntegrityError, but no race: other rows still point at this one.
+        set_rollback()
+        message = "Other records still refer to this one; remove or reassign them first."
+        return error_response([{"code": "protected", "message": message, "field": None}], 409)
     if isinstance(exc, IntegrityError):
         # A racing request won a unique constraint that validation had checked: a conflict, not a crash.
         set_rollback()
@@ -57,6 +65,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
+    _record_refusal(exc, context)
     if isinstance(exc, exceptions.ValidationError):
         errors = flatten_errors(exc.detail)
     else:
@@ -64,3 +73,17 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
                    "message": str(exc.detail), "field": None}]
     response.data = {"errors": errors}
     return response
+
+
+def _record_refusal(exc: Exception, context: dict) -> None:
+    """Permission denials and failed authentications go to the audit ledger."""
+    if isinstance(exc, exceptions.PermissionDenied | Forbidden):
+        action = "permission_denied"
+    elif isinstance(exc, exceptions.AuthenticationFailed):
+        action = "authentication_failed"
+    else:
+        return
+    request = context.get("request")
+    detail = getattr(exc, "message", None) or str(getattr(exc, "detail", exc))
+    audit_record(action, context={"method": getattr(request, "method", ""), "path": getattr(request, "path", ""),
+                                  "reason": detail[:500]})

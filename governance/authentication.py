@@ -1,6 +1,8 @@
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework import authentication, exceptions
+from rest_framework import authentication, exceptions, permissions
 
+from governance.audit.context import actor_for
+from governance.audit.ledger import audit_record
 from governance.services import api_token_authenticate
 
 
@@ -18,6 +20,9 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         token = api_token_authenticate(header[1])
         if token is None:
             raise exceptions.AuthenticationFailed("The token is unknown, expired or revoked.")
+        if request.method not in permissions.SAFE_METHODS:
+            audit_record("token_used", obj=token, actor=actor_for(request, token.user, token),
+                         context={"method": request.method, "path": request.path})
         return token.user, token
 
     def authenticate_header(self, request) -> str:

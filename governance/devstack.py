@@ -63,6 +63,14 @@ def embedded_redis(db_file: Path) -> Iterator[str]:
             server.shutdown(save=True)
 
 
+@contextlib.contextmanager
+def scratch_directory(prefix: str) -> Iterator[Path]:
+    """A temporary directory the embedded PostgreSQL's own system user can enter (run as root, it is not root)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as name:
+        os.chmod(name, 0o755)  # noqa: S103 (holds only the scratch database of a test run)
+        yield Path(name)
+
+
 def loopback_listens(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
@@ -77,6 +85,18 @@ def secret_key() -> str:
         path.write_text(secrets.token_urlsafe(50))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def audit_key_file() -> Path:
+    """The Ed25519 key signing audit checkpoints, generated once and kept under data/."""
+    path = DATA_DIR / "audit-signing-key.pem"
+    if not path.exists():
+        from governance.audit.signing import generate_private_key_pem
+
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(generate_private_key_pem())
+        path.chmod(0o600)
+    return path
 
 
 def manage(env: dict, *args: str) -> None:
@@ -94,6 +114,8 @@ def run(port: int) -> int:
             "SECRET_KEY": os.environ.get("SECRET_KEY") or secret_key(),
             "CELERY_BEAT_SCHEDULE_FILENAME": str(DATA_DIR / "beat-schedule"),
         }
+        if not env.get("AUDIT_SIGNING_KEY"):
+            env.setdefault("AUDIT_SIGNING_KEY_FILE", str(audit_key_file()))
         manage(env, "migrate", "--no-input")
         manage(env, "seed_demo", "--password", DEMO_PASSWORD)
         celery = [PYTHON, "-m", "celery", "-A", "governance"]
@@ -138,14 +160,14 @@ def test(pytest_args: list[str]) -> int:
                 env["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/changeboard"
             else:
                 log("no PostgreSQL on 127.0.0.1:5432: starting an embedded one for this run")
-                scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="changeboard-pg-")))
+                scratch = Path(stack.enter_context(scratch_directory("changeboard-pg-")))
                 env["DATABASE_URL"] = stack.enter_context(embedded_postgres(scratch / "pgdata", "changeboard"))
         if not env.get("REDIS_URL"):
             if loopback_listens(6379):
                 env["REDIS_URL"] = "redis://127.0.0.1:6379/0"
             else:
                 log("no Redis on 127.0.0.1:6379: starting an embedded one for this run")
-                scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="changeboard-redis-")))
+                scratch = Path(stack.enter_context(scratch_directory("changeboard-redis-")))
                 env["REDIS_URL"] = stack.enter_context(embedded_redis(scratch / "redis.db"))
         log(f"testing against {_redacted(env['DATABASE_URL'])} and {_redacted(env['REDIS_URL'])}")
         try:

@@ -1,5 +1,6 @@
 """Changeboard settings: one file, every value read from the environment (see README)."""
 
+import secrets
 from pathlib import Path
 
 import dj_database_url
@@ -11,10 +12,11 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is false")
-    SECRET_KEY = "insecure-development-key-only-used-with-debug-true"  # noqa: S105
+# Without SECRET_KEY, one-off management commands still run with a throw-away key; serving requests
+# refuses to start (governance/wsgi.py, asgi.py) and `check --deploy` fails.
+SECRET_KEY_IS_EPHEMERAL = not SECRET_KEY
+if SECRET_KEY_IS_EPHEMERAL:
+    SECRET_KEY = secrets.token_urlsafe(50)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -47,6 +49,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "governance.audit.context.AuditContextMiddleware",
 ]
 
 ROOT_URLCONF = "governance.urls"
@@ -86,6 +89,8 @@ AUTHENTICATION_BACKENDS = [
     "guardian.backends.ObjectPermissionBackend",
 ]
 GUARDIAN_RAISE_403 = True
+# Object permissions are for signed-in people only: no AnonymousUser row in the user table.
+ANONYMOUS_USER_NAME = None
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -127,6 +132,11 @@ CELERY_BEAT_SCHEDULE_FILENAME = env_str("CELERY_BEAT_SCHEDULE_FILENAME", str(BAS
 # Every periodic job is declared here and nowhere else.
 CELERY_BEAT_SCHEDULE = {
     "expire-sessions": {"task": "governance.tasks.sessions_clear_expired", "schedule": 3600.0},
+    "audit-seal": {"task": "governance.tasks.audit_seal_pending", "schedule": env_int("AUDIT_SEAL_SECONDS", 5)},
+    "audit-checkpoint": {
+        "task": "governance.tasks.audit_checkpoint",
+        "schedule": env_int("AUDIT_CHECKPOINT_SECONDS", 600),
+    },
 }
 
 REST_FRAMEWORK = {
@@ -155,6 +165,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+# The Ed25519 key that signs audit checkpoints: PEM or base64 seed in AUDIT_SIGNING_KEY, or a PEM file.
+AUDIT_SIGNING_KEY = env_str("AUDIT_SIGNING_KEY", "")
+AUDIT_SIGNING_KEY_FILE = env_str("AUDIT_SIGNING_KEY_FILE", "")
+# Trust X-Forwarded-For for the client address recorded in the ledger (only behind your own proxy).
+USE_X_FORWARDED_FOR = env_bool("USE_X_FORWARDED_FOR", False)
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "changeboard@localhost")

@@ -8,6 +8,7 @@ from governance import views
 
 api_v1 = [
     path("", include("cmdb.api.urls")),
+    path("", include("governance.api.urls")),
 ]
 
 urlpatterns = [
@@ -17,6 +18,9 @@ urlpatterns = [
     path("healthz", views.health, name="health"),
     path("tokens/", views.token_list, name="token_list"),
     path("tokens/<int:pk>/revoke/", views.token_revoke, name="token_revoke"),
+    path("audit/", views.audit_search, name="audit_search"),
+    path("audit/key/", views.audit_public_key, name="audit_public_key"),
+    path("audit/history/<str:object_type>/<str:object_id>/", views.object_history, name="audit_object_history"),
     path("cmdb/", include("cmdb.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),

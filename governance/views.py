@@ -1,14 +1,26 @@
+import csv
+import json
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.db import connection
-from django.http import JsonResponse
+from django.http import JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from governance import selectors
+from governance.audit import signing
+from governance.audit.ledger import audit_record
 from governance.errors import DomainError
+from governance.filters import AuditEventFilter
 from governance.forms import ApiTokenForm
 from governance.models import ApiToken
+from governance.permissions import can_export_ledger, can_read_history, can_read_ledger
 from governance.services import api_token_create, api_token_revoke
+
+HISTORY_LIMIT = 100
 
 
 @login_required
@@ -52,3 +64,65 @@ def health(request):
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"status": "ok"})
+
+
+@login_required
+def audit_search(request):
+    """Search the ledger by actor, object, action and time; `?format=csv` exports the result."""
+    if not can_read_ledger(request.user):
+        raise PermissionDenied("The audit ledger is open to auditors and administrators.")
+    filterset = AuditEventFilter(request.GET or None, queryset=selectors.audit_events())
+    events = filterset.qs  # invalid filters are shown as form errors and left out
+    if request.GET.get("format") == "csv":
+        return _export_csv(request, filterset, events)
+    page = Paginator(events, 50).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    latest = selectors.audit_checkpoints().first()
+    return render(request, "governance/audit_search.html", {
+        "filter": filterset, "page": page, "query": query.urlencode(), "checkpoint": latest,
+        "can_export": can_export_ledger(request.user),
+    })
+
+
+def _export_csv(request, filterset, events):
+    if not can_export_ledger(request.user):
+        raise PermissionDenied("Exporting audit evidence needs the export permission.")
+    count = events.count()
+    audit_record("export", object_type="governance.auditevent", object_label="audit ledger (CSV)",
+                 context={"filters": {k: v for k, v in filterset.data.items() if k not in ("format", "page")},
+                          "events": count})
+    columns = ["seq", "occurred_at", "actor_kind", "actor_name", "action", "object_type", "object_id",
+               "object_label", "changes", "request_id", "client_ip", "prev_hash", "hash"]
+    writer = csv.writer(_Echo())
+
+    def rows():
+        yield writer.writerow(columns)
+        for event in events.order_by("seq").values_list(*columns).iterator(chunk_size=2000):
+            yield writer.writerow([json.dumps(v, sort_keys=True) if isinstance(v, dict) else v for v in event])
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv")
+    response["Content-Disposition"] = 'attachment; filename="changeboard-audit.csv"'
+    return response
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+@login_required
+def object_history(request, object_type: str, object_id: str):
+    """One object's timeline with its diffs; htmx loads it into the object's own page."""
+    if not can_read_history(request.user, object_type):
+        raise PermissionDenied("You may not read the history of this object.")
+    events = list(selectors.object_history(object_type, object_id)[:HISTORY_LIMIT])
+    template = "governance/_history.html" if request.htmx else "governance/object_history.html"
+    return render(request, template, {"events": events, "object_type": object_type, "object_id": object_id,
+                                      "limit": HISTORY_LIMIT})
+
+
+@login_required
+def audit_public_key(request):
+    return render(request, "governance/audit_key.html", {"key": signing.public_key_document(),
+                                                          "checkpoint": selectors.audit_checkpoints().first()})

@@ -91,7 +91,8 @@ def celery_worker_process(transactional_db):
            "DATABASE_URL": database_url_of(connection.settings_dict), "REDIS_URL": settings.REDIS_URL}
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "governance", "worker", "-P", "solo", "--hostname", hostname,
-         "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "--without-gossip", "--without-mingle", "--loglevel", "WARNING"],
+         "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "--without-gossip", "--without-mingle", "--loglevel", "WARNING",
+         "--include", "tests.worker_tasks"],
         env=env, cwd=settings.BASE_DIR,
     )
     try:

@@ -1,5 +1,6 @@
 """Production settings with what a test run needs: a fixed key, plain HTTP, fast hashing, plain static."""
 
+import base64
 import os
 import uuid
 
@@ -7,6 +8,8 @@ os.environ.setdefault("SECRET_KEY", "test-only-key-never-used-outside-the-test-s
 for name in ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
     os.environ.setdefault(name, "false")
 os.environ.setdefault("SECURE_HSTS_SECONDS", "0")
+# A signing key for this run only, inherited by the processes the tests start.
+os.environ.setdefault("AUDIT_SIGNING_KEY", base64.b64encode(os.urandom(32)).decode())
 # A queue of this run's own, inherited by the workers the tests start, so no other worker takes its tasks.
 os.environ.setdefault("CELERY_QUEUE", f"changeboard-test-{uuid.uuid4().hex[:8]}")
 

@@ -1,6 +1,7 @@
 from rest_framework import serializers
+from rest_framework.validators import UniqueValidator
 
-from cmdb.models import ConfigurationItem, Environment, Relationship, Team
+from cmdb.models import ConfigurationItem, Environment, Relationship, Team, name_validator
 from governance.serializers import ModelRulesSerializer
 
 
@@ -34,11 +35,29 @@ class ConfigurationItemSerializer(ModelRulesSerializer):
             "tags", "sox_scoped", "phi", "pci", "description", "attributes", "created_at", "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
+        # The database's unique index is on lower(name); without this its violation names no field.
+        extra_kwargs = {"name": {"validators": [name_validator, UniqueValidator(
+            ConfigurationItem.objects.all(), lookup="iexact",
+            message="A configuration item with this name already exists (names ignore case).",
+        )]}}
+
+
+class CINameField(serializers.SlugRelatedField):
+    """A CI given by its name, whatever the case: names identify CIs ignoring case (ci_name_unique_ci)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(slug_field="name", queryset=ConfigurationItem.objects.all(), **kwargs)
+
+    def to_internal_value(self, data):
+        try:
+            return self.get_queryset().get(name__iexact=str(data))
+        except ConfigurationItem.DoesNotExist:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=str(data))
 
 
 class RelationshipSerializer(ModelRulesSerializer):
-    source = serializers.SlugRelatedField(slug_field="name", queryset=ConfigurationItem.objects.all())
-    target = serializers.SlugRelatedField(slug_field="name", queryset=ConfigurationItem.objects.all())
+    source = CINameField()
+    target = CINameField()
     type = serializers.ChoiceField(source="rel_type", choices=Relationship._meta.get_field("rel_type").choices)
 
     class Meta:

@@ -17,10 +17,11 @@ from cmdb.api.serializers import (
 from cmdb.filters import ConfigurationItemFilter, EnvironmentFilter, RelationshipFilter
 from cmdb.permissions import (
     can_add_ci,
+    can_add_relationship,
     can_change_ci,
     can_change_relationship,
     can_delete_ci,
-    can_manage_team_cis,
+    can_import,
     can_view_cmdb,
 )
 from cmdb.services import ImportRecord, inventory_from_document, inventory_import, inventory_parse
@@ -127,15 +128,17 @@ class RelationshipViewSet(viewsets.ModelViewSet):
     ordering_fields = ["created_at"]
 
     def perform_create(self, serializer):
-        source = serializer.validated_data["source"]
-        if not (self.request.user.has_perm("cmdb.add_relationship")
-                or can_manage_team_cis(self.request.user, source.owner_team)):
+        if not can_add_relationship(self.request.user, serializer.validated_data["source"]):
             raise Forbidden("You may not add relationships to this CI.", field="source")
         serializer.save()
 
     def perform_update(self, serializer):
-        if not can_change_relationship(self.request.user, serializer.instance):
+        user, new_source = self.request.user, serializer.validated_data.get("source")
+        if not can_change_relationship(user, serializer.instance):
             raise Forbidden("You may not change this relationship.")
+        if new_source is not None and new_source != serializer.instance.source and not can_add_relationship(
+                user, new_source):
+            raise Forbidden("You may not move relationships to this CI.", field="source")
         serializer.save()
 
     def perform_destroy(self, instance):
@@ -151,6 +154,8 @@ class InventoryImportView(APIView):
 
     @extend_schema(request=None, responses={200: ImportResultSerializer})
     def post(self, request):
+        if not can_import(request.user):  # before reading the upload: refuse strangers without parsing
+            raise Forbidden("Importing into the CMDB needs permission to add and change CIs and relationships.")
         records: list[ImportRecord] = []
         if request.content_type.startswith("multipart/"):
             uploads = request.FILES.getlist("files")

@@ -2,25 +2,32 @@
 
 import dj_database_url
 import psycopg
+import pytest
 import redis
 
-from governance.devstack import _redacted, embedded_postgres, embedded_redis
+from governance.devstack import _redacted, embedded_postgres, embedded_redis, scratch_directory
 
 
-def test_embedded_postgresql_serves_the_named_database_and_keeps_its_data(tmp_path):
-    with embedded_postgres(tmp_path / "pg", "changeboard") as url:
+@pytest.fixture
+def scratch():
+    with scratch_directory("changeboard-test-") as path:
+        yield path
+
+
+def test_embedded_postgresql_serves_the_named_database_and_keeps_its_data(scratch):
+    with embedded_postgres(scratch / "pg", "changeboard") as url:
         params = dj_database_url.parse(url)
         with psycopg.connect(host=params["HOST"], user=params["USER"], dbname=params["NAME"], autocommit=True) as c:
             c.execute("CREATE TABLE kept (value text)")
             c.execute("INSERT INTO kept VALUES ('still here')")
-    with embedded_postgres(tmp_path / "pg", "changeboard") as url:  # a second run reuses the data folder
+    with embedded_postgres(scratch / "pg", "changeboard") as url:  # a second run reuses the data folder
         params = dj_database_url.parse(url)
         with psycopg.connect(host=params["HOST"], user=params["USER"], dbname=params["NAME"]) as c:
             assert c.execute("SELECT value FROM kept").fetchone() == ("still here",)
 
 
-def test_embedded_redis_answers_on_its_socket(tmp_path):
-    with embedded_redis(tmp_path / "redis.db") as url:
+def test_embedded_redis_answers_on_its_socket(scratch):
+    with embedded_redis(scratch / "redis.db") as url:
         assert url.startswith("redis+socket://")
         client = redis.Redis(unix_socket_path=url.removeprefix("redis+socket://"))
         assert client.ping()

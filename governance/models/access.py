@@ -1,4 +1,4 @@
-"""Access plumbing owned by governance: API tokens for people and service accounts."""
+"""Access: API tokens for people and service accounts."""
 
 from django.conf import settings
 from django.db import models

@@ -1,0 +1,1 @@
+"""The audit ledger: capture (database triggers and explicit events), sealing, checkpoints, verification."""

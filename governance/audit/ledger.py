@@ -1,0 +1,187 @@
+"""The ledger: recording explicit events, sealing captures into the hash chain, checkpoints, verification.
+
+Sealing happens after the audited transactions commit, in a transaction of its own that holds an
+advisory lock, so audited writes never wait on each other for the chain (see governance.audit.capture).
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from governance.audit import signing
+from governance.audit.context import Actor, current_actor
+from governance.models import AuditCapture, AuditCheckpoint, AuditEvent
+
+GENESIS_HASH = "0" * 64
+SEAL_LOCK_KEY = 7_236_555_420_961_357_651  # pg advisory lock held by the one sealer at work
+SEAL_BATCH = 5000
+EVENT_FIELDS = (
+    "occurred_at", "actor_kind", "actor_id", "actor_name", "token_id", "action", "object_type", "object_id",
+    "object_label", "changes", "request_id", "client_ip", "context",
+)
+
+
+def canonical_event(seq: int, values: dict[str, Any]) -> bytes:
+    """The bytes an event's hash covers: its fields as JSON with sorted keys and no spaces, UTF-8.
+
+    Times are ISO 8601 in UTC with microseconds. Anyone can recompute this from an export.
+    """
+    document = {name: values[name] for name in EVENT_FIELDS}
+    document["seq"] = seq
+    document["occurred_at"] = values["occurred_at"].astimezone(UTC).isoformat(timespec="microseconds")
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def event_hash(prev_hash: str, seq: int, values: dict[str, Any]) -> str:
+    return hashlib.sha256(prev_hash.encode() + b"\n" + canonical_event(seq, values)).hexdigest()
+
+
+def audit_record(action: str, *, obj=None, object_type: str = "", object_id: str = "", object_label: str = "",
+                 changes: dict | None = None, context: dict | None = None, actor: Actor | None = None
+                 ) -> AuditCapture:
+    """Record an event that is not a row write (a login, a denial, an export, a gate decision).
+
+    It joins the caller's transaction: if that rolls back, the event was never recorded.
+    """
+    if obj is not None:
+        object_type = object_type or obj._meta.label_lower
+        object_id = object_id or str(obj.pk)
+        object_label = object_label or str(obj)
+    actor = actor or current_actor()
+    return AuditCapture.objects.create(
+        occurred_at=timezone.now(), actor_kind=actor.kind, actor_id=actor.user_id, actor_name=actor.name,
+        token_id=actor.token_id, action=action, object_type=object_type, object_id=object_id,
+        object_label=object_label[:300], changes=changes or {}, request_id=actor.request_id,
+        client_ip=actor.client_ip, context={**actor.context, **(context or {})},
+    )
+
+
+def audit_seal(*, wait: bool = True, batch: int = SEAL_BATCH) -> int:
+    """Move committed captures into the ledger, chained in order; returns how many were sealed.
+
+    With wait=False a sealer that finds another at work returns at once (the periodic task does that).
+    """
+    sealed = 0
+    while True:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT true FROM pg_advisory_xact_lock(%s)" if wait else "SELECT pg_try_advisory_xact_lock(%s)",
+                    [SEAL_LOCK_KEY],
+                )
+                if not cursor.fetchone()[0]:
+                    return sealed
+            captures = list(AuditCapture.objects.order_by("id").values("id", *EVENT_FIELDS)[:batch])
+            if not captures:
+                return sealed
+            head = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first() or (0, GENESIS_HASH)
+            seq, prev_hash = head
+            now = timezone.now()
+            events = []
+            for capture in captures:
+                seq += 1
+                values = {name: capture[name] for name in EVENT_FIELDS}
+                digest = event_hash(prev_hash, seq, values)
+                events.append(AuditEvent(seq=seq, sealed_at=now, prev_hash=prev_hash, hash=digest, **values))
+                prev_hash = digest
+            AuditEvent.objects.bulk_create(events)
+            AuditCapture.objects.filter(id__in=[c["id"] for c in captures]).delete()
+        sealed += len(captures)
+        if len(captures) < batch:
+            return sealed
+
+
+def checkpoint_message(seq: int, head_hash: str, created_at: datetime) -> bytes:
+    stamp = created_at.astimezone(UTC).isoformat(timespec="microseconds")
+    return f"changeboard-audit-checkpoint:v1:{seq}:{head_hash}:{stamp}".encode()
+
+
+def audit_checkpoint_create() -> AuditCheckpoint | None:
+    """Seal, then sign the head of the chain; None when the ledger is empty. Repeats nothing already signed."""
+    audit_seal()
+    head = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
+    if head is None:
+        return None
+    latest = AuditCheckpoint.objects.order_by("-seq", "-id").first()
+    if latest is not None and latest.seq == head[0]:
+        return latest
+    created_at = timezone.now()
+    key = signing.public_key()
+    return AuditCheckpoint.objects.create(
+        seq=head[0], head_hash=head[1], created_at=created_at, key_id=signing.key_id(key),
+        signature=signing.sign(checkpoint_message(head[0], head[1], created_at)),
+    )
+
+
+@dataclass
+class Verification:
+    """The outcome of walking the chain and the checkpoints; `problem` names the first break."""
+
+    events: int = 0
+    checkpoints: int = 0
+    head_seq: int = 0
+    head_hash: str = GENESIS_HASH
+    problem: str | None = None
+    pending: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def audit_verify(*, public_keys: list | None = None, chunk: int = 20000) -> Verification:
+    """Walk every event and every checkpoint; stop at the first broken link and say what is wrong."""
+    report = Verification(pending=AuditCapture.objects.count())
+    expected, prev_hash = 1, GENESIS_HASH
+    hashes_at: dict[int, str] = {}
+    checkpoints = list(AuditCheckpoint.objects.order_by("seq", "id"))
+    wanted = {c.seq for c in checkpoints}
+    rows = AuditEvent.objects.order_by("seq").values_list("seq", "prev_hash", "hash", *EVENT_FIELDS)
+    for seq, stored_prev, stored_hash, *values in rows.iterator(chunk_size=chunk):
+        if seq != expected:
+            report.problem = (
+                f"event #{expected} is missing: the ledger goes from #{expected - 1} to #{seq}"
+                if seq > expected else f"event #{seq} appears out of order after #{expected - 1}"
+            )
+            return report
+        if stored_prev != prev_hash:
+            report.problem = (
+                f"event #{seq} does not follow event #{seq - 1}: it names {stored_prev[:16]}… as the previous "
+                f"hash, but event #{seq - 1} hashes to {prev_hash[:16]}… (an event was inserted, removed or moved)"
+            )
+            return report
+        if event_hash(prev_hash, seq, dict(zip(EVENT_FIELDS, values, strict=True))) != stored_hash:
+            report.problem = f"event #{seq} was altered: its content no longer matches its hash"
+            return report
+        if seq in wanted:
+            hashes_at[seq] = stored_hash
+        prev_hash, expected = stored_hash, expected + 1
+        report.events += 1
+    report.head_seq, report.head_hash = expected - 1, prev_hash
+    report.problem = _verify_checkpoints(checkpoints, hashes_at, report.head_seq, public_keys)
+    report.checkpoints = len(checkpoints)
+    return report
+
+
+def _verify_checkpoints(checkpoints, hashes_at: dict[int, str], head_seq: int, public_keys) -> str | None:
+    if not checkpoints:
+        return None
+    keys = {signing.key_id(k): k for k in (public_keys if public_keys is not None else [signing.public_key()])}
+    for checkpoint in checkpoints:
+        name = f"checkpoint {checkpoint.pk} (event #{checkpoint.seq}, signed {checkpoint.created_at:%Y-%m-%d %H:%M:%S})"
+        key = keys.get(checkpoint.key_id)
+        if key is None:
+            return f"{name} was signed by key {checkpoint.key_id[:16]}…, which is not a trusted key"
+        message = checkpoint_message(checkpoint.seq, checkpoint.head_hash, checkpoint.created_at)
+        if not signing.signature_valid(key, message, checkpoint.signature):
+            return f"{name} has an invalid signature: the checkpoint itself was altered"
+        if checkpoint.seq > head_seq:
+            return f"{name} covers event #{checkpoint.seq}, but the ledger ends at #{head_seq}: events were removed"
+        if hashes_at.get(checkpoint.seq) != checkpoint.head_hash:
+            return f"{name} does not match event #{checkpoint.seq}: the ledger up to it was rewritten"
+    return None

@@ -1,0 +1,22 @@
+"""Filters shared by the audit search page, its export and the ledger API."""
+
+import django_filters
+
+from governance.models import AuditEvent
+from governance.models.audit import ActorKind
+
+
+class AuditEventFilter(django_filters.FilterSet):
+    actor = django_filters.CharFilter(field_name="actor_name", lookup_expr="iexact", label="Actor")
+    actor_kind = django_filters.ChoiceFilter(choices=ActorKind.choices, label="Actor kind")
+    action = django_filters.CharFilter(label="Action")
+    object_type = django_filters.CharFilter(label="Object type", help_text="e.g. cmdb.configurationitem")
+    object_id = django_filters.CharFilter(label="Object id")
+    object = django_filters.CharFilter(field_name="object_label", lookup_expr="icontains", label="Object name")
+    since = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte", label="From")
+    until = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt", label="Until")
+    request_id = django_filters.CharFilter(label="Request id")
+
+    class Meta:
+        model = AuditEvent
+        fields = []
