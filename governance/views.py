@@ -1,18 +1,19 @@
 import csv
-import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connection
+from django.db.models.expressions import RawSQL
 from django.http import JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_http_methods, require_POST
 
 from governance import selectors
 from governance.audit import signing
-from governance.audit.ledger import audit_record
+from governance.audit.ledger import CANONICAL_COLUMNS, EVENT_FIELDS, audit_record
 from governance.errors import DomainError
 from governance.filters import AuditEventFilter
 from governance.forms import ApiTokenForm
@@ -73,16 +74,23 @@ def audit_search(request):
         raise PermissionDenied("The audit ledger is open to auditors and administrators.")
     filterset = AuditEventFilter(request.GET or None, queryset=selectors.audit_events())
     events = filterset.qs  # invalid filters are shown as form errors and left out
+    status = 200
     if request.GET.get("format") == "csv":
-        return _export_csv(request, filterset, events)
+        if not can_export_ledger(request.user):
+            raise PermissionDenied("Exporting audit evidence needs the export permission.")
+        if filterset.is_valid():
+            return _export_csv(request, filterset, events)
+        # Leaving an invalid filter out would export more than was asked for: show the errors instead.
+        status = 400
     page = Paginator(events, 50).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
+    query.pop("format", None)
     latest = selectors.audit_checkpoints().first()
     return render(request, "governance/audit_search.html", {
         "filter": filterset, "page": page, "query": query.urlencode(), "checkpoint": latest,
         "can_export": can_export_ledger(request.user),
-    })
+    }, status=status)
 
 
 def _export_csv(request, filterset, events):
@@ -92,14 +100,16 @@ def _export_csv(request, filterset, events):
     audit_record("export", object_type="governance.auditevent", object_label="audit ledger (CSV)",
                  context={"filters": {k: v for k, v in filterset.data.items() if k not in ("format", "page")},
                           "events": count})
-    columns = ["seq", "occurred_at", "actor_kind", "actor_name", "action", "object_type", "object_id",
-               "object_label", "changes", "request_id", "client_ip", "prev_hash", "hash"]
+    # Every field the hash covers, as the very text it covers, so anyone can recompute the chain from the file.
+    texts = {f"canonical_{name}": RawSQL(expression, ()) for name, expression in zip(  # noqa: S611 (constant SQL)
+        EVENT_FIELDS, CANONICAL_COLUMNS, strict=True)}
     writer = csv.writer(_Echo())
 
     def rows():
-        yield writer.writerow(columns)
-        for event in events.order_by("seq").values_list(*columns).iterator(chunk_size=2000):
-            yield writer.writerow([json.dumps(v, sort_keys=True) if isinstance(v, dict) else v for v in event])
+        yield writer.writerow(["seq", *EVENT_FIELDS, "prev_hash", "hash"])
+        exported = events.order_by("seq").annotate(**texts).values_list("seq", *texts, "prev_hash", "hash")
+        for row in exported.iterator(chunk_size=2000):
+            yield writer.writerow(row)
 
     response = StreamingHttpResponse(rows(), content_type="text/csv")
     response["Content-Disposition"] = 'attachment; filename="changeboard-audit.csv"'
@@ -118,8 +128,11 @@ def object_history(request, object_type: str, object_id: str):
         raise PermissionDenied("You may not read the history of this object.")
     events = list(selectors.object_history(object_type, object_id)[:HISTORY_LIMIT])
     template = "governance/_history.html" if request.htmx else "governance/object_history.html"
-    return render(request, template, {"events": events, "object_type": object_type, "object_id": object_id,
-                                      "limit": HISTORY_LIMIT})
+    response = render(request, template, {"events": events, "object_type": object_type, "object_id": object_id,
+                                          "limit": HISTORY_LIMIT})
+    # The panel and the page share a URL: a cache must not hand one out for the other.
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 @login_required

@@ -1,3 +1,5 @@
+from datetime import UTC
+
 from rest_framework import serializers
 
 from governance.models import AuditCheckpoint, AuditEvent
@@ -13,7 +15,20 @@ class AuditEventSerializer(serializers.ModelSerializer):
         ]
 
 
+class SignedTimeField(serializers.DateTimeField):
+    """A time written exactly as a checkpoint signature covers it: ISO 8601 in UTC, microseconds, +00:00.
+
+    DRF's default ("...Z", microseconds dropped when zero) is ISO 8601 too, but not the signed text, so an
+    auditor who joined the fields as the message format says would fail to verify a good signature.
+    """
+
+    def to_representation(self, value):
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
 class AuditCheckpointSerializer(serializers.ModelSerializer):
+    created_at = SignedTimeField(read_only=True)
+
     class Meta:
         model = AuditCheckpoint
         fields = ["id", "seq", "head_hash", "created_at", "key_id", "signature"]

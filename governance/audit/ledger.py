@@ -5,10 +5,10 @@ advisory lock, so audited writes never wait on each other for the chain (see gov
 """
 
 import hashlib
-import json
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -24,21 +24,29 @@ EVENT_FIELDS = (
     "occurred_at", "actor_kind", "actor_id", "actor_name", "token_id", "action", "object_type", "object_id",
     "object_label", "changes", "request_id", "client_ip", "context",
 )
+# Each field as the text the hash covers, produced by PostgreSQL so that sealing, verifying and an
+# export all read the same bytes without parsing JSON: times in UTC with microseconds, absent ids as
+# empty text, JSON as PostgreSQL's jsonb text (deterministic for a given value).
+CANONICAL_COLUMNS = (
+    """to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')""",
+    "actor_kind", "coalesce(actor_id::text, '')", "actor_name", "coalesce(token_id::text, '')", "action",
+    "object_type", "object_id", "object_label", "changes::text", "request_id", "client_ip", "context::text",
+)
+_SELECT_TEXTS = ", ".join(CANONICAL_COLUMNS)
 
 
-def canonical_event(seq: int, values: dict[str, Any]) -> bytes:
-    """The bytes an event's hash covers: its fields as JSON with sorted keys and no spaces, UTF-8.
-
-    Times are ISO 8601 in UTC with microseconds. Anyone can recompute this from an export.
+def canonical_event(seq: int, texts: Sequence[str]) -> bytes:
+    """The bytes an event's hash covers: seq and the fields of EVENT_FIELDS as netstrings (`len:text,`,
+    the length in UTF-8 bytes). Length prefixes make the encoding unambiguous whatever the fields hold.
     """
-    document = {name: values[name] for name in EVENT_FIELDS}
-    document["seq"] = seq
-    document["occurred_at"] = values["occurred_at"].astimezone(UTC).isoformat(timespec="microseconds")
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return "".join(
+        [f"{len(t) if t.isascii() else len(t.encode())}:{t}," for t in (str(seq), *texts)]
+    ).encode()
 
 
-def event_hash(prev_hash: str, seq: int, values: dict[str, Any]) -> str:
-    return hashlib.sha256(prev_hash.encode() + b"\n" + canonical_event(seq, values)).hexdigest()
+def event_hash(prev_hash: str, seq: int, texts: Sequence[str]) -> str:
+    """SHA-256 over the previous event's hash, a newline, and this event's canonical bytes."""
+    return hashlib.sha256(prev_hash.encode() + b"\n" + canonical_event(seq, texts)).hexdigest()
 
 
 def audit_record(action: str, *, obj=None, object_type: str = "", object_id: str = "", object_label: str = "",
@@ -68,32 +76,46 @@ def audit_seal(*, wait: bool = True, batch: int = SEAL_BATCH) -> int:
     """
     sealed = 0
     while True:
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT true FROM pg_advisory_xact_lock(%s)" if wait else "SELECT pg_try_advisory_xact_lock(%s)",
-                    [SEAL_LOCK_KEY],
-                )
-                if not cursor.fetchone()[0]:
-                    return sealed
-            captures = list(AuditCapture.objects.order_by("id").values("id", *EVENT_FIELDS)[:batch])
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT true FROM pg_advisory_xact_lock(%s)" if wait else "SELECT pg_try_advisory_xact_lock(%s)",
+                [SEAL_LOCK_KEY],
+            )
+            if not cursor.fetchone()[0]:
+                return sealed
+            cursor.execute(
+                f"SELECT id, {_SELECT_TEXTS} FROM governance_auditcapture ORDER BY id LIMIT %s",  # noqa: S608 (constant columns)
+                [batch],
+            )
+            captures = cursor.fetchall()
             if not captures:
                 return sealed
-            head = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first() or (0, GENESIS_HASH)
-            seq, prev_hash = head
-            now = timezone.now()
-            events = []
-            for capture in captures:
-                seq += 1
-                values = {name: capture[name] for name in EVENT_FIELDS}
-                digest = event_hash(prev_hash, seq, values)
-                events.append(AuditEvent(seq=seq, sealed_at=now, prev_hash=prev_hash, hash=digest, **values))
-                prev_hash = digest
-            AuditEvent.objects.bulk_create(events)
-            AuditCapture.objects.filter(id__in=[c["id"] for c in captures]).delete()
+            cursor.execute("SELECT seq, hash FROM governance_auditevent ORDER BY seq DESC LIMIT 1")
+            seq, prev_hash = cursor.fetchone() or (0, GENESIS_HASH)
+            sealed_at = timezone.now()
+            columns = ", ".join(("seq", "sealed_at", "prev_hash", "hash", *EVENT_FIELDS))
+            with cursor.copy(f"COPY governance_auditevent ({columns}) FROM STDIN") as copy:
+                for _, *texts in captures:
+                    seq += 1
+                    digest = event_hash(prev_hash, seq, texts)
+                    copy.write_row((seq, sealed_at, prev_hash, digest, *_nulls(texts)))
+                    prev_hash = digest
+            cursor.execute("DELETE FROM governance_auditcapture WHERE id = ANY(%s)", [[c[0] for c in captures]])
         sealed += len(captures)
         if len(captures) < batch:
             return sealed
+
+
+def _nulls(texts: Sequence[str]) -> list[str | None]:
+    """The canonical texts as column values: the empty text of an absent id is NULL again."""
+    values: list[str | None] = list(texts)
+    for index in _NULLABLE:
+        if values[index] == "":
+            values[index] = None
+    return values
+
+
+_NULLABLE = (EVENT_FIELDS.index("actor_id"), EVENT_FIELDS.index("token_id"))
 
 
 def checkpoint_message(seq: int, head_hash: str, created_at: datetime) -> bytes:
@@ -138,34 +160,51 @@ def audit_verify(*, public_keys: list | None = None, chunk: int = 20000) -> Veri
     """Walk every event and every checkpoint; stop at the first broken link and say what is wrong."""
     report = Verification(pending=AuditCapture.objects.count())
     expected, prev_hash = 1, GENESIS_HASH
-    hashes_at: dict[int, str] = {}
     checkpoints = list(AuditCheckpoint.objects.order_by("seq", "id"))
     wanted = {c.seq for c in checkpoints}
-    rows = AuditEvent.objects.order_by("seq").values_list("seq", "prev_hash", "hash", *EVENT_FIELDS)
-    for seq, stored_prev, stored_hash, *values in rows.iterator(chunk_size=chunk):
-        if seq != expected:
-            report.problem = (
-                f"event #{expected} is missing: the ledger goes from #{expected - 1} to #{seq}"
-                if seq > expected else f"event #{seq} appears out of order after #{expected - 1}"
-            )
-            return report
-        if stored_prev != prev_hash:
-            report.problem = (
-                f"event #{seq} does not follow event #{seq - 1}: it names {stored_prev[:16]}… as the previous "
-                f"hash, but event #{seq - 1} hashes to {prev_hash[:16]}… (an event was inserted, removed or moved)"
-            )
-            return report
-        if event_hash(prev_hash, seq, dict(zip(EVENT_FIELDS, values, strict=True))) != stored_hash:
-            report.problem = f"event #{seq} was altered: its content no longer matches its hash"
-            return report
-        if seq in wanted:
-            hashes_at[seq] = stored_hash
-        prev_hash, expected = stored_hash, expected + 1
-        report.events += 1
+    hashes_at: dict[int, str] = {}
+    # A server-side cursor streams the ledger in chunks, whatever its size.
+    connection.ensure_connection()
+    # A server-side cursor streams the ledger in chunks; a thread fetches the next chunk while this one
+    # is hashed, so PostgreSQL's work and ours overlap.
+    with (transaction.atomic(), connection.connection.cursor(name="audit_verify") as cursor,
+          ThreadPoolExecutor(max_workers=1) as fetcher):
+        cursor.execute(
+            f"SELECT seq, prev_hash, hash, {_SELECT_TEXTS} FROM governance_auditevent ORDER BY seq"  # noqa: S608
+        )
+        pending = fetcher.submit(cursor.fetchmany, chunk)
+        while rows := pending.result():
+            pending = fetcher.submit(cursor.fetchmany, chunk)
+            for seq, stored_prev, stored_hash, *texts in rows:
+                if seq != expected or stored_prev != prev_hash:
+                    problem = _link_problem(seq, expected, stored_prev, prev_hash)
+                elif event_hash(prev_hash, seq, texts) != stored_hash:
+                    problem = f"event #{seq} was altered: its content no longer matches its hash"
+                else:
+                    problem = None
+                if problem:
+                    report.problem = problem
+                    pending.result()
+                    return report
+                if seq in wanted:
+                    hashes_at[seq] = stored_hash
+                prev_hash, expected = stored_hash, expected + 1
+            report.events += len(rows)
     report.head_seq, report.head_hash = expected - 1, prev_hash
     report.problem = _verify_checkpoints(checkpoints, hashes_at, report.head_seq, public_keys)
     report.checkpoints = len(checkpoints)
     return report
+
+
+def _link_problem(seq: int, expected: int, stored_prev: str, prev_hash: str) -> str:
+    if seq > expected:
+        return f"event #{expected} is missing: the ledger goes from #{expected - 1} to #{seq}"
+    if seq < expected:
+        return f"event #{seq} appears out of order after #{expected - 1}"
+    return (
+        f"event #{seq} does not follow event #{seq - 1}: it names {stored_prev[:16]}… as the previous "
+        f"hash, but event #{seq - 1} hashes to {prev_hash[:16]}… (an event was inserted, removed or moved)"
+    )
 
 
 def _verify_checkpoints(checkpoints, hashes_at: dict[int, str], head_seq: int, public_keys) -> str | None:
