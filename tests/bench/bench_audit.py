@@ -96,13 +96,15 @@ def client(args) -> int:
 
 
 def sealer(stop) -> None:
+    """Seal on the schedule beat keeps in production (AUDIT_SEAL_SECONDS)."""
+    from django.conf import settings
     from django.db import connection
 
     from governance.audit.ledger import audit_seal
 
-    while not stop.is_set():
+    interval = settings.CELERY_BEAT_SCHEDULE["audit-seal"]["schedule"]
+    while not stop.wait(interval):
         audit_seal(wait=False)
-        stop.wait(1.0)
     connection.close()
 
 
