@@ -87,5 +87,7 @@ def public_key_document() -> dict[str, str]:
         "algorithm": "Ed25519",
         "key_id": key_id(key),
         "public_key_pem": public_key_pem(key),
-        "message_format": "changeboard-audit-checkpoint:v1:{seq}:{head_hash}:{created_at as YYYY-MM-DDTHH:MM:SS.ffffff+00:00}",
+        "message_format": (
+            "changeboard-audit-checkpoint:v1:{seq}:{head_hash}:{created_at as YYYY-MM-DDTHH:MM:SS.ffffff+00:00}"
+        ),
     }
