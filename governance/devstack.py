@@ -121,6 +121,7 @@ def run(port: int) -> int:
             env.setdefault("AUDIT_SIGNING_KEY_FILE", str(audit_key_file()))
         manage(env, "migrate", "--no-input")
         manage(env, "seed_demo", "--password", DEMO_PASSWORD)
+        manage(env, "audit_checkpoint")
         celery = [PYTHON, "-m", "celery", "-A", "governance"]
         commands = {
             "web": [PYTHON, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
@@ -135,6 +136,7 @@ def run(port: int) -> int:
         try:
             while all(p.poll() is None for p in processes.values()):
                 time.sleep(0.5)
+            time.sleep(1)  # Ctrl-C reaches the children and this process together: let ours arrive
         except KeyboardInterrupt:
             log("stopping")
             return 0

@@ -9,6 +9,7 @@ survives connection poolers. Base64 has no `*`, so the comment cannot be closed 
 import base64
 import contextlib
 import json
+import os
 import re
 import sys
 import uuid
@@ -43,7 +44,7 @@ _source: ContextVar[Any] = ContextVar("changeboard_audit_source", default=None)
 
 
 def _default_actor() -> Actor:
-    command = " ".join(sys.argv[:2]) if sys.argv else "changeboard"
+    command = " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:2]]) if sys.argv else "changeboard"
     return Actor(kind=ActorKind.SYSTEM, name=command[:200])
 
 

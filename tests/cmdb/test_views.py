@@ -27,7 +27,7 @@ def listed(response) -> list[str]:
 def impact_rows(response, heading: str) -> list[tuple[str, int, str]]:
     """(name, depth, path) of each row of the Dependents or Dependencies table of a detail page."""
     html = response.content.decode()
-    section = html.split(f"<h3>{heading}</h3>", 1)[1].split("</table>", 1)[0]
+    section = html.split(f'id="{heading.lower()}"', 1)[1].split("</table>", 1)[0]
     rows = re.findall(r'<tr><td><a href="[^"]+">([^<]+)</a></td>.*?<td>(\d+)</td><td class="path">([^<]*)</td></tr>',
                       section)
     return [(name, int(depth), path) for name, depth, path in rows]

@@ -196,3 +196,12 @@ def test_the_database_refuses_to_change_or_remove_ledger_rows(ledger, statement)
 
 def test_the_first_event_links_to_the_genesis_hash(ledger):
     assert AuditEvent.objects.get(seq=1).prev_hash == GENESIS_HASH
+
+
+def test_the_checkpoint_command_signs_the_head_on_demand(ledger):
+    audit_record("note", object_type="test.thing", object_id="late")
+    out = StringIO()
+    call_command("audit_checkpoint", stdout=out)
+    assert out.getvalue().startswith("Checkpoint ") and "event #21" in out.getvalue()
+    assert AuditCheckpoint.objects.order_by("-seq").first().seq == 21
+    assert audit_verify().ok
