@@ -194,7 +194,9 @@ def _interrupt(signum, frame) -> None:
 
 
 def main() -> int:
-    # A SIGTERM (a supervisor, `timeout`) stops the stack as cleanly as Ctrl-C does.
+    # Ctrl-C and SIGTERM (a supervisor, `timeout`) stop the stack cleanly, even when the shell started
+    # this in the background with SIGINT ignored.
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     parser = argparse.ArgumentParser(prog="python -m governance.devstack")
     commands = parser.add_subparsers(dest="command", required=True)

@@ -42,8 +42,9 @@ class Command(BaseCommand):
                 defaults={"first_name": first, "last_name": last, "email": f"{username}@bank.example",
                           "is_staff": Role.ADMIN in roles, "is_superuser": Role.ADMIN in roles},
             )
-            user.set_password(password)
-            user.save()
+            if not user.check_password(password):  # a rerun with the same password changes nothing
+                user.set_password(password)
+                user.save(update_fields=["password"])
             user.groups.set(Group.objects.filter(name__in=roles))
             users[username] = user
         return users
