@@ -16,3 +16,21 @@ def user_roles(user) -> set[str]:
     if not user.is_authenticated:
         return set()
     return {name for name in user.groups.values_list("name", flat=True) if name in Role.values}
+
+
+def grant_role_permissions(apps, role_permissions: dict[str, list[str]]) -> None:
+    """For data migrations: give each role group (created if missing) its "app_label.codename" permissions."""
+    from django.contrib.auth.management import create_permissions
+
+    # Permissions are normally created after all migrations; create them now so groups can hold them.
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = None
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for role, names in role_permissions.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        for name in names:
+            app_label, codename = name.split(".")
+            group.permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))

@@ -1,11 +1,16 @@
 """Small builders for test data; each takes only what the test cares about."""
 
 import itertools
+from datetime import UTC, datetime
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.utils import timezone
 
 from cmdb.models import ConfigurationItem, Environment, Relationship, Team
+from governance.audit.ledger import audit_seal
+from governance.models import AuditCapture, AuditEvent
+from governance.models.audit import ActorKind
 
 _seq = itertools.count(1)
 
@@ -37,3 +42,28 @@ def make_ci(name: str | None = None, *, team: Team | None = None, **fields) -> C
 
 def link(source: ConfigurationItem, target: ConfigurationItem, rel_type: str = "depends_on") -> Relationship:
     return Relationship.objects.create(source=source, target=target, rel_type=rel_type)
+
+
+def at(day: int, hour: int = 10) -> datetime:
+    """A fixed moment in March 2024, for events placed in time."""
+    return datetime(2024, 3, day, hour, tzinfo=UTC)
+
+
+def note(label: str, *, actor: str = "alice", action: str = "note", object_type: str = "test.thing",
+         object_id: str = "", when: datetime | None = None) -> None:
+    """Queue an event as the capture trigger or audit_record would, at a chosen time."""
+    AuditCapture.objects.create(
+        occurred_at=when or timezone.now(), actor_kind=ActorKind.USER, actor_name=actor, action=action,
+        object_type=object_type, object_id=object_id or label, object_label=label,
+    )
+
+
+def sealed(**filters) -> list[AuditEvent]:
+    """The ledger's events matching `filters`, oldest first, after sealing what was captured."""
+    audit_seal()
+    return list(AuditEvent.objects.filter(**filters).order_by("seq"))
+
+
+def seq_of(label: str) -> int:
+    audit_seal()
+    return AuditEvent.objects.get(object_label=label).seq

@@ -1,7 +1,8 @@
 """Roles are groups; each gets the permissions it needs. Later migrations extend this map."""
 
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
+
+from governance.roles import grant_role_permissions
 
 CMDB_MODELS = ["team", "environment", "configurationitem", "relationship"]
 CMDB_VIEW = [f"cmdb.view_{m}" for m in CMDB_MODELS]
@@ -18,18 +19,7 @@ ROLE_PERMISSIONS = {
 
 
 def create_roles(apps, schema_editor):
-    # Permissions are normally created after all migrations; create them now so groups can hold them.
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for role, names in ROLE_PERMISSIONS.items():
-        group, _ = Group.objects.get_or_create(name=role)
-        for name in names:
-            app_label, codename = name.split(".")
-            group.permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    grant_role_permissions(apps, ROLE_PERMISSIONS)
 
 
 def remove_roles(apps, schema_editor):

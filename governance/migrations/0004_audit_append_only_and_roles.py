@@ -4,8 +4,9 @@ TRUNCATE stays possible for the tables' owner (the test suite empties every tabl
 application never truncates, and its role in production need not own the tables.
 """
 
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
+
+from governance.roles import grant_role_permissions
 
 APPEND_ONLY = """
 CREATE OR REPLACE FUNCTION changeboard_audit_append_only() RETURNS trigger
@@ -32,17 +33,7 @@ ROLE_PERMISSIONS = {"auditor": READ_LEDGER, "admin": READ_LEDGER}
 
 
 def grant(apps, schema_editor):
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for role, names in ROLE_PERMISSIONS.items():
-        group = Group.objects.get(name=role)
-        for name in names:
-            app_label, codename = name.split(".")
-            group.permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    grant_role_permissions(apps, ROLE_PERMISSIONS)
 
 
 def revoke(apps, schema_editor):

@@ -10,12 +10,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 from rest_framework.test import APIClient
 
 from governance.audit.ledger import GENESIS_HASH, audit_seal
 from governance.models import AuditCapture, AuditCheckpoint, AuditEvent
-from governance.models.audit import ActorKind
+from tests.factories import at, note, sealed, seq_of
 
 pytestmark = pytest.mark.django_db
 
@@ -24,26 +23,8 @@ CHECKPOINTS = "/api/v1/audit/checkpoints/"
 PUBLIC_KEY = "/api/v1/audit/public-key/"
 
 
-def at(day: int, hour: int = 10) -> datetime:
-    return datetime(2024, 3, day, hour, tzinfo=UTC)
 
 
-def note(label: str, *, actor: str = "alice", action: str = "note", object_type: str = "test.thing",
-         object_id: str = "", when: datetime | None = None) -> None:
-    AuditCapture.objects.create(
-        occurred_at=when or timezone.now(), actor_kind=ActorKind.USER, actor_name=actor, action=action,
-        object_type=object_type, object_id=object_id or label, object_label=label,
-    )
-
-
-def seq_of(label: str) -> int:
-    audit_seal()
-    return AuditEvent.objects.get(object_label=label).seq
-
-
-def sealed(**filters) -> list[AuditEvent]:
-    audit_seal()
-    return list(AuditEvent.objects.filter(**filters).order_by("seq"))
 
 
 def seqs(response) -> list[int]:

@@ -5,20 +5,19 @@ import hashlib
 import io
 import json
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
 from governance.audit import signing
 from governance.audit.ledger import EVENT_FIELDS, GENESIS_HASH, audit_seal, event_hash
 from governance.models import AuditCapture, AuditEvent
 from governance.models.audit import ActorKind
-from tests.factories import make_ci, make_user
+from tests.factories import at, make_ci, make_user, note, sealed, seq_of
 
 pytestmark = pytest.mark.django_db
 
@@ -30,27 +29,8 @@ def history_url(object_type: str, object_id) -> str:
     return f"/audit/history/{object_type}/{object_id}/"
 
 
-def at(day: int, hour: int = 10) -> datetime:
-    return datetime(2024, 3, day, hour, tzinfo=UTC)
 
 
-def note(label: str, *, actor: str = "alice", action: str = "note", object_type: str = "test.thing",
-         when: datetime | None = None) -> None:
-    """Queue an event as the capture trigger or audit_record would, at a chosen time."""
-    AuditCapture.objects.create(
-        occurred_at=when or timezone.now(), actor_kind=ActorKind.USER, actor_name=actor, action=action,
-        object_type=object_type, object_id=label, object_label=label,
-    )
-
-
-def seq_of(label: str) -> int:
-    audit_seal()
-    return AuditEvent.objects.get(object_label=label).seq
-
-
-def sealed(**filters) -> list[AuditEvent]:
-    audit_seal()
-    return list(AuditEvent.objects.filter(**filters).order_by("seq"))
 
 
 def shown(response) -> list[int]:
