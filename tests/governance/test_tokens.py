@@ -149,3 +149,15 @@ def test_the_tokens_page_revokes_only_the_users_own_tokens(client, requester, ca
 def test_the_tokens_page_needs_a_login(client):
     response = client.get(reverse("token_list"))
     assert response.status_code == 302 and response["Location"].startswith("/login/")
+
+
+def test_the_tokens_page_keeps_a_fixed_number_of_queries(client, requester, django_assert_max_num_queries):
+    client.force_login(requester)
+    api_token_create(actor=requester, owner=requester, name="first")
+    client.get(reverse("token_list"))  # warm the session and permission caches of this client
+    with django_assert_max_num_queries(6) as few:
+        client.get(reverse("token_list"))
+    for n in range(20):
+        api_token_create(actor=requester, owner=requester, name=f"token {n}")
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        assert client.get(reverse("token_list")).status_code == 200
