@@ -1,5 +1,8 @@
 """Reads shared by the CMDB pages, the API and the other apps; each fixes its number of queries."""
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -14,20 +17,33 @@ Direction = Literal["dependents", "dependencies"]
 # Breadth-first walk done by PostgreSQL. Each level of the recursion is one row holding the whole
 # frontier as arrays, and a CI joins the frontier only if it was never visited, so every CI is expanded
 # once whatever the number of paths or cycles that reach it (a CTE over (id, depth) rows re-expands a
-# CI once per depth and is orders of magnitude slower on a real estate). A second recursion follows the
-# parent links from the root outwards to build one shortest path per CI.
-# `steps` yields (next_id, via_id) for the frontier `l.ids`: one index-served scan per edge direction.
+# CI once per depth and is orders of magnitude slower on a real estate).
+# Per level: one index-served scan per edge direction yields (next_id, via_id) for the frontier `l.ids`,
+# and each CI reached keeps the smallest via_id as its parent, so the shortest path is deterministic.
+# The visited CIs are `old`, sorted and searched by binary search (width_bucket returns the position of
+# the greatest element <= the value), plus `recent`, unsorted and hashed once per level; `recent` is
+# merged into `old` when it reaches half its size, so each CI is sorted a few times in all instead of
+# every visited CI being re-hashed at every level (a 40,000-CI radius can be 20 levels deep).
+# The query returns one row per level, `ids` sorted and `parents` aligned with them; `impact_walk`
+# rebuilds the paths from the parent links. Building them in SQL, by a second recursion joining each
+# level back to the paths, was planned as a nested loop over every (path, level entry) pair: quadratic,
+# 17 s for a 42,000-CI radius where this whole walk now takes about 0.2 s.
 _WALK_SQL = """
-WITH RECURSIVE levels(depth, ids, parents, visited) AS (
-    SELECT 0, ARRAY[%(root)s]::bigint[], ARRAY[NULL]::bigint[], ARRAY[%(root)s]::bigint[]
+WITH RECURSIVE levels(depth, ids, parents, old, recent) AS (
+    SELECT 0, ARRAY[%(root)s]::bigint[], ARRAY[NULL]::bigint[], ARRAY[%(root)s]::bigint[], '{{}}'::bigint[]
   UNION ALL
-    SELECT l.depth + 1, nxt.ids, nxt.parents, l.visited || nxt.ids
+    SELECT l.depth + 1, nxt.ids, nxt.parents,
+           CASE WHEN (cardinality(l.recent) + cardinality(nxt.ids)) * 2 > cardinality(l.old)
+                THEN ARRAY(SELECT v FROM unnest(l.old || l.recent || nxt.ids) AS v ORDER BY v)
+                ELSE l.old END,
+           CASE WHEN (cardinality(l.recent) + cardinality(nxt.ids)) * 2 > cardinality(l.old)
+                THEN '{{}}' ELSE l.recent || nxt.ids END
     FROM levels l
     CROSS JOIN LATERAL (
         SELECT coalesce(array_agg(s.next_id ORDER BY s.next_id), '{{}}') AS ids,
                coalesce(array_agg(s.via_id ORDER BY s.next_id), '{{}}') AS parents
         FROM (
-            SELECT DISTINCT ON (step.next_id) step.next_id, step.via_id
+            SELECT step.next_id, min(step.via_id) AS via_id
             FROM (
                 SELECT e.{forward_next} AS next_id, e.{forward_via} AS via_id
                 FROM cmdb_relationship e
@@ -37,27 +53,17 @@ WITH RECURSIVE levels(depth, ids, parents, visited) AS (
                 FROM cmdb_relationship e
                 WHERE e.{forward_next} = ANY(l.ids) AND e.rel_type = ANY(%(reversed_types)s)
             ) step
-            WHERE step.next_id NOT IN (SELECT unnest(l.visited))
-            ORDER BY step.next_id, step.via_id
+            GROUP BY step.next_id
         ) s
+        WHERE l.old[width_bucket(s.next_id, l.old)] IS DISTINCT FROM s.next_id
+          AND s.next_id NOT IN (SELECT unnest(l.recent))
     ) nxt
     WHERE cardinality(l.ids) > 0 AND l.depth < %(max_depth)s
-),
-reached AS (
-    SELECT lv.depth, r.id, r.parent
-    FROM levels lv, unnest(lv.ids, lv.parents) AS r(id, parent)
-    WHERE lv.depth > 0
-),
-paths(id, depth, path) AS (
-    SELECT %(root)s::bigint, 0, ARRAY[%(root)s]::bigint[]
-  UNION ALL
-    SELECT r.id, r.depth, p.path || r.id
-    FROM reached r JOIN paths p ON r.parent = p.id AND r.depth = p.depth + 1
 )
-SELECT p.id, p.depth, p.path
-FROM paths p
-WHERE p.depth > 0
-ORDER BY p.depth, p.id
+SELECT lv.depth, lv.ids, lv.parents
+FROM levels lv
+WHERE lv.depth > 0 AND cardinality(lv.ids) > 0
+ORDER BY lv.depth
 """
 
 _DIRECTIONS = {
@@ -83,7 +89,30 @@ def impact_walk(ci_id: int, *, direction: Direction, max_depth: int = 1000) -> l
             _DIRECTIONS[direction],
             {"root": ci_id, "max_depth": max_depth, "reversed_types": list(WHOLE_RELIES_ON_PART)},
         )
-        return [ImpactEntry(ci_id=row[0], depth=row[1], path=row[2]) for row in cursor.fetchall()]
+        levels = cursor.fetchall()
+    paths = {ci_id: [ci_id]}
+    entries = []
+    with _cyclic_gc_paused():
+        for depth, ids, parents in levels:
+            for reached, parent in zip(ids, parents, strict=True):
+                path = paths[parent] + [reached]
+                paths[reached] = path
+                entries.append(ImpactEntry(ci_id=reached, depth=depth, path=path))
+    return entries
+
+
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause the cycle collector while a walk's entries are built. They hold no cycles, but a large
+    radius allocates tracked objects (each entry and its path) by the tens of thousands, enough to
+    trigger full collections of the process: more than half the Python time of a 40,000-CI walk."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @dataclass(frozen=True)
