@@ -10,6 +10,18 @@ class Role(models.TextChoices):
     AUDITOR = "auditor", "Auditor"
     ADMIN = "admin", "Administrator"
     SERVICE_ACCOUNT = "service_account", "Service account"
+    SRE = "sre", "Site reliability engineer"
+    BUSINESS_OWNER = "business_owner", "Business owner"
+    COMPLIANCE_OFFICER = "compliance_officer", "Compliance officer"
+
+
+# Roles whose holders approve changes; each may also be held for one team only (see team_role_permission).
+APPROVER_ROLES = (Role.CAB_MEMBER, Role.SRE, Role.BUSINESS_OWNER, Role.COMPLIANCE_OFFICER)
+
+
+def team_role_permission(role: str) -> str:
+    """The django-guardian permission, on a cmdb Team, that makes a person hold `role` for that team."""
+    return f"cmdb.approve_as_{role}"
 
 
 def user_roles(user) -> set[str]:

@@ -133,6 +133,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = env_str("CELERY_BEAT_SCHEDULE_FILENAME", str(BAS
 CELERY_BEAT_SCHEDULE = {
     "expire-sessions": {"task": "governance.tasks.sessions_clear_expired", "schedule": 3600.0},
     "audit-seal": {"task": "governance.tasks.audit_seal_pending", "schedule": env_int("AUDIT_SEAL_SECONDS", 5)},
+    "approval-reminders": {"task": "governance.tasks.approval_reminders", "schedule": 900.0},
+    "approval-expiry": {"task": "governance.tasks.approval_requests_expire", "schedule": 3600.0},
     "audit-checkpoint": {
         "task": "governance.tasks.audit_checkpoint",
         "schedule": env_int("AUDIT_CHECKPOINT_SECONDS", 600),
@@ -165,6 +167,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+# Change approvals: how long an emergency change may wait for its retrospective review, when approvers are
+# reminded, and when an unanswered approval request expires.
+EMERGENCY_RETROSPECTIVE_BUSINESS_DAYS = env_int("EMERGENCY_RETROSPECTIVE_BUSINESS_DAYS", 2)
+APPROVAL_REMINDER_HOURS = env_int("APPROVAL_REMINDER_HOURS", 24)
+APPROVAL_REQUEST_EXPIRY_DAYS = env_int("APPROVAL_REQUEST_EXPIRY_DAYS", 14)
 
 # The Ed25519 key that signs audit checkpoints: PEM or base64 seed in AUDIT_SIGNING_KEY, or a PEM file.
 AUDIT_SIGNING_KEY = env_str("AUDIT_SIGNING_KEY", "")

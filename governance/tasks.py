@@ -20,3 +20,27 @@ def audit_checkpoint() -> None:
     from governance.audit.ledger import audit_checkpoint_create
 
     audit_checkpoint_create()
+
+
+@shared_task(ignore_result=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def approvers_notify(change_id: int, kind: str, user_ids: list[int] | None = None) -> None:
+    from governance.changes.notifications import approvers_notify as notify
+    from governance.models import ChangeRequest
+
+    change = ChangeRequest.objects.filter(pk=change_id).first()
+    if change is not None:
+        notify(change, kind, user_ids)
+
+
+@shared_task(ignore_result=True)
+def approval_reminders() -> int:
+    from governance.changes.services import approval_reminders_send
+
+    return approval_reminders_send()
+
+
+@shared_task(ignore_result=True)
+def approval_requests_expire() -> int:
+    from governance.changes.services import approval_requests_expire as expire
+
+    return expire()

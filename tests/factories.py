@@ -67,3 +67,20 @@ def sealed(**filters) -> list[AuditEvent]:
 def seq_of(label: str) -> int:
     audit_seal()
     return AuditEvent.objects.get(object_label=label).seq
+
+
+def make_change(requester, *, cis=(), environment=None, change_type="normal", start_in_hours: float = 48,
+                hours: float = 2, **fields):
+    """A change ready to submit: CIs, environment, window and plans filled in unless given."""
+    from datetime import timedelta
+
+    from governance.models import ChangeRequest
+
+    start = timezone.now() + timedelta(hours=start_in_hours)
+    defaults = {"title": "Upgrade payments-api", "implementation_plan": "helm upgrade", "backout_plan": "helm rollback",
+                "test_evidence": "CI run 4711 green", "planned_start": start,
+                "planned_end": start + timedelta(hours=hours)}
+    change = ChangeRequest.objects.create(requester=requester, change_type=change_type,
+                                          environment=environment, **{**defaults, **fields})
+    change.affected_cis.set(cis)
+    return change

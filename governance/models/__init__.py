@@ -1,4 +1,24 @@
 from governance.models.access import ApiToken
 from governance.models.audit import AuditCapture, AuditCheckpoint, AuditEvent
+from governance.models.changes import (
+    Approval,
+    ApprovalPolicy,
+    ApprovalRequirement,
+    CabAgendaItem,
+    CabMeeting,
+    ChangeRequest,
+    ChangeStatus,
+    ChangeStatusChange,
+    ChangeType,
+    Decision,
+    PolicyRequirement,
+    ReleaseStrategy,
+    RiskLevel,
+    StandardChangeTemplate,
+)
 
-__all__ = ["ApiToken", "AuditCapture", "AuditCheckpoint", "AuditEvent"]
+__all__ = [
+    "ApiToken", "Approval", "ApprovalPolicy", "ApprovalRequirement", "AuditCapture", "AuditCheckpoint",
+    "AuditEvent", "CabAgendaItem", "CabMeeting", "ChangeRequest", "ChangeStatus", "ChangeStatusChange",
+    "ChangeType", "Decision", "PolicyRequirement", "ReleaseStrategy", "RiskLevel", "StandardChangeTemplate",
+]

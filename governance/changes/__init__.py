@@ -1,0 +1,1 @@
+"""Change requests: lifecycle, risk, approval policies, approvals and CAB meetings."""

@@ -1,0 +1,45 @@
+"""E-mail to the people whose approval a change needs (the console backend in development)."""
+
+from django.contrib.auth import get_user_model
+from django.core.mail import send_mass_mail
+from django.db.models import Q
+from django.urls import reverse
+from guardian.shortcuts import get_users_with_perms
+
+from governance.changes.permissions import owning_teams
+from governance.models.changes import ApprovalRequirement, ChangeRequest
+from governance.roles import team_role_permission
+
+SUBJECTS = {
+    "review": "Approval needed: {number} {title}",
+    "reminder": "Reminder, approval still needed: {number} {title}",
+    "stale": "Your approval no longer counts: {number} {title} changed",
+}
+
+
+def approvers_to_notify(change: ChangeRequest) -> list:
+    """Everyone holding a role the current revision still needs, globally or for an owning team, except the
+    requester and the implementer."""
+    roles = list(ApprovalRequirement.objects.filter(change=change, revision=change.revision)
+                 .values_list("role__name", flat=True))
+    users = set(get_user_model().objects.filter(groups__name__in=roles, is_active=True))
+    for team in owning_teams(change):
+        for role in roles:
+            codename = team_role_permission(role).split(".", 1)[1]
+            users |= set(get_users_with_perms(team, only_with_perms_in=[codename], with_superusers=False))
+    return sorted((u for u in users if u.pk not in (change.requester_id, change.implementer_id) and u.email),
+                  key=lambda u: u.pk)
+
+
+def approvers_notify(change: ChangeRequest, kind: str, user_ids: list[int] | None = None) -> int:
+    if user_ids is not None:
+        recipients = list(get_user_model().objects.filter(Q(pk__in=user_ids), is_active=True).exclude(email=""))
+    else:
+        recipients = approvers_to_notify(change)
+    subject = SUBJECTS[kind].format(number=change.number, title=change.title)
+    link = reverse("governance:change_detail", args=[change.number])
+    body = (f"{change.number} {change.title}\nRisk: {change.risk_level or 'not assessed'} "
+            f"({change.risk_score if change.risk_score is not None else '-'})\n"
+            f"Window: {change.planned_start:%Y-%m-%d %H:%M} to {change.planned_end:%Y-%m-%d %H:%M} UTC\n"
+            f"Review it in Changeboard: {link}\n")
+    return send_mass_mail([(subject, body, None, [user.email]) for user in recipients], fail_silently=False)

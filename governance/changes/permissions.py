@@ -1,0 +1,47 @@
+"""Who may do what with changes. Segregation of duties lives here and in the approval service."""
+
+from django.contrib.auth.models import Group
+
+from cmdb.models import Team
+from governance.models.changes import ChangeRequest
+from governance.roles import APPROVER_ROLES, team_role_permission
+
+
+def can_view_changes(user) -> bool:
+    return user.is_authenticated and user.has_perm("governance.view_changerequest")
+
+
+def can_raise_change(user) -> bool:
+    return user.is_authenticated and user.has_perm("governance.add_changerequest")
+
+
+def is_release_manager(user) -> bool:
+    return user.is_authenticated and user.has_perm("governance.manage_changes")
+
+
+def owning_teams(change: ChangeRequest) -> list[Team]:
+    return list(Team.objects.filter(configuration_items__change_requests=change).distinct())
+
+
+def approver_roles(user, change: ChangeRequest, teams: list[Team] | None = None) -> set[str]:
+    """The approver roles `user` holds for this change: as a group member, or for a team that owns one of
+    its CIs (a django-guardian permission on the team)."""
+    if not user.is_authenticated or not user.is_active:
+        return set()
+    held = set(user.groups.filter(name__in=APPROVER_ROLES).values_list("name", flat=True))
+    for team in owning_teams(change) if teams is None else teams:
+        held |= {role for role in APPROVER_ROLES if user.has_perm(team_role_permission(role), team)}
+    return held
+
+
+def segregation_refusal(user, change: ChangeRequest) -> str | None:
+    """Nobody approves a change they requested or will implement."""
+    if user.pk == change.requester_id:
+        return "You requested this change: someone else must approve it."
+    if user.pk == change.implementer_id:
+        return "You will implement this change: someone else must approve it."
+    return None
+
+
+def approver_groups() -> dict[str, Group]:
+    return {group.name: group for group in Group.objects.filter(name__in=APPROVER_ROLES)}

@@ -1,0 +1,421 @@
+"""Every write to a change: one function per use case, one transaction, the actor passed in."""
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import IntegrityError, transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from cmdb.models import ConfigurationItem
+from cmdb.selectors import impact_walk
+from governance.changes import risk
+from governance.changes.permissions import (
+    approver_roles,
+    can_raise_change,
+    is_release_manager,
+    owning_teams,
+    segregation_refusal,
+)
+from governance.changes.workflow import ChangeFacts, MoverFacts, transition_refusal
+from governance.errors import Conflict, Forbidden, InvalidInput
+from governance.models.changes import (
+    Approval,
+    ApprovalPolicy,
+    ApprovalRequirement,
+    CabAgendaItem,
+    CabMeeting,
+    ChangeRequest,
+    ChangeStatusChange,
+    ChangeType,
+    Decision,
+)
+from governance.models.changes import ChangeStatus as S
+
+# What an approval was given for: changing any of these after approval makes the approvals stale.
+MATERIAL_FIELDS = ("environment", "planned_start", "planned_end")
+EDITABLE_FIELDS = (
+    "title", "description", "change_type", "template", "implementer", "environment", "planned_start",
+    "planned_end", "implementation_plan", "test_evidence", "backout_plan", "rollback_error_rate_pct",
+    "rollback_latency_p99_ms", "rollback_failed_health_checks", "release_strategy", "strategy_reason",
+    "feature_flags",
+)
+RECENT_DAYS = 90
+
+
+def add_business_days(start: datetime, days: int) -> datetime:
+    """`days` working days after `start`, skipping Saturdays and Sundays."""
+    moment = start
+    while days > 0:
+        moment += timedelta(days=1)
+        if moment.weekday() < 5:
+            days -= 1
+    return moment
+
+
+def _facts(change: ChangeRequest) -> ChangeFacts:
+    return ChangeFacts(
+        status=change.status, change_type=change.change_type, has_cis=change.affected_cis.exists(),
+        has_environment=change.environment_id is not None, planned_start=change.planned_start,
+        planned_end=change.planned_end, has_implementation_plan=bool(change.implementation_plan.strip()),
+        has_backout_plan=bool(change.backout_plan.strip()), has_template=change.template_id is not None,
+        retrospective_done=change.retrospective_done_at is not None,
+    )
+
+
+def _mover(actor, change: ChangeRequest) -> MoverFacts:
+    return MoverFacts(is_requester=actor.pk == change.requester_id, is_implementer=actor.pk == change.implementer_id,
+                      is_release_manager=is_release_manager(actor))
+
+
+def _locked(change: ChangeRequest) -> ChangeRequest:
+    """The change re-read under a row lock: two people acting on it at once take turns here."""
+    return ChangeRequest.objects.select_for_update().get(pk=change.pk)
+
+
+def _move(change: ChangeRequest, target: str, *, actor, reason: str = "", now: datetime) -> None:
+    ChangeStatusChange.objects.create(change=change, from_status=change.status, to_status=target, actor=actor,
+                                      reason=reason, at=now)
+    change.status = target
+    if target == S.APPROVED:
+        change.approved_at = now
+        if change.change_type == ChangeType.EMERGENCY and change.retrospective_due is None:
+            change.retrospective_due = add_business_days(now, settings.EMERGENCY_RETROSPECTIVE_BUSINESS_DAYS)
+    if target == S.CAB_REVIEW:
+        change.review_requested_at = now
+        change.last_reminder_at = None
+    change.save()
+
+
+def _validated(change: ChangeRequest) -> None:
+    from django.core.exceptions import ValidationError
+
+    try:
+        change.full_clean(exclude=["number", "requester"], validate_unique=False)
+    except ValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        raise InvalidInput(messages[0], field=None if field == "__all__" else field) from None
+
+
+def change_request_create(*, actor, cis: list[ConfigurationItem], **fields) -> ChangeRequest:
+    if not can_raise_change(actor):
+        raise Forbidden("Raising a change needs the requester role.")
+    unknown = set(fields) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise InvalidInput(f"{sorted(unknown)[0]} cannot be set here.", field=sorted(unknown)[0])
+    with transaction.atomic():
+        change = ChangeRequest(requester=actor, **fields)
+        _validated(change)
+        change.save()
+        change.affected_cis.set(cis)
+    return change
+
+
+def change_request_update(*, actor, change: ChangeRequest, cis: list[ConfigurationItem] | None = None,
+                          **fields) -> ChangeRequest:
+    """Edit a change. Before submission the requester edits anything; afterwards the requester or a release
+    manager may move its window, environment or CIs, which sends it back to review if it was approved."""
+    unknown = set(fields) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise InvalidInput(f"{sorted(unknown)[0]} cannot be changed here.", field=sorted(unknown)[0])
+    now = timezone.now()
+    with transaction.atomic():
+        change = _locked(change)
+        mover = _mover(actor, change)
+        if change.status == S.DRAFT:
+            if not (mover.is_requester or mover.is_release_manager):
+                raise Forbidden("Only the requester or a release manager may edit this change.")
+        else:
+            if change.status not in (S.SUBMITTED, S.ASSESSED, S.CAB_REVIEW, S.APPROVED, S.SCHEDULED):
+                raise Conflict(f"A change in {S(change.status).label} can no longer be edited.")
+            if not (mover.is_requester or mover.is_release_manager):
+                raise Forbidden("Only the requester or a release manager may edit this change.")
+            locked = set(fields) - set(MATERIAL_FIELDS) - {"title", "description", "implementer"}
+            if locked:
+                field = sorted(locked)[0]
+                raise Conflict(f"{field} is fixed once the change is submitted.", field=field)
+        before = {name: getattr(change, name) for name in MATERIAL_FIELDS}
+        before_cis = set(change.affected_cis.values_list("pk", flat=True))
+        for name, value in fields.items():
+            setattr(change, name, value)
+        _validated(change)
+        changed = [name for name in MATERIAL_FIELDS if getattr(change, name) != before[name]]
+        if cis is not None:
+            if change.status != S.DRAFT and {c.pk for c in cis} != before_cis:
+                changed.append("affected CIs")
+            change.affected_cis.set(cis)
+        change.save()
+        if changed and change.status in (S.CAB_REVIEW, S.APPROVED, S.SCHEDULED):
+            _approvals_go_stale(change, actor=actor, what=changed, now=now)
+    return change
+
+
+def _approvals_go_stale(change: ChangeRequest, *, actor, what: list[str], now: datetime) -> None:
+    stale = list(Approval.objects.filter(change=change, revision=change.revision).values_list("approver_id",
+                                                                                            flat=True))
+    change.revision += 1
+    reason = f"approvals went stale: {', '.join(what)} changed"
+    _assess(change, now=now)
+    if change.status != S.CAB_REVIEW:
+        _move(change, S.CAB_REVIEW, actor=actor, reason=reason, now=now)
+    else:
+        change.save()
+        ChangeStatusChange.objects.create(change=change, from_status=S.CAB_REVIEW, to_status=S.CAB_REVIEW,
+                                          actor=actor, reason=reason, at=now)
+    _require_approvals(change)
+    _notify(change, "stale", stale)
+
+
+def change_request_transition(*, actor, change: ChangeRequest, target: str, reason: str = "") -> ChangeRequest:
+    """A person's move of a change (submit, schedule, implement, complete, close, cancel...)."""
+    if target not in S.values:
+        raise InvalidInput(f"{target!r} is not a change state.", field="target")
+    now = timezone.now()
+    with transaction.atomic():
+        change = _locked(change)
+        refusal = transition_refusal(_facts(change), target, _mover(actor, change), now)
+        if refusal:
+            raise Conflict(refusal, field="target", code="transition_not_allowed")
+        _move(change, target, actor=actor, reason=reason, now=now)
+        if target == S.SUBMITTED:
+            _assess_and_route(change, now=now)
+    return change
+
+
+def _assess_and_route(change: ChangeRequest, *, now: datetime) -> None:
+    """submitted -> assessed -> CAB review, or straight to approved when nothing needs approving."""
+    _assess(change, now=now)
+    _move(change, S.ASSESSED, actor=None, reason=f"risk {change.risk_level} ({change.risk_score})", now=now)
+    if change.change_type == ChangeType.STANDARD:
+        _move(change, S.APPROVED, actor=None, reason=f"pre-approved standard change: {change.template}", now=now)
+        return
+    if _require_approvals(change):
+        _move(change, S.CAB_REVIEW, actor=None, reason="awaiting approvals", now=now)
+        _notify(change, "review")
+    else:
+        _move(change, S.APPROVED, actor=None, reason="no approval policy applies", now=now)
+
+
+def _assess(change: ChangeRequest, *, now: datetime) -> None:
+    cis = list(change.affected_cis.all())
+    impacted = {ci.pk for ci in cis}
+    for ci in cis:
+        impacted |= {entry.ci_id for entry in impact_walk(ci.pk, direction="dependents")}
+    ci_ids = [ci.pk for ci in cis]
+    recent = ChangeRequest.objects.filter(
+        affected_cis__in=ci_ids, status__in=[S.COMPLETED, S.FAILED, S.ROLLED_BACK, S.CLOSED],
+        updated_at__gte=now - timedelta(days=RECENT_DAYS),
+    ).exclude(pk=change.pk).distinct()
+    failed_ids = set(ChangeStatusChange.objects.filter(change__in=recent, to_status__in=[S.FAILED, S.ROLLED_BACK])
+                     .values_list("change_id", flat=True))
+    assessment = risk.assess(risk.RiskFacts(
+        highest_criticality=min((ci.criticality for ci in cis), default=None),
+        blast_radius=len(impacted) - len(ci_ids), change_type=change.change_type,
+        production=bool(change.environment and change.environment.is_production),
+        recent_changes=recent.count(), recent_failures=len(failed_ids),
+        has_backout_plan=bool(change.backout_plan.strip()), has_test_evidence=bool(change.test_evidence.strip()),
+        has_rollback_triggers=any(v is not None for v in (change.rollback_error_rate_pct,
+                                                          change.rollback_latency_p99_ms,
+                                                          change.rollback_failed_health_checks)),
+    ))
+    change.risk_score, change.risk_level = assessment.score, assessment.level
+    change.risk_factors = assessment.factors
+    change.recommended_strategy = assessment.recommended_strategy
+    change.impacted_ci_ids = sorted(impacted)
+    change.save()
+
+
+def matching_policies(change: ChangeRequest) -> list[ApprovalPolicy]:
+    """The active policies whose every condition this change meets."""
+    cis = list(change.affected_cis.all())
+    tags = {tag for ci in cis for tag in ci.tags}
+    tier = min((ci.criticality for ci in cis), default=None)
+    matched = []
+    for policy in ApprovalPolicy.objects.filter(active=True).prefetch_related("environments", "requirements__role"):
+        types = policy.change_types or [ChangeType.NORMAL]  # emergency changes follow only policies naming them
+        environments = {env.pk for env in policy.environments.all()}
+        if (change.change_type in types
+                and (not policy.risk_levels or change.risk_level in policy.risk_levels)
+                and (not policy.production_only or (change.environment and change.environment.is_production))
+                and (not environments or change.environment_id in environments)
+                and (policy.max_criticality is None or (tier is not None and tier <= policy.max_criticality))
+                and (not policy.tags or tags & set(policy.tags))
+                and (not policy.sox_scoped or any(ci.sox_scoped for ci in cis))
+                and (not policy.phi or any(ci.phi for ci in cis))
+                and (not policy.pci or any(ci.pci for ci in cis))):
+            matched.append(policy)
+    return matched
+
+
+def _require_approvals(change: ChangeRequest) -> bool:
+    """Derive what the change needs at its current revision from the matching policies; True if anything."""
+    needs: dict[int, tuple] = {}
+    for policy in matching_policies(change):
+        for requirement in policy.requirements.all():
+            count, role, names = needs.get(requirement.role_id, (0, requirement.role, []))
+            needs[requirement.role_id] = (max(count, requirement.count), role, [*names, policy.name])
+    ApprovalRequirement.objects.bulk_create([
+        ApprovalRequirement(change=change, role=role, count=count, policies=names, revision=change.revision)
+        for count, role, names in needs.values()
+    ])
+    return bool(needs)
+
+
+@dataclass(frozen=True)
+class Outstanding:
+    role: str
+    needed: int
+    given: int
+
+
+def outstanding_approvals(change: ChangeRequest) -> list[Outstanding]:
+    """Each requirement of the current revision with how many approvals it still lacks."""
+    given = Counter(Approval.objects.filter(change=change, revision=change.revision, decision=Decision.APPROVE)
+                    .values_list("role__name", flat=True))
+    return [Outstanding(role=r.role.name, needed=r.count, given=given[r.role.name])
+            for r in ApprovalRequirement.objects.filter(change=change, revision=change.revision).select_related("role")]
+
+
+def approval_record(*, actor, change: ChangeRequest, decision: str, comment: str = "") -> Approval:
+    """An approver's decision. The last approval a change needs approves it; any rejection rejects it."""
+    if decision not in Decision.values:
+        raise InvalidInput("decision must be approve or reject.", field="decision")
+    now = timezone.now()
+    with transaction.atomic():
+        change = _locked(change)
+        if change.status != S.CAB_REVIEW:
+            raise Conflict(f"This change is {S(change.status).label}, not awaiting approval.", code="not_in_review")
+        refusal = segregation_refusal(actor, change)
+        if refusal:
+            raise Forbidden(refusal, code="segregation_of_duties")
+        if Approval.objects.filter(change=change, revision=change.revision, approver=actor).exists():
+            raise Conflict("You have already decided on this revision of the change.", code="already_decided")
+        requirements = outstanding_approvals(change)
+        held = approver_roles(actor, change, owning_teams(change))
+        if decision == Decision.APPROVE:
+            roles = sorted(o.role for o in requirements if o.given < o.needed and o.role in held)
+            if not roles:
+                needed = ", ".join(sorted(o.role for o in requirements if o.given < o.needed)) or "nothing more"
+                raise Forbidden(f"Your approval cannot count: the change still needs {needed}.",
+                                code="role_not_needed")
+        else:
+            roles = sorted(held & {o.role for o in requirements})
+            if not roles:
+                raise Forbidden("You hold none of the roles this change needs.", code="role_not_needed")
+        role = Group.objects.get(name=roles[0])
+        try:
+            with transaction.atomic():
+                approval = Approval.objects.create(change=change, approver=actor, decision=decision, role=role,
+                                                   comment=comment, revision=change.revision, created_at=now)
+        except IntegrityError:
+            raise Conflict("You have already decided on this revision of the change.",
+                           code="already_decided") from None
+        if decision == Decision.REJECT:
+            _move(change, S.REJECTED, actor=None, reason=f"rejected by {actor.get_username()}: {comment}".strip(),
+                  now=now)
+        elif all(o.given >= o.needed for o in outstanding_approvals(change)):
+            _move(change, S.APPROVED, actor=None, reason="every required approval given", now=now)
+    return approval
+
+
+def change_retrospective_record(*, actor, change: ChangeRequest, notes: str) -> ChangeRequest:
+    """The review an emergency change owes after the fact, by someone other than its requester."""
+    if not notes.strip():
+        raise InvalidInput("Say what the review found.", field="notes")
+    with transaction.atomic():
+        change = _locked(change)
+        if change.change_type != ChangeType.EMERGENCY or change.approved_at is None:
+            raise Conflict("Only an approved emergency change has a retrospective review.")
+        if change.retrospective_done_at is not None:
+            raise Conflict("The retrospective review is already recorded.")
+        refusal = segregation_refusal(actor, change)
+        if refusal or not (approver_roles(actor, change) or is_release_manager(actor)):
+            raise Forbidden(refusal or "A CAB member or release manager reviews emergency changes.")
+        change.retrospective_done_at, change.retrospective_notes = timezone.now(), notes
+        change.save(update_fields=["retrospective_done_at", "retrospective_notes", "updated_at"])
+    return change
+
+
+def approval_requests_expire(*, now: datetime | None = None) -> int:
+    """Changes left in review longer than APPROVAL_REQUEST_EXPIRY_DAYS go back to draft."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.APPROVAL_REQUEST_EXPIRY_DAYS)
+    expired = 0
+    for change_id in ChangeRequest.objects.filter(status=S.CAB_REVIEW, review_requested_at__lt=cutoff).values_list(
+            "pk", flat=True):
+        with transaction.atomic():
+            change = ChangeRequest.objects.select_for_update().get(pk=change_id)
+            if change.status == S.CAB_REVIEW and change.review_requested_at < cutoff:
+                _move(change, S.DRAFT, actor=None, reason="the approval request expired", now=now)
+                expired += 1
+    return expired
+
+
+def approval_reminders_send(*, now: datetime | None = None) -> int:
+    """Remind the approvers of changes waiting longer than APPROVAL_REMINDER_HOURS since the last nudge."""
+    now = now or timezone.now()
+    due = now - timedelta(hours=settings.APPROVAL_REMINDER_HOURS)
+    sent = 0
+    waiting = ChangeRequest.objects.filter(status=S.CAB_REVIEW, review_requested_at__lt=due).filter(
+        Q(last_reminder_at__isnull=True) | Q(last_reminder_at__lt=due))
+    for change_id in waiting.values_list("pk", flat=True):
+        # A conditional update claims the reminder, so two workers never send it twice.
+        claimed = ChangeRequest.objects.filter(pk=change_id).filter(
+            Q(last_reminder_at__isnull=True) | Q(last_reminder_at__lt=due)).update(last_reminder_at=now)
+        if claimed:
+            _notify(ChangeRequest.objects.get(pk=change_id), "reminder")
+            sent += 1
+    return sent
+
+
+def _notify(change: ChangeRequest, kind: str, user_ids: list[int] | None = None) -> None:
+    from governance.tasks import approvers_notify
+
+    approvers_notify.delay_on_commit(change.pk, kind, user_ids)
+
+
+def cab_meeting_create(*, actor, title: str, starts_at: datetime, attendees=()) -> CabMeeting:
+    """A CAB meeting whose agenda holds every change awaiting review, oldest request first."""
+    if not actor.has_perm("governance.add_cabmeeting"):
+        raise Forbidden("Release managers organise CAB meetings.")
+    if not title.strip():
+        raise InvalidInput("A meeting needs a title.", field="title")
+    with transaction.atomic():
+        meeting = CabMeeting.objects.create(title=title, starts_at=starts_at, organiser=actor)
+        meeting.attendees.set(attendees)
+        cab_meeting_refresh_agenda(actor=actor, meeting=meeting)
+    return meeting
+
+
+def cab_meeting_refresh_agenda(*, actor, meeting: CabMeeting) -> CabMeeting:
+    if not actor.has_perm("governance.change_cabmeeting"):
+        raise Forbidden("Release managers organise CAB meetings.")
+    with transaction.atomic():
+        listed = set(meeting.agenda.values_list("change_id", flat=True))
+        position = (meeting.agenda.aggregate(last=Max("position"))["last"] or 0) + 1
+        waiting = ChangeRequest.objects.filter(status=S.CAB_REVIEW).exclude(pk__in=listed).order_by(
+            "review_requested_at", "pk")
+        CabAgendaItem.objects.bulk_create([CabAgendaItem(meeting=meeting, change=change, position=position + n)
+                                           for n, change in enumerate(waiting)])
+    return meeting
+
+
+def cab_meeting_record(*, actor, meeting: CabMeeting, minutes: str | None = None,
+                       outcomes: dict[int, tuple[str, str]] | None = None, attendees=None) -> CabMeeting:
+    """Minutes, attendees and each agenda item's outcome and notes."""
+    if not actor.has_perm("governance.change_cabmeeting"):
+        raise Forbidden("Release managers keep the minutes of CAB meetings.")
+    with transaction.atomic():
+        meeting = CabMeeting.objects.select_for_update().get(pk=meeting.pk)
+        if minutes is not None:
+            meeting.minutes = minutes
+            meeting.save(update_fields=["minutes"])
+        if attendees is not None:
+            meeting.attendees.set(attendees)
+        for item in meeting.agenda.filter(pk__in=list(outcomes or {})):
+            item.outcome, item.notes = outcomes[item.pk]
+            item.save(update_fields=["outcome", "notes"])
+    return meeting
