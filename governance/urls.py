@@ -9,6 +9,7 @@ from governance import views
 api_v1 = [
     path("", include("cmdb.api.urls")),
     path("", include("governance.api.urls")),
+    path("", include("governance.changes.api.urls")),
 ]
 
 urlpatterns = [
@@ -22,6 +23,7 @@ urlpatterns = [
     path("audit/key/", views.audit_public_key, name="audit_public_key"),
     path("audit/history/<str:object_type>/<str:object_id>/", views.object_history, name="audit_object_history"),
     path("cmdb/", include("cmdb.urls")),
+    path("", include("governance.changes.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
