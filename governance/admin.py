@@ -1,6 +1,25 @@
 from django.contrib import admin, messages
 
-from governance.models import ApiToken
+from governance.changes.services import (
+    approval_record,
+    cab_meeting_create,
+    cab_meeting_refresh_agenda,
+    change_request_transition,
+)
+from governance.errors import DomainError
+from governance.models import (
+    ApiToken,
+    Approval,
+    ApprovalPolicy,
+    ApprovalRequirement,
+    CabAgendaItem,
+    CabMeeting,
+    ChangeRequest,
+    ChangeStatusChange,
+    PolicyRequirement,
+    StandardChangeTemplate,
+)
+from governance.models import ChangeStatus as S
 from governance.services import api_token_revoke
 
 
@@ -25,3 +44,191 @@ class ApiTokenAdmin(admin.ModelAdmin):
         for token in queryset:
             api_token_revoke(actor=request.user, token=token)
         messages.success(request, f"{queryset.count()} token(s) revoked.")
+
+
+class RecordInline(admin.TabularInline):
+    """A change's record (its requirements, decisions and moves): shown, never written from the admin."""
+
+    extra = 0
+    can_delete = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class RequirementInline(RecordInline):
+    model = ApprovalRequirement
+    fields = ["revision", "role", "count", "policies"]
+
+
+class ApprovalInline(RecordInline):
+    model = Approval
+    fields = ["revision", "approver", "role", "decision", "comment", "created_at"]
+
+
+class StatusChangeInline(RecordInline):
+    model = ChangeStatusChange
+    fields = ["at", "from_status", "to_status", "actor", "reason"]
+
+
+def _each(modeladmin, request, queryset, service, done: str) -> None:
+    """Call `service` on each selected change as the signed-in user; a refusal is shown, never worked around."""
+    succeeded = 0
+    for change in queryset.order_by("pk"):
+        try:
+            service(change)
+        except DomainError as exc:
+            modeladmin.message_user(request, f"{change.number}: {exc.message}", messages.ERROR)
+        else:
+            succeeded += 1
+    if succeeded:
+        modeladmin.message_user(request, f"{succeeded} change(s) {done}.", messages.SUCCESS)
+
+
+def _move_action(target: str, description: str):
+    """An admin action making one person's move through `change_request_transition`."""
+
+    def move(modeladmin, request, queryset):
+        _each(modeladmin, request, queryset, lambda change: change_request_transition(
+            actor=request.user, change=change, target=target, reason="moved in the admin"),
+            f"moved to {S(target).label}")
+
+    move.__name__ = f"move_to_{target}"
+    return admin.action(description=description)(move)
+
+
+# One action per move a person may make (tests check this list against the workflow's table).
+MOVE_ACTIONS = [
+    _move_action(S.SUBMITTED, "Submit"),
+    _move_action(S.SCHEDULED, "Schedule"),
+    _move_action(S.IMPLEMENTING, "Start implementing"),
+    _move_action(S.COMPLETED, "Mark completed"),
+    _move_action(S.FAILED, "Mark failed"),
+    _move_action(S.ROLLED_BACK, "Mark rolled back"),
+    _move_action(S.CLOSED, "Close"),
+    _move_action(S.CANCELLED, "Cancel"),
+]
+
+
+@admin.register(ChangeRequest)
+class ChangeRequestAdmin(admin.ModelAdmin):
+    """Changes are raised and edited in Changeboard's pages and API. Here every field is read-only: the status
+    moves, and approvals are given, only by the actions below, which call the same services (so the lifecycle
+    table and segregation of duties hold in the admin too)."""
+
+    list_display = ["number", "title", "change_type", "status", "risk_level", "requester", "environment",
+                    "planned_start", "revision"]
+    list_filter = ["status", "change_type", "risk_level", "environment"]
+    list_select_related = ["requester", "environment"]
+    search_fields = ["number", "title"]
+    inlines = [RequirementInline, ApprovalInline, StatusChangeInline]
+    actions = ["approve_as_me", "reject_as_me", *MOVE_ACTIONS]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields] + ["affected_cis"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # a change is evidence: it is cancelled, never deleted
+
+    @admin.action(description="Approve as me")
+    def approve_as_me(self, request, queryset):
+        _each(self, request, queryset, lambda change: approval_record(
+            actor=request.user, change=change, decision="approve", comment="approved in the admin"), "approved by you")
+
+    @admin.action(description="Reject as me")
+    def reject_as_me(self, request, queryset):
+        _each(self, request, queryset, lambda change: approval_record(
+            actor=request.user, change=change, decision="reject", comment="rejected in the admin"), "rejected by you")
+
+
+@admin.register(Approval)
+class ApprovalAdmin(admin.ModelAdmin):
+    """Read-only: a decision is recorded by its approver through the approval service, never typed in here."""
+
+    list_display = ["change", "revision", "approver", "role", "decision", "created_at"]
+    list_filter = ["decision", "role"]
+    list_select_related = ["change", "approver", "role"]
+    search_fields = ["change__number", "approver__username"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class PolicyRequirementInline(admin.TabularInline):
+    model = PolicyRequirement
+    extra = 1
+
+
+@admin.register(ApprovalPolicy)
+class ApprovalPolicyAdmin(admin.ModelAdmin):
+    """A change needs the approvals of every active policy whose conditions it meets (largest count per role)."""
+
+    list_display = ["name", "active", "change_types", "risk_levels", "production_only", "max_criticality",
+                    "sox_scoped", "phi", "pci"]
+    list_filter = ["active", "production_only", "sox_scoped", "phi", "pci"]
+    search_fields = ["name", "description"]
+    filter_horizontal = ["environments"]
+    inlines = [PolicyRequirementInline]
+
+
+@admin.register(StandardChangeTemplate)
+class StandardChangeTemplateAdmin(admin.ModelAdmin):
+    list_display = ["name", "active"]
+    list_filter = ["active"]
+    search_fields = ["name", "description"]
+
+
+class AgendaInline(RecordInline):
+    model = CabAgendaItem
+    fields = ["position", "change", "outcome", "notes"]
+
+
+@admin.register(CabMeeting)
+class CabMeetingAdmin(admin.ModelAdmin):
+    """A new meeting is created by the CAB meeting service, which fills its agenda with the changes in review."""
+
+    list_display = ["title", "starts_at", "organiser"]
+    list_select_related = ["organiser"]
+    search_fields = ["title", "minutes"]
+    readonly_fields = ["organiser", "created_at"]
+    filter_horizontal = ["attendees"]
+    inlines = [AgendaInline]
+    actions = ["refresh_agenda"]
+
+    def save_model(self, request, obj, form, change) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        meeting = cab_meeting_create(actor=request.user, title=obj.title, starts_at=obj.starts_at)
+        obj.pk, obj.organiser, obj.created_at = meeting.pk, meeting.organiser, meeting.created_at
+        obj._state.adding = False
+        if obj.minutes:
+            obj.save(update_fields=["minutes"])
+
+    @admin.action(description="Add the changes now in review to the agenda")
+    def refresh_agenda(self, request, queryset):
+        for meeting in queryset:
+            try:
+                cab_meeting_refresh_agenda(actor=request.user, meeting=meeting)
+            except DomainError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+                return
+        self.message_user(request, f"{queryset.count()} agenda(s) refreshed.", messages.SUCCESS)

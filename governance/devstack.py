@@ -131,7 +131,8 @@ def run(port: int) -> int:
         processes = {name: subprocess.Popen(cmd, env=env, cwd=BASE_DIR) for name, cmd in commands.items()}
         stack.callback(_stop, processes)
         log(f"Changeboard is at http://127.0.0.1:{port}/  (API docs: http://127.0.0.1:{port}/api/docs/)")
-        log(f"demo logins (password {DEMO_PASSWORD!r}): requester, cab_member, release_manager, auditor, admin")
+        log(f"demo logins (password {DEMO_PASSWORD!r}): requester, cab_member, sre, business_owner, "
+            "compliance_officer, release_manager, auditor, admin")
         log("Ctrl-C stops the web server, the worker, beat, Redis and PostgreSQL")
         try:
             while all(p.poll() is None for p in processes.values()):

@@ -166,6 +166,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One schema name per choice set that several fields share (status and target, risk_level and risk_levels...).
+    "ENUM_NAME_OVERRIDES": {
+        "ChangeStatusEnum": "governance.models.changes.ChangeStatus",
+        "ChangeTypeEnum": "governance.models.changes.ChangeType",
+        "RiskLevelEnum": "governance.models.changes.RiskLevel",
+        "ReleaseStrategyEnum": "governance.models.changes.ReleaseStrategy",
+        "CriticalityEnum": "cmdb.choices.Criticality",
+    },
 }
 
 # Change approvals: how long an emergency change may wait for its retrospective review, when approvers are

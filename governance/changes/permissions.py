@@ -8,7 +8,17 @@ from governance.roles import APPROVER_ROLES, team_role_permission
 
 
 def can_view_changes(user) -> bool:
-    return user.is_authenticated and user.has_perm("governance.view_changerequest")
+    """People with a role that reads changes, and approvers who hold their role for a team only."""
+    if not user.is_authenticated:
+        return False
+    return user.has_perm("governance.view_changerequest") or holds_team_role(user)
+
+
+def holds_team_role(user) -> bool:
+    from guardian.models import UserObjectPermission
+
+    codenames = [team_role_permission(role).split(".", 1)[1] for role in APPROVER_ROLES]
+    return UserObjectPermission.objects.filter(user=user, permission__codename__in=codenames).exists()
 
 
 def can_raise_change(user) -> bool:

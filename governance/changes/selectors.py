@@ -1,11 +1,14 @@
 """Reads of changes shared by the queue, the change page, the API and exports."""
 
+from collections import Counter
+
+from django.db import connection
 from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from guardian.models import UserObjectPermission
 
-from governance.changes.permissions import approver_roles, owning_teams
+from governance.changes.permissions import approver_roles, can_view_changes, owning_teams
 from governance.changes.services import outstanding_approvals
 from governance.models.changes import Approval, ApprovalRequirement, ChangeRequest, Decision
 from governance.models.changes import ChangeStatus as S
@@ -19,7 +22,7 @@ def change_requests() -> QuerySet[ChangeRequest]:
 
 
 def change_requests_visible_to(user) -> QuerySet[ChangeRequest]:
-    if not user.is_authenticated or not user.has_perm("governance.view_changerequest"):
+    if not can_view_changes(user):
         return ChangeRequest.objects.none()
     return change_requests()
 
@@ -104,3 +107,60 @@ def can_decide(user, change: ChangeRequest) -> bool:
 def retrospectives_overdue() -> QuerySet[ChangeRequest]:
     return change_requests().filter(change_type="emergency", approved_at__isnull=False,
                                     retrospective_done_at__isnull=True, retrospective_due__lt=timezone.now())
+
+
+# Which of a page of changes have a conflict as `change_conflicts` defines one, for all of them in one query:
+# another active change, windows overlapping, whose blast radius holds one of this change's CIs (served by
+# the GIN index on impacted_ci_ids), or that touches a CI in this change's blast radius (served by the
+# index on the CI column of the affected-CIs table).
+_CONFLICTED_SQL = """
+SELECT c.id
+FROM {change} c
+CROSS JOIN LATERAL (
+    SELECT coalesce(array_agg(a.configurationitem_id), '{{}}')::bigint[] AS ids
+    FROM {through} a WHERE a.changerequest_id = c.id
+) own
+WHERE c.id = ANY(%(ids)s) AND c.planned_start IS NOT NULL AND c.planned_end IS NOT NULL
+  AND (EXISTS (SELECT 1 FROM {change} o
+               WHERE o.impacted_ci_ids && own.ids AND o.id <> c.id AND o.status = ANY(%(active)s)
+                 AND o.planned_start < c.planned_end AND o.planned_end > c.planned_start)
+       OR EXISTS (SELECT 1 FROM {through} oa JOIN {change} o ON o.id = oa.changerequest_id
+                  WHERE oa.configurationitem_id = ANY(CASE WHEN cardinality(c.impacted_ci_ids) > 0
+                                                           THEN c.impacted_ci_ids ELSE own.ids END)
+                    AND o.id <> c.id AND o.status = ANY(%(active)s)
+                    AND o.planned_start < c.planned_end AND o.planned_end > c.planned_start))
+"""
+
+
+def conflicted_change_ids(changes) -> set[int]:
+    """The ids of those of `changes` that `change_conflicts` would find a conflict for (one query)."""
+    ids = [change.pk for change in changes]
+    if not ids:
+        return set()
+    sql = _CONFLICTED_SQL.format(change=ChangeRequest._meta.db_table,
+                                 through=ChangeRequest.affected_cis.through._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"ids": ids, "active": [status.value for status in ACTIVE]})
+        return {row[0] for row in cursor.fetchall()}
+
+
+def approval_summaries(changes) -> dict[int, dict]:
+    """For each change at its current revision: approvals needed and approvals given toward them (each role
+    counted up to what it needs), and rejections. Two queries whatever the number of changes."""
+    ids = [change.pk for change in changes]
+    needed: dict[int, dict[int, int]] = {pk: {} for pk in ids}
+    for change_id, role_id, count in ApprovalRequirement.objects.filter(
+            change_id__in=ids, revision=F("change__revision")).values_list("change_id", "role_id", "count"):
+        needed[change_id][role_id] = count
+    given: Counter = Counter()
+    rejected: Counter = Counter()
+    for change_id, role_id, decision in Approval.objects.filter(
+            change_id__in=ids, revision=F("change__revision")).values_list("change_id", "role_id", "decision"):
+        if decision == Decision.APPROVE:
+            given[(change_id, role_id)] += 1
+        else:
+            rejected[change_id] += 1
+    return {pk: {"needed": sum(roles.values()),
+                 "given": sum(min(given[(pk, role)], count) for role, count in roles.items()),
+                 "rejected": rejected[pk]}
+            for pk, roles in needed.items()}

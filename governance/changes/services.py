@@ -36,7 +36,7 @@ from governance.models.changes import (
 from governance.models.changes import ChangeStatus as S
 
 # What an approval was given for: changing any of these after approval makes the approvals stale.
-MATERIAL_FIELDS = ("environment", "planned_start", "planned_end")
+MATERIAL_FIELDS = ("environment", "planned_start", "planned_end", "implementer")
 EDITABLE_FIELDS = (
     "title", "description", "change_type", "template", "implementer", "environment", "planned_start",
     "planned_end", "implementation_plan", "test_evidence", "backout_plan", "rollback_error_rate_pct",
@@ -87,6 +87,8 @@ def _move(change: ChangeRequest, target: str, *, actor, reason: str = "", now: d
     if target == S.CAB_REVIEW:
         change.review_requested_at = now
         change.last_reminder_at = None
+    if target == S.DRAFT:  # a resubmission is reviewed afresh: earlier requirements and approvals stop counting
+        change.revision += 1
     change.save()
 
 
@@ -133,7 +135,7 @@ def change_request_update(*, actor, change: ChangeRequest, cis: list[Configurati
                 raise Conflict(f"A change in {S(change.status).label} can no longer be edited.")
             if not (mover.is_requester or mover.is_release_manager):
                 raise Forbidden("Only the requester or a release manager may edit this change.")
-            locked = set(fields) - set(MATERIAL_FIELDS) - {"title", "description", "implementer"}
+            locked = set(fields) - set(MATERIAL_FIELDS) - {"title", "description"}
             if locked:
                 field = sorted(locked)[0]
                 raise Conflict(f"{field} is fixed once the change is submitted.", field=field)
@@ -142,6 +144,12 @@ def change_request_update(*, actor, change: ChangeRequest, cis: list[Configurati
         for name, value in fields.items():
             setattr(change, name, value)
         _validated(change)
+        if change.status != S.DRAFT:  # what was submitted is reviewed: it may move, not disappear
+            gone = [name for name in ("environment", "planned_start", "planned_end") if getattr(change, name) is None]
+            gone += ["cis"] if cis is not None and not cis else []
+            if gone:
+                raise InvalidInput("A submitted change keeps its environment, window and CIs: change them rather "
+                                   "than remove them.", field=gone[0])
         changed = [name for name in MATERIAL_FIELDS if getattr(change, name) != before[name]]
         if cis is not None:
             if change.status != S.DRAFT and {c.pk for c in cis} != before_cis:
@@ -154,19 +162,23 @@ def change_request_update(*, actor, change: ChangeRequest, cis: list[Configurati
 
 
 def _approvals_go_stale(change: ChangeRequest, *, actor, what: list[str], now: datetime) -> None:
+    """What was approved changed: a new revision, assessed and routed again; earlier approvals stop counting."""
     stale = list(Approval.objects.filter(change=change, revision=change.revision).values_list("approver_id",
                                                                                             flat=True))
     change.revision += 1
     reason = f"approvals went stale: {', '.join(what)} changed"
     _assess(change, now=now)
-    if change.status != S.CAB_REVIEW:
-        _move(change, S.CAB_REVIEW, actor=actor, reason=reason, now=now)
-    else:
-        change.save()
-        ChangeStatusChange.objects.create(change=change, from_status=S.CAB_REVIEW, to_status=S.CAB_REVIEW,
-                                          actor=actor, reason=reason, at=now)
-    _require_approvals(change)
-    _notify(change, "stale", stale)
+    if _require_approvals(change):
+        if change.status == S.CAB_REVIEW:  # already in review: record the new revision, stay there
+            ChangeStatusChange.objects.create(change=change, from_status=S.CAB_REVIEW, to_status=S.CAB_REVIEW,
+                                              actor=actor, reason=reason, at=now)
+        else:
+            _move(change, S.CAB_REVIEW, actor=actor, reason=reason, now=now)
+        _notify(change, "review")
+    elif change.status == S.CAB_REVIEW:
+        _move(change, S.APPROVED, actor=None, reason=f"{reason}; no approval policy applies any more", now=now)
+    if stale:
+        _notify(change, "stale", stale)
 
 
 def change_request_transition(*, actor, change: ChangeRequest, target: str, reason: str = "") -> ChangeRequest:

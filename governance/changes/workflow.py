@@ -106,7 +106,9 @@ def _precondition(change: ChangeFacts, target: str, now: datetime) -> str | None
     if target == S.SCHEDULED and (change.planned_end is None or change.planned_end <= now):
         return "The planned window is over: move it before scheduling."
     if target == S.IMPLEMENTING:
-        if change.planned_start is None or now < change.planned_start - EARLY_START:
+        if change.planned_start is None:
+            return "The change has no planned window: plan one before implementing."
+        if now < change.planned_start - EARLY_START:
             return f"The window has not opened yet: it opens at {change.planned_start:%Y-%m-%d %H:%M} UTC."
         if change.planned_end is not None and now > change.planned_end:
             return "The window has closed: reschedule the change."

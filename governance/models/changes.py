@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -138,6 +139,12 @@ class ChangeRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.number} {self.title}"
+
+    def clean(self) -> None:
+        # change_window_ends_after_start holds this in the database; here the error names the field at fault
+        # (full_clean then skips the constraint, so the message is not given twice).
+        if self.planned_start and self.planned_end and self.planned_end <= self.planned_start:
+            raise ValidationError({"planned_end": "The window must end after it starts."})
 
     @property
     def retrospective_overdue(self) -> bool:

@@ -1,27 +1,116 @@
 import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
 from cmdb import demo
-from cmdb.models import Environment, Team
+from cmdb.models import ConfigurationItem, Environment, Team
 from cmdb.services import inventory_from_document, inventory_import
+from governance.changes.services import (
+    _assess,
+    _move,
+    approval_record,
+    cab_meeting_create,
+    change_request_create,
+    change_request_transition,
+    outstanding_approvals,
+)
+from governance.models import Approval, CabMeeting, ChangeRequest, ChangeStatusChange, StandardChangeTemplate
+from governance.models import ChangeStatus as S
 from governance.roles import Role
 
 DEMO_PEOPLE = {  # username -> (full name, roles, team maintained through an object permission)
     "requester": ("Riya Patel", [Role.REQUESTER], "payments"),
     "cab_member": ("Carlos Mendes", [Role.CAB_MEMBER], None),
+    "sre": ("Sam Okoro", [Role.SRE], None),
+    "business_owner": ("Bea Lindqvist", [Role.BUSINESS_OWNER], None),
+    "compliance_officer": ("Claire Dubois", [Role.COMPLIANCE_OFFICER], None),
     "release_manager": ("Rachel Moore", [Role.RELEASE_MANAGER], None),
     "auditor": ("Anna Schmidt", [Role.AUDITOR], None),
     "admin": ("Adam Okafor", [Role.ADMIN], None),
 }
 
+TLS_TEMPLATE = "Rotate TLS certificates on an edge load balancer"
+CAB_MEETING = "Weekly CAB"
+
+
+@dataclass(frozen=True)
+class DemoChange:
+    """A change to leave in `status`; `start` is its window's opening, in hours from now."""
+
+    title: str
+    cis: list[str]
+    environment: str
+    start: float
+    status: str
+    hours: float = 2
+    change_type: str = "normal"
+    approved_by: list[str] = field(default_factory=list)  # partial approvals of a change left in review
+    days_ago: int = 0  # a finished change: its window and history are moved this far into the past
+    triggers: bool = False
+    note: str = ""
+
+
+# The title identifies a demo change: a second run finds it and adds nothing.
+DEMO_CHANGES = [
+    DemoChange("Migrate general-ledger-export to Parquet files", ["general-ledger-export"], "staging", 24 * 8,
+               S.DRAFT),
+    DemoChange("Add idempotency keys to sepa-connector retries", ["sepa-connector"], "prod", 24 * 6, S.SUBMITTED),
+    DemoChange("Tune fraud-scoring model thresholds", ["fraud-scoring"], "staging", 24 * 5, S.ASSESSED),
+    # Awaiting the CAB member, the SRE and the business owner (the compliance officer has approved); its
+    # window overlaps the network patch below, whose blast radius holds payments-api: a conflict to see.
+    DemoChange("Upgrade payments-api to 4.2 on JVM 21", ["payments-api"], "prod", 72, S.CAB_REVIEW,
+               approved_by=[Role.COMPLIANCE_OFFICER], triggers=True),
+    DemoChange("Patch the routers of core-network-prod-eu-west-2", ["core-network-prod-eu-west-2"], "prod", 73,
+               S.CAB_REVIEW, hours=3),
+    DemoChange("Raise the fx-rates cache TTL to 5 minutes", ["fx-rates"], "staging", 30, S.CAB_REVIEW),
+    DemoChange("Rotate ledger-service database credentials", ["ledger-service"], "prod", 50, S.CAB_REVIEW,
+               hours=1),
+    DemoChange("Enable document liveness checks in kyc-service", ["kyc-service"], "prod", 24 * 5, S.APPROVED),
+    DemoChange("Resize reporting-warehouse compute", ["reporting-warehouse"], "prod", 48, S.SCHEDULED, hours=4),
+    DemoChange("Deploy notifications 3.1", ["notifications"], "prod", -1, S.IMPLEMENTING, hours=3),
+    DemoChange("Upgrade the statement-service PDF renderer", ["statement-service"], "prod", -1, S.COMPLETED,
+               days_ago=2),
+    DemoChange("Raise card-issuing daily limits", ["card-issuing"], "prod", -1, S.FAILED, days_ago=4),
+    DemoChange("Release online-banking-web 12.0", ["online-banking-web"], "prod", -1, S.ROLLED_BACK, days_ago=6,
+               triggers=True),
+    DemoChange("Add the marketing opt-in column to consent-service", ["consent-service"], "prod", -1, S.CLOSED,
+               days_ago=12),
+    DemoChange("Switch sanctions-screening to the vendor's v5 lists", ["sanctions-screening"], "prod", 24 * 4,
+               S.REJECTED, note="No parallel run against the v4 lists yet."),
+    DemoChange("Retire the swift-connector test stub", ["swift-connector"], "staging", 40, S.CANCELLED,
+               note="Folded into next quarter's clean-up."),
+    # Emergency changes owe a retrospective review: one is due soon, one is overdue.
+    DemoChange("Hotfix payment-router timeouts", ["payment-router"], "prod", -1, S.COMPLETED,
+               change_type="emergency"),
+    DemoChange("Renew the expired certificate on edge-lb-prod-eu-west-2", ["edge-lb-prod-eu-west-2"], "prod", -1,
+               S.COMPLETED, change_type="emergency", days_ago=6),
+    DemoChange("Rotate the TLS certificate on edge-lb-prod-us-east-1", ["edge-lb-prod-us-east-1"], "prod", 26,
+               S.SCHEDULED, hours=1, change_type="standard"),
+]
+AFTER_APPROVAL = {  # the moves after approval that leave a change in each state, and who makes them
+    S.APPROVED: [],
+    S.SCHEDULED: [S.SCHEDULED],
+    S.IMPLEMENTING: [S.SCHEDULED, S.IMPLEMENTING],
+    S.COMPLETED: [S.SCHEDULED, S.IMPLEMENTING, S.COMPLETED],
+    S.FAILED: [S.SCHEDULED, S.IMPLEMENTING, S.FAILED],
+    S.ROLLED_BACK: [S.SCHEDULED, S.IMPLEMENTING, S.ROLLED_BACK],
+    S.CLOSED: [S.SCHEDULED, S.IMPLEMENTING, S.COMPLETED, S.CLOSED],
+}
+BY_RELEASE_MANAGER = {S.SCHEDULED, S.CLOSED}  # the implementer makes the others
+
 
 class Command(BaseCommand):
-    help = "Load the demo bank estate and one user per role (named after the role). Safe to run again."
+    help = ("Load the demo bank estate, one user per role (named after the role), and changes in every state "
+            "with a CAB meeting. Safe to run again: a second run adds nothing.")
 
     def add_arguments(self, parser):
         parser.add_argument("--password", help="Password for every demo user; one is generated if omitted.")
@@ -31,10 +120,15 @@ class Command(BaseCommand):
         with transaction.atomic():
             users = self._people(password)
             self._estate(actor=users["admin"])
+            created = self._changes(users)
+            self._cab_meeting(users)
+        self.stdout.write(f"Changes: {created} created.")
         self.stdout.write(f"Demo users ({', '.join(DEMO_PEOPLE)}) have the password: {password}")
 
     def _people(self, password: str) -> dict:
         users = {}
+        # Hashing costs a fifth of a second by design: the demo users, who share one password, share its hash.
+        encoded = None
         for username, (full_name, roles, _team) in DEMO_PEOPLE.items():
             first, last = full_name.split(" ", 1)
             user, _ = get_user_model().objects.update_or_create(
@@ -42,8 +136,11 @@ class Command(BaseCommand):
                 defaults={"first_name": first, "last_name": last, "email": f"{username}@bank.example",
                           "is_staff": Role.ADMIN in roles, "is_superuser": Role.ADMIN in roles},
             )
-            if not user.check_password(password):  # a rerun with the same password changes nothing
-                user.set_password(password)
+            if encoded is None and user.check_password(password):
+                encoded = user.password
+            if user.password != encoded:  # a rerun with the same password changes nothing
+                encoded = encoded or make_password(password)
+                user.password = encoded
                 user.save(update_fields=["password"])
             user.groups.set(Group.objects.filter(name__in=roles))
             users[username] = user
@@ -69,3 +166,85 @@ class Command(BaseCommand):
             f"{result.cis_unchanged} unchanged; {result.relationships_created} relationships created, "
             f"{result.relationships_existing} existing."
         )
+
+    def _changes(self, users: dict) -> int:
+        """Each demo change that is not there yet, taken through the change services to its state."""
+        template, _ = StandardChangeTemplate.objects.get_or_create(name=TLS_TEMPLATE, defaults={
+            "description": "Replace a certificate before it expires, with the same names and key size.",
+            "implementation_plan": "Upload the new certificate, switch the listener to it, check the chain.",
+            "backout_plan": "Switch the listener back to the previous certificate."})
+        existing = set(ChangeRequest.objects.filter(title__in=[c.title for c in DEMO_CHANGES])
+                       .values_list("title", flat=True))
+        environments = {env.name: env for env in Environment.objects.all()}
+        hour = timezone.now().replace(minute=0, second=0, microsecond=0)
+        created = 0
+        for spec in DEMO_CHANGES:
+            if spec.title in existing:
+                continue
+            self._change(spec, users, template=template, environment=environments[spec.environment],
+                         start=hour + timedelta(hours=spec.start))
+            created += 1
+        return created
+
+    def _change(self, spec: DemoChange, users: dict, *, template, environment, start: datetime) -> None:
+        requester, release_manager = users["requester"], users["release_manager"]
+        standard = spec.change_type == "standard"
+        change = change_request_create(
+            actor=requester, cis=list(ConfigurationItem.objects.filter(name__in=spec.cis)), title=spec.title,
+            description=f"{spec.title}. Demo change.", change_type=spec.change_type,
+            template=template if standard else None, implementer=requester, environment=environment,
+            planned_start=start, planned_end=start + timedelta(hours=spec.hours),
+            implementation_plan=template.implementation_plan if standard else "Roll out with the pipeline.",
+            backout_plan="" if standard else "Redeploy the previous release.",
+            test_evidence="Pipeline run green in staging; load test attached.",
+            rollback_error_rate_pct=2 if spec.triggers else None,
+        )
+        if spec.status == S.DRAFT:
+            return
+        if spec.status in (S.SUBMITTED, S.ASSESSED):
+            # Submitting passes these two states within one transaction; a demo change is left in each by hand.
+            now = timezone.now()
+            _move(change, S.SUBMITTED, actor=requester, now=now)
+            if spec.status == S.ASSESSED:
+                _assess(change, now=now)
+                _move(change, S.ASSESSED, actor=None, reason=f"risk {change.risk_level} ({change.risk_score})",
+                      now=now)
+            return
+        change = change_request_transition(actor=requester, change=change, target=S.SUBMITTED)
+        for role in spec.approved_by:
+            approval_record(actor=users[role], change=change, decision="approve", comment="Fine from my side.")
+        if spec.status == S.REJECTED:
+            approval_record(actor=users["cab_member"], change=change, decision="reject", comment=spec.note)
+        elif spec.status == S.CANCELLED:
+            change_request_transition(actor=requester, change=change, target=S.CANCELLED, reason=spec.note)
+        elif spec.status != S.CAB_REVIEW:
+            self._approve(change, users)
+            for target in AFTER_APPROVAL[spec.status]:
+                actor = release_manager if target in BY_RELEASE_MANAGER else requester
+                change_request_transition(actor=actor, change=change, target=target)
+        if spec.days_ago:
+            self._move_into_past(change, timedelta(days=spec.days_ago))
+
+    def _approve(self, change: ChangeRequest, users: dict) -> None:
+        """Each approval the change still needs, from the demo user named after the role."""
+        change.refresh_from_db()
+        while change.status == S.CAB_REVIEW:
+            role = next(o.role for o in outstanding_approvals(change) if o.given < o.needed)
+            approval_record(actor=users[role], change=change, decision="approve", comment="Reviewed, go ahead.")
+            change.refresh_from_db()
+
+    def _move_into_past(self, change: ChangeRequest, delta: timedelta) -> None:
+        """A finished change ran in a window open during this run; place it, and its record, `delta` earlier."""
+        ChangeRequest.objects.filter(pk=change.pk).update(**{
+            name: F(name) - delta for name in ("planned_start", "planned_end", "approved_at", "retrospective_due",
+                                               "review_requested_at", "created_at")})
+        ChangeStatusChange.objects.filter(change=change).update(at=F("at") - delta)
+        Approval.objects.filter(change=change).update(created_at=F("created_at") - delta)
+
+    def _cab_meeting(self, users: dict) -> None:
+        if CabMeeting.objects.filter(title=CAB_MEETING).exists():
+            return
+        today = timezone.now().replace(hour=10, minute=0, second=0, microsecond=0)
+        next_tuesday = today + timedelta(days=(1 - today.weekday()) % 7 or 7)
+        cab_meeting_create(actor=users["release_manager"], title=CAB_MEETING, starts_at=next_tuesday,
+                           attendees=[users[r] for r in ("cab_member", "sre", "business_owner", "compliance_officer")])

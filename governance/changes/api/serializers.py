@@ -1,0 +1,247 @@
+"""Input and output shapes of the changes API. Input serializers check types and look names up; the services
+decide every rule."""
+
+from collections.abc import Mapping
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import transaction
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from cmdb.api.serializers import CINameField
+from cmdb.choices import Criticality
+from cmdb.models import Environment
+from governance.changes.selectors import approval_checklist, change_conflicts
+from governance.changes.services import EDITABLE_FIELDS
+from governance.models.changes import (
+    Approval,
+    ApprovalPolicy,
+    ChangeRequest,
+    ChangeStatus,
+    ChangeStatusChange,
+    Decision,
+    PolicyRequirement,
+    StandardChangeTemplate,
+)
+from governance.roles import APPROVER_ROLES
+from governance.serializers import ModelRulesSerializer
+
+
+class StrictInputMixin:
+    """Refuse fields the serializer does not know: a misspelt or read-only field must not be silently dropped."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            unknown = sorted(set(data) - {name for name, field in self.fields.items() if not field.read_only})
+            if unknown:
+                raise serializers.ValidationError({name: ["This field is unknown or cannot be set."]
+                                                   for name in unknown})
+        return super().to_internal_value(data)
+
+
+# Reading
+
+
+class ChangeRequestSerializer(serializers.ModelSerializer):
+    """A change as a row of a list."""
+
+    requester = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    implementer = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    environment = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    template = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    affected_cis = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+    awaiting_me = serializers.BooleanField(read_only=True, default=False,
+                                           help_text="The change awaits an approval from you.")
+
+    class Meta:
+        model = ChangeRequest
+        fields = [
+            "number", "title", "change_type", "status", "requester", "implementer", "environment", "template",
+            "affected_cis", "planned_start", "planned_end", "risk_score", "risk_level", "awaiting_me",
+            "created_at", "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class ApprovalSerializer(serializers.ModelSerializer):
+    approver = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    role = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    counts = serializers.SerializerMethodField(help_text="Given for the change's current revision.")
+
+    class Meta:
+        model = Approval
+        fields = ["id", "approver", "decision", "role", "comment", "revision", "counts", "created_at"]
+        read_only_fields = fields
+
+    def get_counts(self, approval: Approval) -> bool:
+        change = self.context.get("change") or approval.change
+        return approval.revision == change.revision
+
+
+class ApprovalResultSerializer(ApprovalSerializer):
+    change_status = serializers.CharField(source="change.status", read_only=True,
+                                          help_text="The change's status after this decision.")
+
+    class Meta(ApprovalSerializer.Meta):
+        fields = [*ApprovalSerializer.Meta.fields, "change_status"]
+        read_only_fields = fields
+
+
+class ChecklistItemSerializer(serializers.Serializer):
+    role = serializers.CharField()
+    needed = serializers.IntegerField()
+    given = serializers.IntegerField()
+    done = serializers.BooleanField()
+    policies = serializers.ListField(child=serializers.CharField(), help_text="The policies that asked for it.")
+    approvals = ApprovalSerializer(many=True)
+
+
+class ConflictSerializer(serializers.Serializer):
+    number = serializers.CharField()
+    title = serializers.CharField()
+
+
+class StatusChangeSerializer(serializers.ModelSerializer):
+    actor = serializers.SlugRelatedField(slug_field="username", read_only=True,
+                                         help_text="Empty when Changeboard itself moved the change.")
+
+    class Meta:
+        model = ChangeStatusChange
+        fields = ["from_status", "to_status", "actor", "reason", "at"]
+        read_only_fields = fields
+
+
+class ChangeRequestDetailSerializer(ChangeRequestSerializer):
+    """A change with what an approver needs: risk and why, what is still to approve, conflicts, history."""
+
+    requirements = serializers.SerializerMethodField()
+    conflicts = serializers.SerializerMethodField()
+    status_history = StatusChangeSerializer(source="status_changes", many=True, read_only=True)
+
+    class Meta(ChangeRequestSerializer.Meta):
+        fields = [
+            *ChangeRequestSerializer.Meta.fields, "description", "implementation_plan", "test_evidence",
+            "backout_plan", "rollback_error_rate_pct", "rollback_latency_p99_ms", "rollback_failed_health_checks",
+            "release_strategy", "strategy_reason", "feature_flags", "risk_factors", "recommended_strategy",
+            "revision", "approved_at", "retrospective_due", "retrospective_done_at", "retrospective_notes",
+            "requirements", "conflicts", "status_history",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(ChecklistItemSerializer(many=True))
+    def get_requirements(self, change: ChangeRequest) -> list:
+        return ChecklistItemSerializer(approval_checklist(change), many=True, context={"change": change}).data
+
+    @extend_schema_field(ConflictSerializer(many=True))
+    def get_conflicts(self, change: ChangeRequest) -> list:
+        return ConflictSerializer(change_conflicts(change).values("number", "title"), many=True).data
+
+
+# Writing
+
+
+class ChangeRequestInputSerializer(StrictInputMixin, serializers.ModelSerializer):
+    """What a requester may set; CIs, environment, implementer and template are given by name."""
+
+    affected_cis = CINameField(many=True, required=False)
+    environment = serializers.SlugRelatedField(slug_field="name", queryset=Environment.objects.all(),
+                                               required=False, allow_null=True)
+    implementer = serializers.SlugRelatedField(slug_field="username",
+                                               queryset=get_user_model().objects.filter(is_active=True),
+                                               required=False, allow_null=True)
+    template = serializers.SlugRelatedField(slug_field="name",
+                                            queryset=StandardChangeTemplate.objects.filter(active=True),
+                                            required=False, allow_null=True)
+
+    class Meta:
+        model = ChangeRequest
+        fields = [*EDITABLE_FIELDS, "affected_cis"]
+
+
+class TransitionInputSerializer(StrictInputMixin, serializers.Serializer):
+    target = serializers.ChoiceField(choices=ChangeStatus.choices)
+    reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class ApprovalInputSerializer(StrictInputMixin, serializers.Serializer):
+    decision = serializers.ChoiceField(choices=Decision.choices)
+    comment = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class RetrospectiveInputSerializer(StrictInputMixin, serializers.Serializer):
+    notes = serializers.CharField(allow_blank=True, trim_whitespace=False)
+
+
+# Approval policies: plain configuration, written through the serializer like the CMDB's CRUD.
+
+
+class ApproverRoleField(serializers.SlugRelatedField):
+    """One of the approver roles, by group name."""
+
+    default_error_messages = {
+        "not_approver": "{value} is not an approver role: use one of {roles}.",
+    }
+
+    def __init__(self, **kwargs):
+        super().__init__(slug_field="name", queryset=Group.objects.filter(name__in=APPROVER_ROLES), **kwargs)
+
+    def to_internal_value(self, data):
+        if str(data) not in APPROVER_ROLES:
+            self.fail("not_approver", value=str(data)[:50], roles=", ".join(APPROVER_ROLES))
+        return super().to_internal_value(data)
+
+
+class PolicyRequirementSerializer(StrictInputMixin, serializers.ModelSerializer):
+    role = ApproverRoleField()
+    # The bounds of the policy_count_1_to_10 constraint, checked here so the error names the field.
+    count = serializers.IntegerField(min_value=1, max_value=10, default=1)
+
+    class Meta:
+        model = PolicyRequirement
+        fields = ["role", "count"]
+
+
+class ApprovalPolicySerializer(StrictInputMixin, ModelRulesSerializer):
+    requirements = PolicyRequirementSerializer(many=True, allow_empty=False)
+    environments = serializers.SlugRelatedField(slug_field="name", queryset=Environment.objects.all(), many=True,
+                                                required=False)
+    max_criticality = serializers.ChoiceField(choices=Criticality.choices, required=False, allow_null=True)
+
+    class Meta:
+        model = ApprovalPolicy
+        fields = [
+            "id", "name", "description", "active", "risk_levels", "change_types", "production_only",
+            "environments", "max_criticality", "tags", "sox_scoped", "phi", "pci", "requirements",
+        ]
+
+    def validate_requirements(self, requirements: list[dict]) -> list[dict]:
+        roles = [item["role"].name for item in requirements]
+        if len(roles) != len(set(roles)):
+            raise serializers.ValidationError("Name each role once.")
+        return requirements
+
+    def validate(self, attrs):
+        # The model rules run on the policy's own fields; its requirements are rows of their own.
+        requirements = attrs.pop("requirements", None)
+        attrs = super().validate(attrs)
+        if requirements is not None:
+            attrs["requirements"] = requirements
+        return attrs
+
+    @transaction.atomic
+    def create(self, validated_data):
+        requirements = validated_data.pop("requirements")
+        policy = super().create(validated_data)
+        PolicyRequirement.objects.bulk_create([PolicyRequirement(policy=policy, **item) for item in requirements])
+        return policy
+
+    @transaction.atomic
+    def update(self, instance, validated_data):
+        requirements = validated_data.pop("requirements", None)
+        policy = super().update(instance, validated_data)
+        if requirements is not None:
+            policy.requirements.all().delete()
+            PolicyRequirement.objects.bulk_create([PolicyRequirement(policy=policy, **item)
+                                                   for item in requirements])
+        return policy

@@ -1,0 +1,140 @@
+"""The changes API: thin viewsets that validate input, call a change service and shape its result."""
+
+from django.db.models import BooleanField, Case, Prefetch, Value, When
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from governance.changes import selectors, services
+from governance.changes.api.serializers import (
+    ApprovalInputSerializer,
+    ApprovalPolicySerializer,
+    ApprovalResultSerializer,
+    ApprovalSerializer,
+    ChangeRequestDetailSerializer,
+    ChangeRequestInputSerializer,
+    ChangeRequestSerializer,
+    RetrospectiveInputSerializer,
+    TransitionInputSerializer,
+)
+from governance.changes.filters import ChangeRequestFilter
+from governance.changes.permissions import can_view_changes
+from governance.models.changes import ApprovalPolicy, ChangeRequest, ChangeStatusChange
+
+
+class ChangeReader(permissions.BasePermission):
+    """Every endpoint here needs the right to view changes; what a write needs besides, the service decides."""
+
+    def has_permission(self, request, view) -> bool:
+        return can_view_changes(request.user)
+
+
+class PolicyReadOrModelPermission(permissions.BasePermission):
+    """Whoever may view changes reads the policies; writing them needs the model permission (admins)."""
+
+    def has_permission(self, request, view) -> bool:
+        if not can_view_changes(request.user):
+            return False
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        verb = {"POST": "add", "PUT": "change", "PATCH": "change", "DELETE": "delete"}[request.method]
+        return request.user.has_perm(f"governance.{verb}_approvalpolicy")
+
+
+class ChangeRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Change requests by number (CHG0000123): raise, edit, move through the lifecycle, approve."""
+
+    permission_classes = [ChangeReader]
+    lookup_field = "number"
+    filterset_class = ChangeRequestFilter
+    search_fields = ["number", "title"]
+    ordering_fields = ["created_at", "planned_start", "risk_score", "number", "awaiting_me"]
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False) or not self.request.user.is_authenticated:
+            return ChangeRequest.objects.none()
+        user = self.request.user
+        queryset = (selectors.change_requests_visible_to(user).prefetch_related("affected_cis")
+                    .annotate(awaiting_me=Case(When(selectors.awaiting_approval_by(user), then=Value(True)),
+                                               default=Value(False), output_field=BooleanField())))
+        if self.action != "list":
+            queryset = queryset.prefetch_related(
+                Prefetch("status_changes", queryset=ChangeStatusChange.objects.select_related("actor")))
+        return queryset
+
+    def get_serializer_class(self):
+        return ChangeRequestSerializer if self.action == "list" else ChangeRequestDetailSerializer
+
+    def _detail(self, change: ChangeRequest, status_code: int = status.HTTP_200_OK) -> Response:
+        """The change as it is now, read again so the answer shows what the service wrote."""
+        fresh = self.get_queryset().get(pk=change.pk)
+        return Response(ChangeRequestDetailSerializer(fresh, context=self.get_serializer_context()).data,
+                        status=status_code)
+
+    @extend_schema(request=ChangeRequestInputSerializer, responses={201: ChangeRequestDetailSerializer})
+    def create(self, request):
+        """Raise a change as a draft; the caller is its requester."""
+        data = _validated(ChangeRequestInputSerializer, request.data)
+        change = services.change_request_create(actor=request.user, cis=data.pop("affected_cis", []), **data)
+        return self._detail(change, status.HTTP_201_CREATED)
+
+    @extend_schema(request=ChangeRequestInputSerializer, responses=ChangeRequestDetailSerializer)
+    def partial_update(self, request, number=None):
+        """Edit a change: anything while it is a draft; afterwards its window, environment, CIs and wording."""
+        change = self.get_object()
+        data = _validated(ChangeRequestInputSerializer, request.data, partial=True)
+        change = services.change_request_update(actor=request.user, change=change,
+                                                cis=data.pop("affected_cis", None), **data)
+        return self._detail(change)
+
+    @extend_schema(request=TransitionInputSerializer, responses=ChangeRequestDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def transitions(self, request, number=None):
+        """Move the change (submit, schedule, implement, complete, close, cancel...); 409 says why not."""
+        change = self.get_object()
+        data = _validated(TransitionInputSerializer, request.data)
+        change = services.change_request_transition(actor=request.user, change=change, target=data["target"],
+                                                    reason=data["reason"])
+        return self._detail(change)
+
+    @extend_schema(methods=["GET"], request=None, responses=ApprovalSerializer(many=True))
+    @extend_schema(methods=["POST"], request=ApprovalInputSerializer, responses={201: ApprovalResultSerializer})
+    @action(detail=True, methods=["get", "post"])
+    def approvals(self, request, number=None):
+        """Every decision on the change, all revisions; POST records yours."""
+        change = self.get_object()
+        if request.method == "GET":
+            approvals = change.approvals.select_related("approver", "role")
+            return Response(ApprovalSerializer(approvals, many=True, context={"change": change}).data)
+        data = _validated(ApprovalInputSerializer, request.data)
+        approval = services.approval_record(actor=request.user, change=change, decision=data["decision"],
+                                            comment=data["comment"])
+        return Response(ApprovalResultSerializer(approval).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=RetrospectiveInputSerializer, responses=ChangeRequestDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def retrospective(self, request, number=None):
+        """Record the retrospective review an approved emergency change owes."""
+        change = self.get_object()
+        data = _validated(RetrospectiveInputSerializer, request.data)
+        change = services.change_retrospective_record(actor=request.user, change=change, notes=data["notes"])
+        return self._detail(change)
+
+
+def _validated(serializer_class, data, *, partial: bool = False) -> dict:
+    serializer = serializer_class(data=data, partial=partial)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+class ApprovalPolicyViewSet(viewsets.ModelViewSet):
+    """Which changes need whose approval. Changes assessed later follow the policies as they are then."""
+
+    queryset = ApprovalPolicy.objects.prefetch_related("environments", "requirements__role")
+    serializer_class = ApprovalPolicySerializer
+    permission_classes = [PolicyReadOrModelPermission]
+    filterset_fields = ["active"]
+    search_fields = ["name", "description"]
+    ordering_fields = ["name"]

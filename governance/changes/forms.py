@@ -1,0 +1,233 @@
+"""Forms of the change pages: they parse what the browser sends; the services decide what is allowed."""
+
+import re
+from datetime import datetime, time, timedelta
+
+import django_filters
+from django import forms
+from django.contrib.auth import get_user_model
+from django.db.models import Exists, OuterRef, QuerySet
+from django.utils import timezone
+
+from cmdb.models import ConfigurationItem, Environment, Team
+from governance.changes.selectors import ACTIVE
+from governance.models.changes import (
+    CabAgendaItem,
+    CabMeeting,
+    ChangeRequest,
+    ChangeType,
+    ReleaseStrategy,
+    RiskLevel,
+    StandardChangeTemplate,
+)
+from governance.roles import APPROVER_ROLES, Role
+
+WINDOW_FORMAT = "%Y-%m-%dT%H:%M"
+
+
+class UtcDateTimeField(forms.DateTimeField):
+    """A `datetime-local` input read as UTC (the site's time zone). It shows minutes, so a value that
+    differs from the stored one only below the minute has not changed."""
+
+    widget = forms.DateTimeInput(attrs={"type": "datetime-local"}, format=WINDOW_FORMAT)
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("input_formats", [WINDOW_FORMAT, "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"])
+        kwargs.setdefault("help_text", "UTC")
+        super().__init__(**kwargs)
+
+    def has_changed(self, initial, data) -> bool:
+        if isinstance(initial, datetime):
+            initial = initial.replace(second=0, microsecond=0)
+        return super().has_changed(initial, data)
+
+
+class PlainTextField(forms.CharField):
+    """A textarea whose line endings are kept as \\n: browsers send \\r\\n, and an unedited plan must compare
+    equal to the stored one (after submission a plan is fixed, and sending it again would be refused)."""
+
+    widget = forms.Textarea(attrs={"rows": 4})
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("strip", False)
+        super().__init__(**kwargs)
+
+    def to_python(self, value):
+        return super().to_python(value).replace("\r\n", "\n")
+
+
+class FlagListField(forms.CharField):
+    """Feature flags, one per line or separated by commas."""
+
+    widget = forms.Textarea(attrs={"rows": 2})
+
+    def to_python(self, value) -> list[str]:
+        return [flag for flag in re.split(r"[\s,]+", value or "") if flag]
+
+    def prepare_value(self, value):
+        return "\n".join(value) if isinstance(value, list | tuple) else value
+
+    def validate(self, value) -> None:
+        if self.required and not value:
+            raise forms.ValidationError(self.error_messages["required"], code="required")
+
+
+def _person_label(user) -> str:
+    name = user.get_full_name()
+    return f"{name} ({user.get_username()})" if name else user.get_username()
+
+
+class PersonField(forms.ModelChoiceField):
+    def label_from_instance(self, obj) -> str:
+        return _person_label(obj)
+
+
+class PersonChoiceField(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj) -> str:
+        return _person_label(obj)
+
+
+def _people() -> QuerySet:
+    return get_user_model().objects.filter(is_active=True).order_by("username")
+
+
+class ChangeRequestForm(forms.Form):
+    """Every field a requester fills in; names match the service's keyword arguments."""
+
+    title = forms.CharField(max_length=200)
+    description = PlainTextField()
+    change_type = forms.ChoiceField(choices=ChangeType.choices, initial=ChangeType.NORMAL, label="Type")
+    template = forms.ModelChoiceField(
+        queryset=StandardChangeTemplate.objects.filter(active=True), required=False,
+        label="Standard change template", help_text="Standard changes only.")
+    implementer = PersonField(queryset=_people(), required=False,
+                              help_text="Who carries it out; they cannot approve it.")
+    environment = forms.ModelChoiceField(queryset=Environment.objects.order_by("position"), required=False,
+                                         to_field_name="name")
+    cis = forms.ModelMultipleChoiceField(queryset=ConfigurationItem.objects.all(), required=False,
+                                         label="Affected CIs")
+    planned_start = UtcDateTimeField(required=False, label="Window opens")
+    planned_end = UtcDateTimeField(required=False, label="Window closes")
+    implementation_plan = PlainTextField()
+    test_evidence = PlainTextField(help_text="Links, results or notes showing the change was tested.")
+    backout_plan = PlainTextField()
+    rollback_error_rate_pct = forms.DecimalField(max_digits=5, decimal_places=2, min_value=0, max_value=100,
+                                                 required=False, label="Roll back above error rate (%)")
+    rollback_latency_p99_ms = forms.IntegerField(min_value=0, required=False, label="Roll back above p99 latency (ms)")
+    rollback_failed_health_checks = forms.IntegerField(min_value=0, max_value=32767, required=False,
+                                                       label="Roll back after failed health checks")
+    release_strategy = forms.ChoiceField(choices=[("", "—"), *ReleaseStrategy.choices], required=False,
+                                         label="Strategy")
+    strategy_reason = PlainTextField(label="Why this strategy")
+    feature_flags = FlagListField(required=False, help_text="One per line or separated by commas.")
+
+    @classmethod
+    def initial_for(cls, change: ChangeRequest) -> dict:
+        initial = {name: getattr(change, name) for name in cls.base_fields if name != "cis"}
+        initial["cis"] = [ci.pk for ci in change.affected_cis.all()]
+        return initial
+
+    def service_fields(self) -> dict:
+        """The cleaned fields for the service, without the CIs (passed on their own)."""
+        return {name: value for name, value in self.cleaned_data.items() if name != "cis"}
+
+    def changed_service_fields(self) -> dict:
+        """Only what the person changed: after submission most fields are fixed, and sending an unchanged
+        one again would be refused."""
+        return {name: self.cleaned_data[name] for name in self.changed_data if name != "cis"}
+
+
+class ChangeDecisionForm(forms.Form):
+    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
+    comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class ChangeTransitionForm(forms.Form):
+    target = forms.CharField()
+    reason = forms.CharField(required=False, max_length=2000)
+
+
+class RetrospectiveForm(forms.Form):
+    notes = PlainTextField(required=True, label="What the review found")
+
+
+def _active_state_choices() -> list[tuple[str, str]]:
+    return [(state.value, state.label) for state in ACTIVE]
+
+
+class CabQueueFilter(django_filters.FilterSet):
+    """Filters of the CAB queue; each narrows the selector's queryset without changing its order."""
+
+    risk_level = django_filters.ChoiceFilter(choices=RiskLevel.choices, label="Risk", empty_label="any")
+    change_type = django_filters.ChoiceFilter(choices=ChangeType.choices, label="Type", empty_label="any")
+    status = django_filters.ChoiceFilter(choices=_active_state_choices, label="Status", empty_label="any")
+    team = django_filters.ModelChoiceFilter(queryset=Team.objects.order_by("name"), to_field_name="slug",
+                                            method="owned_by", label="Team", empty_label="any")
+    window_from = django_filters.DateFilter(method="window_ends_after", label="Window from",
+                                            widget=forms.DateInput(attrs={"type": "date"}))
+    window_to = django_filters.DateFilter(method="window_starts_before", label="Window to",
+                                          widget=forms.DateInput(attrs={"type": "date"}))
+    mine = django_filters.BooleanFilter(method="awaiting_me", label="Awaiting my approval",
+                                        widget=forms.CheckboxInput)
+
+    class Meta:
+        model = ChangeRequest
+        fields = []
+
+    def owned_by(self, queryset, name, team):
+        # An EXISTS rather than a join: a change with several of the team's CIs stays one row.
+        owned = ChangeRequest.affected_cis.through.objects.filter(changerequest_id=OuterRef("pk"),
+                                                                  configurationitem__owner_team=team)
+        return queryset.filter(Exists(owned))
+
+    def window_ends_after(self, queryset, name, day):
+        return queryset.filter(planned_end__gte=timezone.make_aware(datetime.combine(day, time.min)))
+
+    def window_starts_before(self, queryset, name, day):
+        next_day = timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min))
+        return queryset.filter(planned_start__lt=next_day)
+
+    def awaiting_me(self, queryset, name, value):
+        return queryset.filter(awaits_me=1) if value else queryset
+
+
+def cab_people() -> QuerySet:
+    """Who may sit on a CAB: approvers and release managers."""
+    return _people().filter(groups__name__in=[*APPROVER_ROLES, Role.RELEASE_MANAGER]).distinct()
+
+
+class CabMeetingForm(forms.Form):
+    title = forms.CharField(max_length=200)
+    starts_at = UtcDateTimeField(label="Starts")
+    attendees = PersonChoiceField(queryset=cab_people(), required=False, widget=forms.CheckboxSelectMultiple)
+
+
+OUTCOMES = [("", "—"), ("approved", "Approved"), ("rejected", "Rejected"), ("deferred", "Deferred"),
+            ("more info needed", "More information needed")]
+
+
+class CabMeetingRecordForm(forms.Form):
+    """Minutes, attendees and, for each agenda item, `outcome_<id>` and `notes_<id>`."""
+
+    minutes = PlainTextField(widget=forms.Textarea(attrs={"rows": 6}))
+    attendees = PersonChoiceField(queryset=cab_people(), required=False, widget=forms.CheckboxSelectMultiple)
+
+    def __init__(self, *args, meeting: CabMeeting, agenda: list[CabAgendaItem], **kwargs):
+        kwargs.setdefault("initial", {"minutes": meeting.minutes,
+                                      "attendees": [user.pk for user in meeting.attendees.all()]})
+        super().__init__(*args, **kwargs)
+        self.agenda = agenda
+        for item in agenda:
+            self.fields[f"outcome_{item.pk}"] = forms.ChoiceField(choices=OUTCOMES, required=False,
+                                                                  initial=item.outcome, label="Outcome")
+            self.fields[f"notes_{item.pk}"] = forms.CharField(required=False, initial=item.notes, label="Notes",
+                                                              widget=forms.TextInput(attrs={"size": 40}))
+
+    def items(self) -> list[tuple[CabAgendaItem, forms.BoundField, forms.BoundField]]:
+        return [(item, self[f"outcome_{item.pk}"], self[f"notes_{item.pk}"]) for item in self.agenda]
+
+    def outcomes(self) -> dict[int, tuple[str, str]]:
+        return {item.pk: (self.cleaned_data[f"outcome_{item.pk}"], self.cleaned_data[f"notes_{item.pk}"])
+                for item in self.agenda}
+

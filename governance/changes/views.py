@@ -1,0 +1,438 @@
+"""The change pages: the CAB queue, a change, its form, and CAB meetings. Thin: each write is form -> service ->
+message and redirect (or, for approvals, the re-rendered approval panel); rules live in the services."""
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Count, Prefetch
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from cmdb import selectors as cmdb_selectors
+from cmdb.filters import ConfigurationItemFilter
+from cmdb.graph import NODE_HEIGHT, NODE_WIDTH, impact_picture
+from cmdb.models import ConfigurationItem
+from governance.changes import risk, selectors
+from governance.changes.forms import (
+    CabMeetingForm,
+    CabMeetingRecordForm,
+    CabQueueFilter,
+    ChangeDecisionForm,
+    ChangeRequestForm,
+    ChangeTransitionForm,
+    RetrospectiveForm,
+)
+from governance.changes.permissions import (
+    approver_roles,
+    can_raise_change,
+    can_view_changes,
+    is_release_manager,
+    segregation_refusal,
+)
+from governance.changes.services import (
+    approval_record,
+    cab_meeting_create,
+    cab_meeting_record,
+    cab_meeting_refresh_agenda,
+    change_request_create,
+    change_request_transition,
+    change_request_update,
+    change_retrospective_record,
+)
+from governance.changes.workflow import TRANSITIONS, MoverFacts, user_moves
+from governance.errors import DomainError
+from governance.models.changes import CabMeeting, ChangeRequest, ChangeType
+from governance.models.changes import ChangeStatus as S
+from governance.roles import Role
+
+QUEUE_PAGE_SIZE = 50
+IMPACT_LIMIT = 100
+CI_SEARCH_LIMIT = 20
+MOVE_LABELS = {
+    S.SUBMITTED: "Submit for review",
+    S.SCHEDULED: "Schedule",
+    S.IMPLEMENTING: "Start implementing",
+    S.COMPLETED: "Mark completed",
+    S.FAILED: "Mark failed",
+    S.ROLLED_BACK: "Mark rolled back",
+    S.CLOSED: "Close",
+    S.CANCELLED: "Cancel change",
+}
+
+
+def _require_change_reader(user) -> None:
+    if not can_view_changes(user):
+        raise PermissionDenied("Changes are open to people with a Changeboard role.")
+
+
+def _visible_change(user, number: str) -> ChangeRequest:
+    return get_object_or_404(selectors.change_requests_visible_to(user), number=number)
+
+
+def _refused(exc: DomainError) -> None:
+    """A service's refusal for want of permission is a 403 page, like any other permission check."""
+    if exc.status == 403:
+        raise PermissionDenied(exc.message)
+
+
+# --- the CAB queue -----------------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def cab_queue(request):
+    """Open changes, those awaiting my approval first; filters narrow it, the order stays."""
+    _require_change_reader(request.user)
+    filterset = CabQueueFilter(request.GET or None, queryset=selectors.cab_queue(request.user))
+    page = Paginator(filterset.qs, QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
+    conflicted = selectors.conflicted_change_ids(page.object_list)
+    for change in page.object_list:
+        change.has_conflict = change.pk in conflicted
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "governance/changes/cab_queue.html", {
+        "filter": filterset, "page": page, "query": query.urlencode(),
+        "can_raise": can_raise_change(request.user),
+    })
+
+
+# --- one change --------------------------------------------------------------------------------------------
+
+
+def _mover(user, change: ChangeRequest) -> MoverFacts:
+    return MoverFacts(is_requester=user.pk == change.requester_id, is_implementer=user.pk == change.implementer_id,
+                      is_release_manager=is_release_manager(user))
+
+
+def _offered_moves(user, change: ChangeRequest) -> list[tuple[str, str]]:
+    """Buttons for the moves this person plays a part in; whether the move may happen now is the service's
+    answer when they press one."""
+    mover = _mover(user, change)
+    return [(target, MOVE_LABELS.get(target, S(target).label)) for target in user_moves(change.status)
+            if any(mover.plays(m) for m in TRANSITIONS[(change.status, target)])]
+
+
+def _may_edit(user, change: ChangeRequest) -> bool:
+    mover = _mover(user, change)
+    return can_view_changes(user) and (mover.is_requester or mover.is_release_manager)
+
+
+def _retrospective_pending(change: ChangeRequest) -> bool:
+    return (change.change_type == ChangeType.EMERGENCY and change.approved_at is not None
+            and change.retrospective_done_at is None)
+
+
+def _may_review_retrospective(user, change: ChangeRequest) -> bool:
+    return (_retrospective_pending(change) and segregation_refusal(user, change) is None
+            and (is_release_manager(user) or bool(approver_roles(user, change))))
+
+
+def _state_context(user, change: ChangeRequest, *, form: ChangeDecisionForm | None = None, error: str = "",
+                   done: str = "") -> dict:
+    """What the approval panel shows: the status, who still has to approve, and the decision form."""
+    checklist = selectors.approval_checklist(change)
+    for row in checklist:
+        row["label"] = Role(row["role"]).label if row["role"] in Role.values else row["role"]
+        row["missing"] = max(0, row["needed"] - row["given"])
+    return {
+        "change": change,
+        "checklist": checklist,
+        "still_needed": [row for row in checklist if row["missing"]] if change.status == S.CAB_REVIEW else [],
+        "can_decide": selectors.can_decide(user, change),
+        "decision_form": form or ChangeDecisionForm(),
+        "decision_error": error,
+        "decision_done": done,
+        "status_changes": list(change.status_changes.select_related("actor")),
+    }
+
+
+@login_required
+@require_GET
+def change_detail(request, number: str):
+    _require_change_reader(request.user)
+    change = _visible_change(request.user, number)
+    cis = list(change.affected_cis.select_related("owner_team", "environment").order_by("criticality", "name"))
+    focus = next((ci for ci in cis if str(ci.pk) == request.GET.get("ci")), cis[0] if cis else None)
+    impact = cmdb_selectors.ci_impact(focus, limit=IMPACT_LIMIT) if focus else None
+    own = {ci.pk for ci in cis}
+    strategy_reason = ""
+    if change.recommended_strategy and change.risk_level:
+        tier = min((ci.criticality for ci in cis), default=None)
+        triggers = any(value is not None for value in (change.rollback_error_rate_pct, change.rollback_latency_p99_ms,
+                                                       change.rollback_failed_health_checks))
+        strategy, reason = risk.recommend_strategy(tier, change.risk_level, triggers)
+        strategy_reason = reason if strategy == change.recommended_strategy else ""
+    context = {
+        **_state_context(request.user, change),
+        "cis": cis,
+        "focus": focus,
+        "impact": impact,
+        "picture": impact_picture(impact) if impact else None,
+        "node_width": NODE_WIDTH,
+        "node_height": NODE_HEIGHT,
+        "blast_radius": len(set(change.impacted_ci_ids) - own),
+        "recommendation_reason": strategy_reason,
+        "conflicts": list(selectors.change_conflicts(change)),
+        "moves": _offered_moves(request.user, change),
+        "can_edit": _may_edit(request.user, change),
+        "retrospective_pending": _retrospective_pending(change),
+        "can_review_retrospective": _may_review_retrospective(request.user, change),
+        "retrospective_form": RetrospectiveForm(),
+        "factor_total": sum(factor.get("points", 0) for factor in change.risk_factors),
+    }
+    return render(request, "governance/changes/change_detail.html", context)
+
+
+@login_required
+@require_POST
+def change_decide(request, number: str):
+    """Approve or reject with a comment. With htmx, answers with the approval panel re-rendered (and the
+    status badge and history out of band); a refusal is that panel with the reason, under the refusal's own
+    status (400, 403 or 409), which the panel tells htmx to swap in all the same."""
+    _require_change_reader(request.user)
+    change = _visible_change(request.user, number)
+    form = ChangeDecisionForm(request.POST)
+    error, done, status = "", "", 200
+    if not form.is_valid():
+        error, status = "Choose approve or reject.", 400
+    else:
+        try:
+            approval_record(actor=request.user, change=change, decision=form.cleaned_data["decision"],
+                            comment=form.cleaned_data["comment"])
+        except DomainError as exc:
+            error, status = exc.message, exc.status
+        else:
+            done = "Your approval is recorded." if form.cleaned_data["decision"] == "approve" else \
+                "Your rejection is recorded."
+            form = ChangeDecisionForm()
+    change = _visible_change(request.user, number)
+    if request.htmx:
+        response = render(request, "governance/changes/_state.html",
+                          {**_state_context(request.user, change, form=form, error=error, done=done), "oob": True},
+                          status=status)
+    else:
+        if error:
+            messages.error(request, error)
+        else:
+            messages.success(request, done)
+        response = redirect("governance:change_detail", number=change.number)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+@login_required
+@require_POST
+def change_transition(request, number: str):
+    _require_change_reader(request.user)
+    change = _visible_change(request.user, number)
+    form = ChangeTransitionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a state to move the change to.")
+        return redirect("governance:change_detail", number=change.number)
+    try:
+        change = change_request_transition(actor=request.user, change=change, target=form.cleaned_data["target"],
+                                           reason=form.cleaned_data["reason"])
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{change.number} is now {change.get_status_display()}.")
+    return redirect("governance:change_detail", number=change.number)
+
+
+@login_required
+@require_POST
+def change_retrospective(request, number: str):
+    _require_change_reader(request.user)
+    change = _visible_change(request.user, number)
+    form = RetrospectiveForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Say what the review found.")
+        return redirect("governance:change_detail", number=change.number)
+    try:
+        change_retrospective_record(actor=request.user, change=change, notes=form.cleaned_data["notes"])
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "The retrospective review is recorded.")
+    return redirect("governance:change_detail", number=change.number)
+
+
+# --- the change form ---------------------------------------------------------------------------------------
+
+
+def _chosen_cis(form: ChangeRequestForm, initial: list[int]) -> list[ConfigurationItem]:
+    """The CIs to show as chosen in the picker: what was posted, or what the change has."""
+    ids = [value for value in form.data.getlist("cis") if value.isdigit()] if form.is_bound else initial
+    return list(cmdb_selectors.configuration_items().filter(pk__in=ids).order_by("criticality", "name"))
+
+
+def _add_service_error(form: ChangeRequestForm, exc: DomainError) -> None:
+    field = {"affected_cis": "cis"}.get(exc.field, exc.field)
+    form.add_error(field if field in form.fields else None, exc.message)
+
+
+def _form_page(request, form: ChangeRequestForm, change: ChangeRequest | None, status: int = 200):
+    initial = form.initial.get("cis", [])
+    return render(request, "governance/changes/change_form.html", {
+        "form": form, "change": change, "chosen": _chosen_cis(form, initial),
+    }, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def change_create(request):
+    if not can_raise_change(request.user):
+        raise PermissionDenied("Raising a change needs the requester role.")
+    form = ChangeRequestForm(request.POST or None)
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                change = change_request_create(actor=request.user, cis=list(form.cleaned_data["cis"]),
+                                               **form.service_fields())
+            except DomainError as exc:
+                _refused(exc)
+                _add_service_error(form, exc)
+            else:
+                messages.success(request, f"{change.number} saved as a draft. Submit it for review when ready.")
+                return redirect("governance:change_detail", number=change.number)
+        return _form_page(request, form, None, status=400)
+    return _form_page(request, form, None)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def change_edit(request, number: str):
+    _require_change_reader(request.user)
+    change = _visible_change(request.user, number)
+    if not _may_edit(request.user, change):
+        raise PermissionDenied("Only the requester or a release manager may edit this change.")
+    form = ChangeRequestForm(request.POST or None, initial=ChangeRequestForm.initial_for(change))
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                change = change_request_update(actor=request.user, change=change,
+                                               cis=list(form.cleaned_data["cis"]), **form.changed_service_fields())
+            except DomainError as exc:
+                _refused(exc)
+                _add_service_error(form, exc)
+            else:
+                messages.success(request, f"{change.number} saved.")
+                return redirect("governance:change_detail", number=change.number)
+        return _form_page(request, form, change, status=400)
+    return _form_page(request, form, change)
+
+
+@login_required
+@require_GET
+def change_ci_search(request):
+    """The CI picker's results: CIs matching `ci_q` as checkboxes, after the ones already chosen (`cis`)."""
+    if not (can_raise_change(request.user) or is_release_manager(request.user)):
+        raise PermissionDenied("Picking CIs is for people who raise or manage changes.")
+    chosen_ids = [value for value in request.GET.getlist("cis") if value.isdigit()]
+    chosen = list(cmdb_selectors.configuration_items().filter(pk__in=chosen_ids).order_by("criticality", "name"))
+    query = request.GET.get("ci_q", "").strip()
+    matches = []
+    if query:
+        found = ConfigurationItemFilter({"q": query}, queryset=cmdb_selectors.configuration_items()).qs
+        matches = list(found.exclude(pk__in=chosen_ids).order_by("criticality", "name")[:CI_SEARCH_LIMIT])
+    return render(request, "governance/changes/_ci_picker.html", {
+        "chosen": chosen, "matches": matches, "query": query, "limit": CI_SEARCH_LIMIT,
+    })
+
+
+# --- CAB meetings ------------------------------------------------------------------------------------------
+
+
+def _require_meeting_reader(user) -> None:
+    if not (user.is_authenticated and user.has_perm("governance.view_cabmeeting")):
+        raise PermissionDenied("CAB meetings are open to people with a Changeboard role.")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def cab_meetings(request):
+    _require_meeting_reader(request.user)
+    can_organise = request.user.has_perm("governance.add_cabmeeting")
+    form = CabMeetingForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if not can_organise:
+            raise PermissionDenied("Release managers organise CAB meetings.")
+        if form.is_valid():
+            try:
+                meeting = cab_meeting_create(actor=request.user, title=form.cleaned_data["title"],
+                                             starts_at=form.cleaned_data["starts_at"],
+                                             attendees=form.cleaned_data["attendees"])
+            except DomainError as exc:
+                _refused(exc)
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            else:
+                count = meeting.agenda.count()
+                messages.success(request, f"Meeting created with {count} change{'s' if count != 1 else ''} "
+                                          "awaiting CAB review on its agenda.")
+                return redirect("governance:cab_meeting_detail", pk=meeting.pk)
+        status = 400
+    meetings = (CabMeeting.objects.select_related("organiser")
+                .annotate(items=Count("agenda", distinct=True), people=Count("attendees", distinct=True))
+                .order_by("-starts_at", "-pk"))
+    page = Paginator(meetings, QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "governance/changes/cab_meetings.html", {
+        "page": page, "form": form, "can_organise": can_organise,
+    }, status=status)
+
+
+def _meeting(pk: int) -> CabMeeting:
+    return get_object_or_404(CabMeeting.objects.select_related("organiser").prefetch_related(
+        Prefetch("attendees", queryset=get_user_model().objects.order_by("username"))), pk=pk)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def cab_meeting_detail(request, pk: int):
+    _require_meeting_reader(request.user)
+    meeting = _meeting(pk)
+    can_record = request.user.has_perm("governance.change_cabmeeting")
+    agenda = list(meeting.agenda.select_related("change__requester", "change__environment"))
+    form = CabMeetingRecordForm(request.POST or None, meeting=meeting, agenda=agenda)
+    status = 200
+    if request.method == "POST":
+        if not can_record:
+            raise PermissionDenied("Release managers keep the minutes of CAB meetings.")
+        if form.is_valid():
+            try:
+                cab_meeting_record(actor=request.user, meeting=meeting, minutes=form.cleaned_data["minutes"],
+                                   outcomes=form.outcomes(), attendees=form.cleaned_data["attendees"])
+            except DomainError as exc:
+                _refused(exc)
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            else:
+                messages.success(request, "Minutes and outcomes saved.")
+                return redirect("governance:cab_meeting_detail", pk=meeting.pk)
+        status = 400
+    summaries = selectors.approval_summaries([item.change for item in agenda])
+    for item in agenda:
+        item.summary = summaries[item.change_id]
+    return render(request, "governance/changes/cab_meeting_detail.html", {
+        "meeting": meeting, "agenda": agenda, "form": form, "can_record": can_record,
+    }, status=status)
+
+
+@login_required
+@require_POST
+def cab_meeting_refresh(request, pk: int):
+    _require_meeting_reader(request.user)
+    meeting = _meeting(pk)
+    before = meeting.agenda.count()
+    try:
+        cab_meeting_refresh_agenda(actor=request.user, meeting=meeting)
+    except DomainError as exc:
+        _refused(exc)
+        messages.error(request, exc.message)
+    else:
+        added = meeting.agenda.count() - before
+        messages.success(request, f"Agenda refreshed: {added} change{'s' if added != 1 else ''} added.")
+    return redirect("governance:cab_meeting_detail", pk=meeting.pk)

@@ -1,0 +1,103 @@
+"""The demo data: every page has real work, through the services, and a second run adds nothing."""
+
+import io
+import time
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import authenticate, get_user_model
+from django.core.management import call_command
+from django.utils import timezone
+
+from cmdb.models import ConfigurationItem, Relationship
+from governance.audit.ledger import audit_seal, audit_verify
+from governance.changes.selectors import awaiting_approval_by, cab_queue, change_conflicts, retrospectives_overdue
+from governance.management.commands.seed_demo import DEMO_CHANGES, DEMO_PEOPLE
+from governance.models import (
+    Approval,
+    ApprovalRequirement,
+    CabAgendaItem,
+    CabMeeting,
+    ChangeRequest,
+    ChangeStatusChange,
+    StandardChangeTemplate,
+)
+from governance.models import ChangeStatus as S
+
+pytestmark = pytest.mark.django_db
+PASSWORD = "demo-password-for-tests"
+
+
+def seed() -> float:
+    started = time.monotonic()
+    call_command("seed_demo", "--password", PASSWORD, stdout=io.StringIO())
+    return time.monotonic() - started
+
+
+def user(name):
+    return get_user_model().objects.get(username=name)
+
+
+def counts() -> dict[str, int]:
+    models = [ChangeRequest, ChangeStatusChange, Approval, ApprovalRequirement, CabMeeting, CabAgendaItem,
+              StandardChangeTemplate, ConfigurationItem, Relationship, get_user_model()]
+    return {model.__name__: model.objects.count() for model in models}
+
+
+def test_the_demo_has_a_change_in_every_state_and_a_second_run_adds_nothing():
+    took = seed()
+    assert took < 30, f"seed_demo took {took:.1f} s"
+    present = set(ChangeRequest.objects.values_list("status", flat=True))
+    assert present == set(S.values)
+    assert ChangeRequest.objects.count() == len(DEMO_CHANGES)
+    before = counts()
+    seed()
+    assert counts() == before
+
+
+def test_the_demo_gives_every_page_real_work_and_the_ledger_verifies():
+    """Approvers with changes awaiting them, retrospectives due and overdue, a standard change, a CAB meeting."""
+    seed()
+    for role in ("cab_member", "sre", "business_owner"):
+        waiting = ChangeRequest.objects.filter(awaiting_approval_by(user(role)))
+        assert waiting.exists(), role
+    assert not ChangeRequest.objects.filter(awaiting_approval_by(user("requester"))).exists()
+    queue = list(cab_queue(user("cab_member")))
+    mine = list(ChangeRequest.objects.filter(awaiting_approval_by(user("cab_member"))))
+    assert len(mine) >= 3
+    assert set(queue[:len(mine)]) == set(mine)  # awaiting them first
+    assert all(c.awaits_me for c in queue[:len(mine)])
+    partly = ChangeRequest.objects.get(title__startswith="Upgrade payments-api")
+    assert Approval.objects.filter(change=partly, approver=user("compliance_officer")).exists()
+    assert change_conflicts(partly).filter(title__startswith="Patch the routers").exists()
+    audit_seal()
+    report = audit_verify()
+    assert report.ok, report.problem
+    assert report.events > 0
+
+    emergencies = ChangeRequest.objects.filter(change_type="emergency")
+    assert emergencies.count() == 2
+    assert all(c.approved_at and c.retrospective_due and not c.retrospective_done_at for c in emergencies)
+    overdue = list(retrospectives_overdue())
+    assert len(overdue) == 1
+    assert overdue[0].retrospective_due < timezone.now()
+    assert overdue[0].planned_end < timezone.now()
+    standard = ChangeRequest.objects.get(change_type="standard")
+    assert standard.template.name == "Rotate TLS certificates on an edge load balancer"
+    assert standard.status == S.SCHEDULED
+    assert not ApprovalRequirement.objects.filter(change=standard).exists()
+    meeting = CabMeeting.objects.get()
+    agenda = list(meeting.agenda.values_list("change__status", flat=True))
+    assert agenda and set(agenda) == {S.CAB_REVIEW}
+    assert len(agenda) == ChangeRequest.objects.filter(status=S.CAB_REVIEW).count()
+    assert meeting.starts_at > timezone.now()
+    finished = ChangeRequest.objects.filter(status__in=[S.COMPLETED, S.FAILED, S.ROLLED_BACK, S.CLOSED],
+                                            change_type="normal")
+    assert finished.exists()
+    assert all(c.planned_end < timezone.now() - timedelta(days=1) for c in finished)
+
+    for username, (_, roles, _) in DEMO_PEOPLE.items():
+        person = authenticate(username=username, password=PASSWORD)
+        assert person is not None, username
+        assert set(person.groups.values_list("name", flat=True)) == set(roles)
+    assert {"sre", "business_owner", "compliance_officer"} <= set(DEMO_PEOPLE)
