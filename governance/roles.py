@@ -13,6 +13,7 @@ class Role(models.TextChoices):
     SRE = "sre", "Site reliability engineer"
     BUSINESS_OWNER = "business_owner", "Business owner"
     COMPLIANCE_OFFICER = "compliance_officer", "Compliance officer"
+    INCIDENT_COMMANDER = "incident_commander", "Incident commander"
 
 
 # Roles whose holders approve changes; each may also be held for one team only (see team_role_permission).

@@ -133,6 +133,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = env_str("CELERY_BEAT_SCHEDULE_FILENAME", str(BAS
 CELERY_BEAT_SCHEDULE = {
     "expire-sessions": {"task": "governance.tasks.sessions_clear_expired", "schedule": 3600.0},
     "audit-seal": {"task": "governance.tasks.audit_seal_pending", "schedule": env_int("AUDIT_SEAL_SECONDS", 5)},
+    "calendar-occurrences": {"task": "governance.tasks.calendar_occurrences_refresh", "schedule": 86400.0},
     "approval-reminders": {"task": "governance.tasks.approval_reminders", "schedule": 900.0},
     "approval-expiry": {"task": "governance.tasks.approval_requests_expire", "schedule": 3600.0},
     "audit-checkpoint": {

@@ -44,3 +44,11 @@ def approval_requests_expire() -> int:
     from governance.changes.services import approval_requests_expire as expire
 
     return expire()
+
+
+@shared_task(ignore_result=True)
+def calendar_occurrences_refresh() -> int:
+    """Move every window's computed occurrences on to today's horizon."""
+    from governance.calendar.services import calendar_occurrences_refresh as refresh
+
+    return refresh()

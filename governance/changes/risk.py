@@ -23,7 +23,8 @@ class RiskFacts:
     has_backout_plan: bool
     has_test_evidence: bool
     has_rollback_triggers: bool
-    freeze_nearness_points: int = 0  # filled in by the freeze calendar
+    freeze_nearness_points: int = 0  # from the freeze calendar
+    freeze_names: tuple[str, ...] | list[str] = ()
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,8 @@ def assess(facts: RiskFacts) -> Assessment:
     else:
         add("recent failures", "no recent changes to these CIs", 0)
     if facts.freeze_nearness_points:
-        add("freeze nearness", "the window is close to a freeze", facts.freeze_nearness_points)
+        add("freeze nearness", "within 48 hours of " + ", ".join(facts.freeze_names or ["a freeze"]),
+            facts.freeze_nearness_points)
     add("backout plan", "present" if facts.has_backout_plan else "missing", 0 if facts.has_backout_plan else 10)
     add("test evidence", "present" if facts.has_test_evidence else "missing", 0 if facts.has_test_evidence else 10)
     score = min(100, sum(f["points"] for f in factors))

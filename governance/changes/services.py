@@ -12,6 +12,14 @@ from django.utils import timezone
 
 from cmdb.models import ConfigurationItem
 from cmdb.selectors import impact_walk
+from governance.audit.ledger import audit_record
+from governance.calendar.selectors import (
+    describe_next,
+    freezes_covering,
+    inside_maintenance,
+    lockdowns_covering,
+    maintenance_windows_for,
+)
 from governance.changes import risk
 from governance.changes.permissions import (
     approver_roles,
@@ -22,6 +30,7 @@ from governance.changes.permissions import (
 )
 from governance.changes.workflow import ChangeFacts, MoverFacts, transition_refusal
 from governance.errors import Conflict, Forbidden, InvalidInput
+from governance.models.calendar import MaintenanceEnforcement, Severity
 from governance.models.changes import (
     Approval,
     ApprovalPolicy,
@@ -181,6 +190,43 @@ def _approvals_go_stale(change: ChangeRequest, *, actor, what: list[str], now: d
         _notify(change, "stale", stale)
 
 
+FREEZE_NEAR = timedelta(hours=48)
+
+
+def calendar_refusal(change: ChangeRequest, *, target: str, now: datetime) -> str | None:
+    """Why the calendar stops this change from being approved, scheduled or implemented now, if it does:
+    a lockdown, a hard freeze over its window (emergency changes excepted: the emergency CAB decides), or a
+    maintenance window it falls outside of where that is refused."""
+    cis = list(change.affected_cis.all())
+    if change.held_by_id is not None and target == S.IMPLEMENTING:
+        return f"This change is on hold: {change.held_by}."
+    for lockdown in lockdowns_covering(cis, change.environment_id, now):
+        return f"A lockdown stops the line: {lockdown.reason} (declared {lockdown.declared_at:%Y-%m-%d %H:%M} UTC)."
+    if change.planned_start is None or change.planned_end is None or target == S.IMPLEMENTING:
+        return None
+    if change.change_type != ChangeType.EMERGENCY:
+        for hit in freezes_covering(cis, change.environment_id, change.planned_start, change.planned_end):
+            if hit.freeze.severity == Severity.HARD:
+                return (f"The window meets the hard freeze {hit.freeze.name} "
+                        f"({hit.starts:%Y-%m-%d %H:%M} to {hit.ends:%Y-%m-%d %H:%M} UTC): move the change.")
+    if target == S.SCHEDULED:
+        windows = maintenance_windows_for(change.change_type, cis, change.environment_id)
+        refusing = [w for w in windows if w.enforcement == MaintenanceEnforcement.REFUSE]
+        if refusing and not inside_maintenance(windows, change.planned_start, change.planned_end):
+            return "The window is outside every maintenance window allowed here: " + "; ".join(
+                describe_next(w, now) for w in refusing) + "."
+    return None
+
+
+def _freeze_override(change: ChangeRequest) -> list[str]:
+    """The hard freezes an emergency change goes ahead in, by the emergency CAB's decision."""
+    if change.change_type != ChangeType.EMERGENCY or change.planned_start is None or change.planned_end is None:
+        return []
+    hits = freezes_covering(list(change.affected_cis.all()), change.environment_id, change.planned_start,
+                            change.planned_end)
+    return sorted({hit.freeze.name for hit in hits if hit.freeze.severity == Severity.HARD})
+
+
 def change_request_transition(*, actor, change: ChangeRequest, target: str, reason: str = "") -> ChangeRequest:
     """A person's move of a change (submit, schedule, implement, complete, close, cancel...)."""
     if target not in S.values:
@@ -189,6 +235,8 @@ def change_request_transition(*, actor, change: ChangeRequest, target: str, reas
     with transaction.atomic():
         change = _locked(change)
         refusal = transition_refusal(_facts(change), target, _mover(actor, change), now)
+        if refusal is None and target in (S.SCHEDULED, S.IMPLEMENTING):
+            refusal = calendar_refusal(change, target=target, now=now)
         if refusal:
             raise Conflict(refusal, field="target", code="transition_not_allowed")
         _move(change, target, actor=actor, reason=reason, now=now)
@@ -223,6 +271,10 @@ def _assess(change: ChangeRequest, *, now: datetime) -> None:
     ).exclude(pk=change.pk).distinct()
     failed_ids = set(ChangeStatusChange.objects.filter(change__in=recent, to_status__in=[S.FAILED, S.ROLLED_BACK])
                      .values_list("change_id", flat=True))
+    near = []
+    if change.planned_start and change.planned_end:
+        near = freezes_covering(cis, change.environment_id, change.planned_start - FREEZE_NEAR,
+                                change.planned_end + FREEZE_NEAR)
     assessment = risk.assess(risk.RiskFacts(
         highest_criticality=min((ci.criticality for ci in cis), default=None),
         blast_radius=len(impacted) - len(ci_ids), change_type=change.change_type,
@@ -232,6 +284,8 @@ def _assess(change: ChangeRequest, *, now: datetime) -> None:
         has_rollback_triggers=any(v is not None for v in (change.rollback_error_rate_pct,
                                                           change.rollback_latency_p99_ms,
                                                           change.rollback_failed_health_checks)),
+        freeze_nearness_points=10 if near else 0,
+        freeze_names=sorted({hit.freeze.name for hit in near}),
     ))
     change.risk_score, change.risk_level = assessment.score, assessment.level
     change.risk_factors = assessment.factors
@@ -269,6 +323,13 @@ def _require_approvals(change: ChangeRequest) -> bool:
         for requirement in policy.requirements.all():
             count, role, names = needs.get(requirement.role_id, (0, requirement.role, []))
             needs[requirement.role_id] = (max(count, requirement.count), role, [*names, policy.name])
+    if change.planned_start and change.planned_end:
+        soft = {hit.freeze.pk: hit.freeze for hit in freezes_covering(
+            list(change.affected_cis.all()), change.environment_id, change.planned_start, change.planned_end)
+            if hit.freeze.severity == Severity.SOFT}
+        for freeze in soft.values():  # each soft freeze asks one approval more from its role
+            count, role, names = needs.get(freeze.extra_approval_role_id, (0, freeze.extra_approval_role, []))
+            needs[freeze.extra_approval_role_id] = (count + 1, role, [*names, f"soft freeze: {freeze.name}"])
     ApprovalRequirement.objects.bulk_create([
         ApprovalRequirement(change=change, role=role, count=count, policies=names, revision=change.revision)
         for count, role, names in needs.values()
@@ -305,6 +366,10 @@ def approval_record(*, actor, change: ChangeRequest, decision: str, comment: str
             raise Forbidden(refusal, code="segregation_of_duties")
         if Approval.objects.filter(change=change, revision=change.revision, approver=actor).exists():
             raise Conflict("You have already decided on this revision of the change.", code="already_decided")
+        if decision == Decision.APPROVE:
+            refusal = calendar_refusal(change, target=S.APPROVED, now=now)
+            if refusal:
+                raise Conflict(refusal, code="calendar")
         requirements = outstanding_approvals(change)
         held = approver_roles(actor, change, owning_teams(change))
         if decision == Decision.APPROVE:
@@ -330,6 +395,10 @@ def approval_record(*, actor, change: ChangeRequest, decision: str, comment: str
                   now=now)
         elif all(o.given >= o.needed for o in outstanding_approvals(change)):
             _move(change, S.APPROVED, actor=None, reason="every required approval given", now=now)
+            overridden = _freeze_override(change)
+            if overridden:
+                audit_record("freeze_override", obj=change, context={"freezes": overridden,
+                                                                     "approved_by": actor.get_username()})
     return approval
 
 

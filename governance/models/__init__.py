@@ -1,5 +1,6 @@
 from governance.models.access import ApiToken
 from governance.models.audit import AuditCapture, AuditCheckpoint, AuditEvent
+from governance.models.calendar import FreezeWindow, Lockdown, MaintenanceWindow, Occurrence, Severity
 from governance.models.changes import (
     Approval,
     ApprovalPolicy,
@@ -20,5 +21,6 @@ from governance.models.changes import (
 __all__ = [
     "ApiToken", "Approval", "ApprovalPolicy", "ApprovalRequirement", "AuditCapture", "AuditCheckpoint",
     "AuditEvent", "CabAgendaItem", "CabMeeting", "ChangeRequest", "ChangeStatus", "ChangeStatusChange",
-    "ChangeType", "Decision", "PolicyRequirement", "ReleaseStrategy", "RiskLevel", "StandardChangeTemplate",
+    "ChangeType", "Decision", "FreezeWindow", "Lockdown", "MaintenanceWindow", "Occurrence", "PolicyRequirement",
+    "ReleaseStrategy", "RiskLevel", "Severity", "StandardChangeTemplate",
 ]

@@ -108,6 +108,8 @@ class ChangeRequest(models.Model):
     retrospective_due = models.DateTimeField(null=True, blank=True)
     retrospective_done_at = models.DateTimeField(null=True, blank=True)
     retrospective_notes = models.TextField(blank=True)
+    held_by = models.ForeignKey("governance.Lockdown", null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="held_changes", help_text="A lockdown holding this change.")
     review_requested_at = models.DateTimeField(null=True, blank=True)
     last_reminder_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)

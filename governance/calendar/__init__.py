@@ -1,0 +1,1 @@
+"""The release calendar: freezes, maintenance windows, lockdowns and scheduling."""

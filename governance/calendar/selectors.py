@@ -1,0 +1,136 @@
+"""Questions the calendar answers: which freezes and lockdowns cover this scope at this time, and when."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Prefetch, Q, QuerySet
+from django.utils import timezone
+
+from cmdb.models import ConfigurationItem
+from governance.calendar.recurrence import next_occurrence
+from governance.models.calendar import FreezeWindow, Lockdown, MaintenanceWindow, Occurrence
+
+SCOPE_PREFETCH = ("environments", "cis")
+
+
+def covers(scope, ci: ConfigurationItem | None, environment_id: int | None) -> bool:
+    """Whether a freeze, window or lockdown covers this CI in this environment: everything, or every condition
+    it sets holds. With no CI given, only scopes without CI conditions cover."""
+    if scope.everything:
+        return True
+    environments = {e.pk for e in scope.environments.all()}
+    if environments and environment_id not in environments:
+        return False
+    cis = {c.pk for c in scope.cis.all()}
+    ci_conditions = cis or scope.ci_types or scope.tags or scope.max_criticality or scope.sox_scoped \
+        or scope.phi or scope.pci
+    if ci is None:
+        return bool(environments) and not ci_conditions
+    return ((not cis or ci.pk in cis)
+            and (not scope.ci_types or ci.ci_type in scope.ci_types)
+            and (not scope.tags or bool(set(ci.tags) & set(scope.tags)))
+            and (scope.max_criticality is None or ci.criticality <= scope.max_criticality)
+            and (not scope.sox_scoped or ci.sox_scoped)
+            and (not scope.phi or ci.phi)
+            and (not scope.pci or ci.pci)
+            and bool(environments or ci_conditions))
+
+
+def covers_any(scope, cis: list[ConfigurationItem], environment_id: int | None) -> bool:
+    return any(covers(scope, ci, environment_id) for ci in cis) or (not cis and covers(scope, None, environment_id))
+
+
+@dataclass(frozen=True)
+class FreezeHit:
+    freeze: FreezeWindow
+    starts: datetime
+    ends: datetime
+
+
+def freeze_occurrences_between(start: datetime, end: datetime) -> QuerySet[Occurrence]:
+    """Occurrences of active freezes overlapping [start, end), with each freeze's scope loaded (GiST-indexed)."""
+    freezes = FreezeWindow.objects.filter(active=True).select_related("extra_approval_role").prefetch_related(
+        *SCOPE_PREFETCH)
+    return (Occurrence.objects.filter(freeze__active=True, period__overlap=(start, end))
+            .prefetch_related(Prefetch("freeze", queryset=freezes)).order_by("period"))
+
+
+def freezes_covering(cis: list[ConfigurationItem], environment_id: int | None, start: datetime,
+                     end: datetime) -> list[FreezeHit]:
+    """Freeze occurrences overlapping [start, end) whose scope covers any of these CIs in that environment."""
+    covering: dict[int, bool] = {}  # a freeze's scope is judged once, however many occurrences it has
+    hits = []
+    for occurrence in freeze_occurrences_between(start, end):
+        freeze = occurrence.freeze
+        if freeze.pk not in covering:
+            covering[freeze.pk] = covers_any(freeze, cis, environment_id)
+        if covering[freeze.pk]:
+            hits.append(FreezeHit(freeze, occurrence.period.lower, occurrence.period.upper))
+    return hits
+
+
+def lockdowns_active(at: datetime) -> QuerySet[Lockdown]:
+    return (Lockdown.objects.filter(declared_at__lte=at)
+            .filter(Q(lifted_at__isnull=True) | Q(lifted_at__gt=at)).filter(Q(until__isnull=True) | Q(until__gt=at))
+            .prefetch_related(*SCOPE_PREFETCH))
+
+
+def lockdowns_covering(cis: list[ConfigurationItem], environment_id: int | None, at: datetime) -> list[Lockdown]:
+    return [lockdown for lockdown in lockdowns_active(at) if covers_any(lockdown, cis, environment_id)]
+
+
+def maintenance_windows_for(change_type: str, cis: list[ConfigurationItem],
+                            environment_id: int | None) -> list[MaintenanceWindow]:
+    """The active maintenance windows governing changes of this type to these CIs."""
+    windows = MaintenanceWindow.objects.filter(active=True).prefetch_related(*SCOPE_PREFETCH)
+    return [w for w in windows if change_type in (w.change_types or ["normal"]) and covers_any(w, cis, environment_id)]
+
+
+def inside_maintenance(windows: list[MaintenanceWindow], start: datetime, end: datetime) -> bool:
+    """Whether [start, end) lies within one occurrence of one of these windows."""
+    return Occurrence.objects.filter(maintenance__in=windows, period__contains=(start, end)).exists() if windows \
+        else True
+
+
+def describe_next(window, after: datetime) -> str:
+    upcoming = next_occurrence(window, after)
+    if upcoming is None:
+        return f"{window.name} (no occurrence in the next year)"
+    return f"{window.name} (next {upcoming[0]:%Y-%m-%d %H:%M} to {upcoming[1]:%Y-%m-%d %H:%M} UTC)"
+
+
+def schedule_suggestions(change, *, count: int = 5, after: datetime | None = None,
+                         horizon: timedelta = timedelta(days=60)) -> list[tuple[datetime, datetime]]:
+    """The next `count` slots for this change: inside a maintenance window that governs it (else on the hour),
+    clear of every freeze and lockdown in its scope, and of other changes touching its CIs or blast radius."""
+    from governance.changes.selectors import ACTIVE
+    from governance.models.changes import ChangeRequest
+
+    after = (after or timezone.now()).replace(second=0, microsecond=0)
+    length = (change.planned_end - change.planned_start) if change.planned_start and change.planned_end \
+        else timedelta(hours=1)
+    cis = list(change.affected_cis.all())
+    end = after + horizon
+    windows = maintenance_windows_for(change.change_type, cis, change.environment_id)
+    if windows:
+        spans = [(o.period.lower, o.period.upper) for o in Occurrence.objects.filter(
+            maintenance__in=windows, period__overlap=(after, end)).order_by("period")]
+    else:
+        first = after.replace(minute=0) + timedelta(hours=1)
+        spans = [(first + timedelta(hours=h), end) for h in range(int(horizon.total_seconds() // 3600))]
+    blocked = [(hit.starts, hit.ends) for hit in freezes_covering(cis, change.environment_id, after, end)]
+    blocked += [(lockdown.declared_at, lockdown.until or end)
+                for lockdown in lockdowns_covering(cis, change.environment_id, after)]
+    own = [ci.pk for ci in cis]
+    blocked += list(ChangeRequest.objects.filter(status__in=ACTIVE, planned_start__lt=end, planned_end__gt=after)
+                    .exclude(pk=change.pk)
+                    .filter(Q(affected_cis__in=change.impacted_ci_ids or own) | Q(impacted_ci_ids__overlap=own))
+                    .values_list("planned_start", "planned_end").distinct())
+    slots = []
+    for span_start, span_end in spans:
+        start = max(span_start, after)
+        if start + length <= span_end and not any(s < start + length and e > start for s, e in blocked):
+            slots.append((start, start + length))
+            if len(slots) == count:
+                break
+    return slots

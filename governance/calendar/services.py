@@ -1,0 +1,78 @@
+"""Writes to the release calendar: windows and their occurrences, lockdowns declared and lifted."""
+
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from governance.audit.ledger import audit_record
+from governance.calendar.recurrence import occurrences
+from governance.calendar.selectors import covers_any
+from governance.errors import Conflict, Forbidden, InvalidInput
+from governance.models.calendar import FreezeWindow, Lockdown, MaintenanceWindow, Occurrence
+from governance.models.changes import ChangeRequest
+from governance.models.changes import ChangeStatus as S
+
+# Occurrences are kept from a month back to this far ahead; a daily task moves the horizon on.
+HORIZON = timedelta(days=400)
+PAST = timedelta(days=31)
+IN_FLIGHT = (S.APPROVED, S.SCHEDULED, S.IMPLEMENTING)
+
+
+def window_occurrences_refresh(window: FreezeWindow | MaintenanceWindow, *, now: datetime | None = None) -> int:
+    """Recompute a window's occurrences for the horizon; returns how many there are."""
+    now = now or timezone.now()
+    owner = {"freeze": window} if isinstance(window, FreezeWindow) else {"maintenance": window}
+    with transaction.atomic():
+        Occurrence.objects.filter(**owner).delete()
+        spans = occurrences(window, now - PAST, now + HORIZON) if window.active else []
+        Occurrence.objects.bulk_create([Occurrence(period=(start, end), **owner) for start, end in spans])
+    return len(spans)
+
+
+def calendar_occurrences_refresh() -> int:
+    """Every window's occurrences, moved on to today's horizon (the daily task)."""
+    return sum(window_occurrences_refresh(w) for model in (FreezeWindow, MaintenanceWindow)
+               for w in model.objects.all())
+
+
+def lockdown_declare(*, actor, reason: str, until: datetime | None = None, scope: dict | None = None,
+                     environments=(), cis=()) -> Lockdown:
+    """Stop the line now. Changes in flight in scope go on hold at once."""
+    if not actor.has_perm("governance.declare_lockdown"):
+        raise Forbidden("Release managers and incident commanders declare lockdowns.")
+    if not reason.strip():
+        raise InvalidInput("Say why the line is stopped.", field="reason")
+    now = timezone.now()
+    if until is not None and until <= now:
+        raise InvalidInput("A lockdown must last into the future.", field="until")
+    scope = scope or {}
+    if not (scope.get("everything") or environments or cis or any(scope.values())):
+        raise InvalidInput("Say what the lockdown covers, or that it covers everything.", field="everything")
+    with transaction.atomic():
+        lockdown = Lockdown.objects.create(reason=reason, declared_by=actor, declared_at=now, until=until, **scope)
+        lockdown.environments.set(environments)
+        lockdown.cis.set(cis)
+        held = 0
+        for change in ChangeRequest.objects.select_for_update().filter(status__in=IN_FLIGHT, held_by__isnull=True) \
+                .prefetch_related("affected_cis"):
+            if covers_any(lockdown, list(change.affected_cis.all()), change.environment_id):
+                change.held_by = lockdown
+                change.save(update_fields=["held_by", "updated_at"])
+                held += 1
+        audit_record("lockdown_declared", obj=lockdown, context={"reason": reason, "changes_held": held})
+    return lockdown
+
+
+def lockdown_lift(*, actor, lockdown: Lockdown, reason: str = "") -> Lockdown:
+    if not actor.has_perm("governance.declare_lockdown"):
+        raise Forbidden("Release managers and incident commanders lift lockdowns.")
+    with transaction.atomic():
+        lockdown = Lockdown.objects.select_for_update().get(pk=lockdown.pk)
+        if lockdown.lifted_at is not None:
+            raise Conflict("This lockdown was already lifted.")
+        lockdown.lifted_at, lockdown.lifted_by, lockdown.lift_reason = timezone.now(), actor, reason
+        lockdown.save(update_fields=["lifted_at", "lifted_by", "lift_reason"])
+        released = ChangeRequest.objects.filter(held_by=lockdown).update(held_by=None, updated_at=timezone.now())
+        audit_record("lockdown_lifted", obj=lockdown, context={"reason": reason, "changes_released": released})
+    return lockdown
