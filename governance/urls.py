@@ -24,6 +24,7 @@ urlpatterns = [
     path("audit/history/<str:object_type>/<str:object_id>/", views.object_history, name="audit_object_history"),
     path("cmdb/", include("cmdb.urls")),
     path("", include("governance.changes.urls")),
+    path("", include("governance.calendar.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

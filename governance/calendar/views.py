@@ -1,0 +1,178 @@
+"""The release calendar page: freezes, maintenance windows and scheduled changes by month or week, the
+stop-the-line button, and rescheduling a change into a suggested slot."""
+
+import calendar as month_calendar
+from datetime import UTC, date, datetime, timedelta
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from cmdb.models import ConfigurationItem, Team
+from governance.calendar import selectors, services
+from governance.calendar.forms import CalendarFilterForm, LockdownForm
+from governance.changes.permissions import can_view_changes
+from governance.changes.selectors import change_requests_visible_to
+from governance.changes.services import change_request_update
+from governance.errors import DomainError
+from governance.models.calendar import Lockdown, MaintenanceWindow, Occurrence
+from governance.models.changes import ChangeStatus
+
+CALENDAR_CHANGES = [ChangeStatus.APPROVED, ChangeStatus.SCHEDULED, ChangeStatus.IMPLEMENTING,
+                    ChangeStatus.CAB_REVIEW]
+
+
+def _require_reader(user) -> None:
+    if not (can_view_changes(user) and user.has_perm("governance.view_freezewindow")):
+        raise PermissionDenied("The release calendar is open to people who follow changes.")
+
+
+def _days(view: str, anchor: date) -> list[date]:
+    if view == "week":
+        monday = anchor - timedelta(days=anchor.weekday())
+        return [monday + timedelta(days=n) for n in range(7)]
+    first = anchor.replace(day=1)
+    start = first - timedelta(days=first.weekday())
+    last = first.replace(day=month_calendar.monthrange(first.year, first.month)[1])
+    end = last + timedelta(days=6 - last.weekday())
+    return [start + timedelta(days=n) for n in range((end - start).days + 1)]
+
+
+@login_required
+def calendar_page(request):
+    _require_reader(request.user)
+    form = CalendarFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    view = filters.get("view") or "month"
+    anchor = filters.get("date") or datetime.now(UTC).date()
+    days = _days(view, anchor)
+    start = datetime.combine(days[0], datetime.min.time(), tzinfo=UTC)
+    end = datetime.combine(days[-1] + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    cis = _filter_cis(filters)
+    environment = filters.get("environment")
+    freezes = [o for o in selectors.freeze_occurrences_between(start, end)
+               if (cis is None and environment is None)
+               or selectors.covers_any(o.freeze, cis or [], environment.pk if environment else None)]
+    windows = (Occurrence.objects.filter(maintenance__active=True, period__overlap=(start, end))
+               .select_related("maintenance").order_by("period"))
+    changes = (change_requests_visible_to(request.user).filter(
+        status__in=CALENDAR_CHANGES, planned_start__lt=end, planned_end__gt=start).order_by("planned_start"))
+    if environment is not None:
+        changes = changes.filter(environment=environment)
+    if cis is not None:
+        changes = changes.filter(affected_cis__in=cis).distinct()
+    cells = [{"day": day, "in_month": view == "week" or day.month == anchor.month,
+              "freezes": _on(freezes, day, lambda o: (o.period.lower, o.period.upper)),
+              "windows": _on(windows, day, lambda o: (o.period.lower, o.period.upper)),
+              "changes": _on(changes, day, lambda c: (c.planned_start, c.planned_end))} for day in days]
+    step = timedelta(days=7) if view == "week" else timedelta(days=31)
+    return render(request, "governance/calendar/calendar.html", {
+        "form": form, "view": view, "anchor": anchor, "weeks": [cells[i:i + 7] for i in range(0, len(cells), 7)],
+        "previous": (anchor.replace(day=1) - timedelta(days=1)) if view == "month" else anchor - step,
+        "next": (anchor.replace(day=28) + timedelta(days=4)).replace(day=1) if view == "month" else anchor + step,
+        "lockdowns": selectors.lockdowns_active(datetime.now(UTC)),
+        "lockdown_form": LockdownForm(),
+        "can_lock": request.user.has_perm("governance.declare_lockdown"),
+        "upcoming": _upcoming_freezes(),
+        "maintenance": MaintenanceWindow.objects.filter(active=True),
+        "query": request.GET.urlencode(),
+    })
+
+
+def _filter_cis(filters) -> list[ConfigurationItem] | None:
+    team: Team | None = filters.get("team")
+    ci: ConfigurationItem | None = filters.get("ci")
+    if ci is not None:
+        return [ci]
+    if team is not None:
+        return list(ConfigurationItem.objects.filter(owner_team=team))
+    return None
+
+
+def _on(items, day: date, span) -> list:
+    start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+    end = start + timedelta(days=1)
+    return [item for item in items if span(item)[0] < end and span(item)[1] > start]
+
+
+def _upcoming_freezes() -> list[tuple]:
+    """Each active freeze with its next three occurrences."""
+    now = datetime.now(UTC)
+    upcoming: dict = {}
+    for occurrence in selectors.freeze_occurrences_between(now, now + timedelta(days=120)):
+        upcoming.setdefault(occurrence.freeze, [])
+        if len(upcoming[occurrence.freeze]) < 3:
+            upcoming[occurrence.freeze].append(occurrence.period)
+    return sorted(upcoming.items(), key=lambda item: item[1][0].lower)
+
+
+@login_required
+@require_POST
+def lockdown_declare(request):
+    form = LockdownForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "; ".join(f"{f}: {' '.join(e)}" for f, e in form.errors.items()))
+        return redirect("calendar:calendar")
+    data = form.cleaned_data
+    environments = [data["environment"]] if data.get("environment") else []
+    try:
+        services.lockdown_declare(actor=request.user, reason=data["reason"], until=data.get("until"),
+                                  scope={"everything": not environments}, environments=environments)
+    except DomainError as exc:
+        if exc.status == 403:
+            raise PermissionDenied(exc.message) from None
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Lockdown declared: the line is stopped.")
+    return redirect("calendar:calendar")
+
+
+@login_required
+@require_POST
+def lockdown_lift(request, pk: int):
+    lockdown = get_object_or_404(Lockdown, pk=pk)
+    try:
+        services.lockdown_lift(actor=request.user, lockdown=lockdown, reason=request.POST.get("reason", ""))
+    except DomainError as exc:
+        if exc.status == 403:
+            raise PermissionDenied(exc.message) from None
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Lockdown lifted.")
+    return redirect("calendar:calendar")
+
+
+@login_required
+def change_slots(request, number: str):
+    """The next free slots of a change, with a button each to move it there (loaded in place by htmx)."""
+    _require_reader(request.user)
+    change = get_object_or_404(change_requests_visible_to(request.user), number=number)
+    return render(request, "governance/calendar/_slots.html", {
+        "change": change, "slots": selectors.schedule_suggestions(change)})
+
+
+@login_required
+@require_POST
+def change_reschedule(request, number: str):
+    _require_reader(request.user)
+    change = get_object_or_404(change_requests_visible_to(request.user), number=number)
+    try:
+        start = datetime.fromisoformat(request.POST["start"])
+        end = datetime.fromisoformat(request.POST["end"])
+        if start.tzinfo is None or end.tzinfo is None:
+            raise ValueError("times must carry their offset")
+    except (KeyError, ValueError):
+        messages.error(request, "Pick one of the suggested slots.")
+        return redirect("calendar:calendar")
+    try:
+        change_request_update(actor=request.user, change=change, planned_start=start, planned_end=end)
+    except DomainError as exc:
+        if exc.status == 403:
+            raise PermissionDenied(exc.message) from None
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{change.number} moved to {start:%Y-%m-%d %H:%M} UTC.")
+    return redirect("calendar:calendar")
+

@@ -1,0 +1,117 @@
+"""The release calendar page: what it shows, stopping the line from it, and moving a change into a slot."""
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.urls import reverse
+
+from governance.calendar.selectors import lockdowns_active
+from governance.calendar.services import window_occurrences_refresh
+from governance.models import ChangeStatus, FreezeWindow, Lockdown, MaintenanceWindow
+from tests.factories import make_change, make_ci, make_environment, make_team, make_user
+
+pytestmark = pytest.mark.django_db
+URL = "/calendar/"
+
+
+@pytest.fixture
+def estate():
+    team = make_team("payments")
+    prod = make_environment("prod", 3, is_production=True)
+    ci = make_ci("payments-api", team=team, criticality=1)
+    return {"team": team, "prod": prod, "ci": ci}
+
+
+def friday_freeze(prod) -> FreezeWindow:
+    freeze = FreezeWindow.objects.create(
+        name="Weekend production freeze", reason="Nobody on call", severity="hard", timezone="Europe/London",
+        recurrence="rrule", rrule="FREQ=WEEKLY;BYDAY=FR", start_date=date(2026, 1, 2), start_time=time(16),
+        duration_minutes=(2 * 24 + 14) * 60)
+    freeze.environments.set([prod])
+    window_occurrences_refresh(freeze)
+    return freeze
+
+
+def test_the_calendar_needs_a_login_and_a_role(client, outsider):
+    assert client.get(URL).status_code == 302
+    client.force_login(outsider)
+    assert client.get(URL).status_code == 403
+
+
+def test_the_month_shows_freeze_occurrences_windows_and_scheduled_changes(client, estate, release_manager):
+    freeze = friday_freeze(estate["prod"])
+    window = MaintenanceWindow.objects.create(
+        name="Tier 1 Tuesday", timezone="Europe/London", recurrence="rrule", rrule="FREQ=WEEKLY;BYDAY=TU",
+        start_date=date(2026, 1, 6), start_time=time(22), duration_minutes=240)
+    window_occurrences_refresh(window)
+    change = make_change(make_user("rita", "requester"), cis=[estate["ci"]], environment=estate["prod"],
+                         status=ChangeStatus.SCHEDULED)
+    client.force_login(release_manager)
+    day = change.planned_start.date()
+    page = client.get(URL, {"view": "month", "date": day.isoformat()}).content.decode()
+    assert page.count(f"❄ {freeze.name}") >= 4  # every Friday to Monday of the month
+    assert "🔧 Tier 1 Tuesday" in page
+    assert change.number in page
+    assert "Weekend production freeze" in page.split("Freezes: next occurrences", 1)[1]
+
+
+def test_the_week_view_shows_seven_days(client, estate, cab_member):
+    client.force_login(cab_member)
+    page = client.get(URL, {"view": "week", "date": "2026-12-02"}).content.decode()
+    assert page.count('<div class="daynum">') == 7
+    assert "Week of 30 November 2026" in page
+
+
+def test_an_environment_filter_leaves_out_freezes_of_other_environments(client, estate, cab_member):
+    friday_freeze(estate["prod"])
+    make_environment("staging", 2)
+    client.force_login(cab_member)
+    assert "❄" in client.get(URL, {"environment": "prod", "date": "2026-12-01"}).content.decode()
+    assert "❄" not in client.get(URL, {"environment": "staging", "date": "2026-12-01"}).content.decode()
+
+
+def test_a_release_manager_stops_the_line_from_the_calendar_and_it_holds_at_once(client, estate, release_manager):
+    client.force_login(release_manager)
+    response = client.post(reverse("calendar:lockdown_declare"), {"reason": "Payments outage INC-42"})
+    assert response.status_code == 302
+    [lockdown] = lockdowns_active(datetime.now(UTC))
+    assert lockdown.everything and lockdown.declared_by == release_manager
+    assert "LOCKDOWN" in client.get(URL).content.decode()
+    client.post(reverse("calendar:lockdown_lift", args=[lockdown.pk]), {"reason": "resolved"})
+    assert list(lockdowns_active(datetime.now(UTC))) == []
+
+
+def test_a_requester_cannot_stop_the_line(client, estate, requester):
+    client.force_login(requester)
+    assert client.post(reverse("calendar:lockdown_declare"), {"reason": "I want a break"}).status_code == 403
+    assert not Lockdown.objects.exists()
+
+
+def test_a_change_moves_into_a_suggested_slot_that_avoids_the_freeze(client, estate, release_manager):
+    friday_freeze(estate["prod"])
+    change = make_change(make_user("rita", "requester"), cis=[estate["ci"]], environment=estate["prod"],
+                         status=ChangeStatus.APPROVED)
+    client.force_login(release_manager)
+    fragment = client.get(reverse("calendar:change_slots", args=[change.number])).content.decode()
+    starts = [datetime.fromisoformat(v) for v in
+              [part.split('"')[0] for part in fragment.split('name="start" value="')[1:]]]
+    assert len(starts) == 5
+    for start in starts:
+        local = start.astimezone(ZoneInfo("Europe/London"))
+        assert not (local.weekday() == 4 and local.hour >= 16) and local.weekday() not in (5, 6)
+    start = starts[0]
+    client.post(reverse("calendar:change_reschedule", args=[change.number]),
+                {"start": start.isoformat(), "end": (start + timedelta(hours=2)).isoformat()})
+    change.refresh_from_db()
+    assert change.planned_start == start
+    assert change.status == ChangeStatus.CAB_REVIEW or change.revision == 2  # moving a window re-opens review
+
+
+def test_an_unknown_slot_value_is_refused_without_moving_the_change(client, estate, release_manager):
+    change = make_change(make_user("rita", "requester"), cis=[estate["ci"]], environment=estate["prod"])
+    before = change.planned_start
+    client.force_login(release_manager)
+    client.post(reverse("calendar:change_reschedule", args=[change.number]), {"start": "tomorrow", "end": "x"})
+    change.refresh_from_db()
+    assert change.planned_start == before
