@@ -5,11 +5,13 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from governance import views
+from governance.calendar.ical import calendar_feed
 
 api_v1 = [
     path("", include("cmdb.api.urls")),
     path("", include("governance.api.urls")),
     path("", include("governance.changes.api.urls")),
+    path("", include("governance.calendar.api.urls")),
 ]
 
 urlpatterns = [
@@ -26,6 +28,7 @@ urlpatterns = [
     path("", include("governance.changes.urls")),
     path("", include("governance.calendar.urls")),
     path("admin/", admin.site.urls),
+    path("calendar/feed/<str:secret>.ics", calendar_feed, name="calendar_feed"),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

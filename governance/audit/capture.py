@@ -48,6 +48,7 @@ GOVERNED: dict[str, Governed] = {
     "governance.lockdown": Governed(label="reason"),
     "governance.lockdown_environments": Governed(),
     "governance.lockdown_cis": Governed(),
+    "governance.calendarfeed": Governed(label="name", redact=("digest",)),
     "auth.user": Governed(label="username", ignore=("last_login",), redact=("password",)),
     "auth.group": Governed(label="name"),
     "auth.user_groups": Governed(),

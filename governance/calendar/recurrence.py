@@ -6,7 +6,9 @@ holidays of the window's region (the `holidays` package).
 """
 
 import calendar as month_calendar
+import re
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import islice
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -15,12 +17,48 @@ from dateutil.rrule import rrulestr
 from governance.models.calendar import Recurrence
 
 Span = tuple[datetime, datetime]
+MAX_PER_WEEK = 7 * 24
 
 
 def localize(wall: datetime, tz: ZoneInfo) -> datetime:
     """A wall-clock time in `tz` as UTC. A time skipped by a spring-forward change lands just after it; an
     ambiguous autumn time takes its first occurrence."""
-    return wall.replace(tzinfo=tz).astimezone(UTC)
+    moment = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    if moment.astimezone(tz).replace(tzinfo=None) == wall:
+        return moment
+    # Skipped: fold=0 reads it with the offset from before the change, which lands as far past the gap as it
+    # was into it (02:30 -> 03:30). The clock change itself lies between that and the fold=1 reading (01:30).
+    before, after = int(wall.replace(tzinfo=tz, fold=1).timestamp()), int(moment.timestamp())
+    while after - before > 1:
+        middle = (before + after) // 2
+        if datetime.fromtimestamp(middle, tz).replace(tzinfo=None) < wall:
+            before = middle
+        else:
+            after = middle
+    return datetime.fromtimestamp(after, UTC)
+
+
+def wall_time(value: time | str) -> time:
+    """A window's start time; a window built in code before saving may still hold the field's text default."""
+    return time.fromisoformat(value) if isinstance(value, str) else value
+
+
+# RFC 5545 gives UNTIL in UTC when the start is a local time; dateutil compares it with our naive wall-clock
+# start, so it is turned into the window's wall-clock time first.
+_UTC_UNTIL = re.compile(r"(UNTIL=)(\d{8}T\d{6})Z", re.IGNORECASE)
+
+
+def _rule(window, dtstart: datetime):
+    try:
+        tz = ZoneInfo(window.timezone)
+    except (ValueError, KeyError):
+        tz = UTC  # the time zone field reports its own error
+
+    def to_wall(match: re.Match) -> str:
+        moment = datetime.strptime(match[2], "%Y%m%dT%H%M%S").replace(tzinfo=UTC).astimezone(tz)
+        return match[1] + moment.strftime("%Y%m%dT%H%M%S")
+
+    return rrulestr(_UTC_UNTIL.sub(to_wall, window.rrule), dtstart=dtstart)
 
 
 def recurrence_error(window) -> tuple[str, str] | None:
@@ -28,10 +66,16 @@ def recurrence_error(window) -> tuple[str, str] | None:
     if window.recurrence == Recurrence.RRULE:
         if not window.rrule:
             return "rrule", "A recurring window needs an RFC 5545 rule, e.g. FREQ=WEEKLY;BYDAY=FR."
+        if "DTSTART" in window.rrule.upper():  # it would override start_date and time zone, or fail to compare
+            return "rrule", "Leave DTSTART out of the rule: the window's start date, time and time zone give it."
         try:
-            rrulestr(window.rrule, dtstart=datetime.combine(window.start_date, time()))
+            rule = _rule(window, datetime.combine(window.start_date, time()))
         except (ValueError, TypeError) as exc:
             return "rrule", f"Not an RFC 5545 recurrence rule: {exc}."
+        # Occurrences are stored for a year ahead: a rule firing every minute would write half a million rows.
+        first_week = list(islice(rule, MAX_PER_WEEK + 1))
+        if len(first_week) > MAX_PER_WEEK and first_week[-1] - first_week[0] < timedelta(days=7):
+            return "rrule", "A window recurs at most once an hour (e.g. FREQ=DAILY or FREQ=WEEKLY;BYDAY=FR)."
     if window.recurrence in (Recurrence.LAST_BUSINESS_DAYS_OF_MONTH, Recurrence.LAST_BUSINESS_DAYS_OF_QUARTER):
         if not 1 <= window.business_days <= 15:
             return "business_days", "Give between 1 and 15 business days."
@@ -56,14 +100,14 @@ def occurrences(window, start: datetime, end: datetime) -> list[Span]:
     if window.recurrence in (Recurrence.LAST_BUSINESS_DAYS_OF_MONTH, Recurrence.LAST_BUSINESS_DAYS_OF_QUARTER):
         spans = _business_day_spans(window, tz, start, end)
     else:
-        first = datetime.combine(window.start_date, window.start_time)
+        first = datetime.combine(window.start_date, wall_time(window.start_time))
         length = timedelta(minutes=window.duration_minutes)
         if window.recurrence == Recurrence.ONCE:
             walls = [first]
         else:
             local_start = start.astimezone(tz).replace(tzinfo=None) - length - timedelta(days=1)
             local_end = end.astimezone(tz).replace(tzinfo=None) + timedelta(days=1)
-            walls = rrulestr(window.rrule, dtstart=first).between(local_start, local_end, inc=True)
+            walls = _rule(window, first).between(local_start, local_end, inc=True)
         spans = [(localize(wall, tz), localize(wall + length, tz)) for wall in walls]
     return [(s, e) for s, e in spans if s < end and e > start]
 
@@ -77,10 +121,10 @@ def _business_day_spans(window, tz: ZoneInfo, start: datetime, end: datetime) ->
         if not quarterly or month.month in (3, 6, 9, 12):
             days = business_days_of_month(month.year, month.month, window.holiday_region)[-window.business_days:]
             if days:
-                begin = localize(datetime.combine(days[0], window.start_time), tz)
+                begin = localize(datetime.combine(days[0], wall_time(window.start_time)), tz)
                 finish = localize(datetime.combine(days[-1] + timedelta(days=1), time()), tz)
-                spans.append((max(begin, localize(datetime.combine(window.start_date, window.start_time), tz)),
-                              finish))
+                spans.append((max(begin, localize(datetime.combine(window.start_date, wall_time(window.start_time)),
+                                                  tz)), finish))
         month = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
     return [(s, e) for s, e in spans if s < e]
 

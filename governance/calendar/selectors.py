@@ -3,12 +3,15 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import BooleanField, Prefetch, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from cmdb.models import ConfigurationItem
+from governance.calendar.permissions import can_read_calendar
 from governance.calendar.recurrence import next_occurrence
-from governance.models.calendar import FreezeWindow, Lockdown, MaintenanceWindow, Occurrence
+from governance.models.calendar import CalendarFeed, FreezeWindow, Lockdown, MaintenanceWindow, Occurrence
+from governance.services import token_digest
 
 SCOPE_PREFETCH = ("environments", "cis")
 
@@ -40,6 +43,40 @@ def covers_any(scope, cis: list[ConfigurationItem], environment_id: int | None) 
     return any(covers(scope, ci, environment_id) for ci in cis) or (not cis and covers(scope, None, environment_id))
 
 
+# covers_any() in SQL, over the scope row `{s}` of a freeze, maintenance window or lockdown, so the database
+# picks the covering rows. Loading every scope that meets a time range to judge it in Python cost 15 ms for
+# "what freezes this CI now" and 300 ms for a change's free slots with 1,000 freezes (ORM-built conditions
+# cost 2.5 ms to compile alone); see tests/bench/bench_calendar.py. The CIs' attributes are read from the
+# database. tests/governance/test_calendar_enforcement.py holds the two to the same answers.
+_SCOPE_CI_CONDITIONS = """(EXISTS (SELECT FROM {items} i WHERE i.{owner} = {s}.id) OR cardinality({s}.ci_types) > 0
+    OR cardinality({s}.tags) > 0 OR coalesce({s}.max_criticality, 0) <> 0 OR {s}.sox_scoped OR {s}.phi OR {s}.pci)"""
+_COVERS_ANY = """({s}.everything OR (
+  (NOT EXISTS (SELECT FROM {envs} e WHERE e.{owner} = {s}.id)
+   OR EXISTS (SELECT FROM {envs} e WHERE e.{owner} = {s}.id AND e.environment_id = %s))
+  AND CASE WHEN cardinality(%s::bigint[]) = 0
+    THEN EXISTS (SELECT FROM {envs} e WHERE e.{owner} = {s}.id) AND NOT {ci_conditions}
+    ELSE EXISTS (SELECT FROM cmdb_configurationitem ci WHERE ci.id = ANY(%s::bigint[])
+        AND (NOT EXISTS (SELECT FROM {items} i WHERE i.{owner} = {s}.id)
+             OR EXISTS (SELECT FROM {items} i WHERE i.{owner} = {s}.id AND i.configurationitem_id = ci.id))
+        AND (cardinality({s}.ci_types) = 0 OR ci.ci_type = ANY({s}.ci_types))
+        AND (cardinality({s}.tags) = 0 OR ci.tags && {s}.tags)
+        AND ({s}.max_criticality IS NULL OR ci.criticality <= {s}.max_criticality)
+        AND (NOT {s}.sox_scoped OR ci.sox_scoped) AND (NOT {s}.phi OR ci.phi) AND (NOT {s}.pci OR ci.pci))
+      AND (EXISTS (SELECT FROM {envs} e WHERE e.{owner} = {s}.id) OR {ci_conditions})
+  END))"""
+
+
+def covers_any_sql(model, cis: list[ConfigurationItem], environment_id: int | None,
+                   alias: str | None = None) -> RawSQL:
+    """A condition on `model` (FreezeWindow, MaintenanceWindow or Lockdown), its table joined as `alias`: true
+    where covers_any(row, cis, environment_id) would be."""
+    names = {"s": alias or model._meta.db_table, "owner": model.environments.field.m2m_column_name(),
+             "envs": model.environments.through._meta.db_table, "items": model.cis.through._meta.db_table}
+    sql = _COVERS_ANY.format(**names, ci_conditions=_SCOPE_CI_CONDITIONS.format(**names))
+    ids = [ci.pk for ci in cis]
+    return RawSQL(sql, [environment_id, ids, ids], output_field=BooleanField())  # noqa: S611 (names from model meta)
+
+
 @dataclass(frozen=True)
 class FreezeHit:
     freeze: FreezeWindow
@@ -58,15 +95,17 @@ def freeze_occurrences_between(start: datetime, end: datetime) -> QuerySet[Occur
 def freezes_covering(cis: list[ConfigurationItem], environment_id: int | None, start: datetime,
                      end: datetime) -> list[FreezeHit]:
     """Freeze occurrences overlapping [start, end) whose scope covers any of these CIs in that environment."""
-    covering: dict[int, bool] = {}  # a freeze's scope is judged once, however many occurrences it has
-    hits = []
-    for occurrence in freeze_occurrences_between(start, end):
-        freeze = occurrence.freeze
-        if freeze.pk not in covering:
-            covering[freeze.pk] = covers_any(freeze, cis, environment_id)
-        if covering[freeze.pk]:
-            hits.append(FreezeHit(freeze, occurrence.period.lower, occurrence.period.upper))
-    return hits
+    occurrences = (Occurrence.objects.filter(freeze__active=True, period__overlap=(start, end))
+                   .filter(covers_any_sql(FreezeWindow, cis, environment_id))  # the join is named for its table
+                   .select_related("freeze", "freeze__extra_approval_role").order_by("period"))
+    return [FreezeHit(o.freeze, o.period.lower, o.period.upper) for o in occurrences]
+
+
+def maintenance_occurrences_between(start: datetime, end: datetime) -> QuerySet[Occurrence]:
+    """Occurrences of active maintenance windows overlapping [start, end), with each window's scope loaded."""
+    windows = MaintenanceWindow.objects.filter(active=True).prefetch_related(*SCOPE_PREFETCH)
+    return (Occurrence.objects.filter(maintenance__active=True, period__overlap=(start, end))
+            .prefetch_related(Prefetch("maintenance", queryset=windows)).order_by("period"))
 
 
 def lockdowns_active(at: datetime) -> QuerySet[Lockdown]:
@@ -76,7 +115,7 @@ def lockdowns_active(at: datetime) -> QuerySet[Lockdown]:
 
 
 def lockdowns_covering(cis: list[ConfigurationItem], environment_id: int | None, at: datetime) -> list[Lockdown]:
-    return [lockdown for lockdown in lockdowns_active(at) if covers_any(lockdown, cis, environment_id)]
+    return list(lockdowns_active(at).prefetch_related(None).filter(covers_any_sql(Lockdown, cis, environment_id)))
 
 
 def maintenance_windows_for(change_type: str, cis: list[ConfigurationItem],
@@ -116,7 +155,7 @@ def schedule_suggestions(change, *, count: int = 5, after: datetime | None = Non
         spans = [(o.period.lower, o.period.upper) for o in Occurrence.objects.filter(
             maintenance__in=windows, period__overlap=(after, end)).order_by("period")]
     else:
-        first = after.replace(minute=0) + timedelta(hours=1)
+        first = after if after.minute == 0 else after.replace(minute=0) + timedelta(hours=1)
         spans = [(first + timedelta(hours=h), end) for h in range(int(horizon.total_seconds() // 3600))]
     blocked = [(hit.starts, hit.ends) for hit in freezes_covering(cis, change.environment_id, after, end)]
     blocked += [(lockdown.declared_at, lockdown.until or end)
@@ -126,11 +165,29 @@ def schedule_suggestions(change, *, count: int = 5, after: datetime | None = Non
                     .exclude(pk=change.pk)
                     .filter(Q(affected_cis__in=change.impacted_ci_ids or own) | Q(impacted_ci_ids__overlap=own))
                     .values_list("planned_start", "planned_end").distinct())
-    slots = []
+    slots: list[tuple[datetime, datetime]] = []
     for span_start, span_end in spans:
         start = max(span_start, after)
-        if start + length <= span_end and not any(s < start + length and e > start for s, e in blocked):
+        while start + length <= span_end:
+            clash = [e for s, e in blocked if s < start + length and e > start]
+            if not clash:
+                break
+            # In a maintenance window, try again once what is in the way is over; other slots keep to the hour.
+            start = max(clash) if windows else span_end
+        if start + length <= span_end and (start, start + length) not in slots:
             slots.append((start, start + length))
             if len(slots) == count:
                 break
     return slots
+
+
+def calendar_feeds_of(user) -> QuerySet[CalendarFeed]:
+    return CalendarFeed.objects.filter(owner=user).select_related("team")
+
+
+def calendar_feed_by_secret(secret: str) -> CalendarFeed | None:
+    """The live feed this secret opens; None when it is unknown or revoked, or its owner may no longer read
+    the calendar (the feed shows what its owner may see, judged at every fetch)."""
+    feed = (CalendarFeed.objects.filter(digest=token_digest(secret), revoked_at__isnull=True)
+            .select_related("owner", "team").first())
+    return feed if feed is not None and can_read_calendar(feed.owner) else None

@@ -1,17 +1,22 @@
-"""Writes to the release calendar: windows and their occurrences, lockdowns declared and lifted."""
+"""Writes to the release calendar: windows and their occurrences, lockdowns declared and lifted, feeds."""
 
+import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
+from cmdb.models import Team
 from governance.audit.ledger import audit_record
+from governance.calendar.permissions import can_manage_feed, can_read_calendar
 from governance.calendar.recurrence import occurrences
 from governance.calendar.selectors import covers_any
 from governance.errors import Conflict, Forbidden, InvalidInput
-from governance.models.calendar import FreezeWindow, Lockdown, MaintenanceWindow, Occurrence
+from governance.models.calendar import CalendarFeed, FreezeWindow, Lockdown, MaintenanceWindow, Occurrence
 from governance.models.changes import ChangeRequest
 from governance.models.changes import ChangeStatus as S
+from governance.services import token_digest
 
 # Occurrences are kept from a month back to this far ahead; a daily task moves the horizon on.
 HORIZON = timedelta(days=400)
@@ -76,3 +81,42 @@ def lockdown_lift(*, actor, lockdown: Lockdown, reason: str = "") -> Lockdown:
         released = ChangeRequest.objects.filter(held_by=lockdown).update(held_by=None, updated_at=timezone.now())
         audit_record("lockdown_lifted", obj=lockdown, context={"reason": reason, "changes_released": released})
     return lockdown
+
+
+FEED_PREFIX = "cbf_"  # a marker that lets scanners spot a leaked feed URL, not a secret
+
+
+@dataclass(frozen=True)
+class IssuedFeed:
+    feed: CalendarFeed
+    secret: str
+
+
+def calendar_feed_create(*, actor, name: str, team: Team | None = None) -> IssuedFeed:
+    """A private iCalendar feed of the calendar, or of one team's scope. The secret is returned this once:
+    only its digest is kept, so a lost URL is revoked and replaced, never shown again."""
+    if not can_read_calendar(actor):
+        raise Forbidden("Only people who read the release calendar may subscribe to it.")
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput("A feed needs a name.", field="name")
+    if len(name) > CalendarFeed._meta.get_field("name").max_length:
+        raise InvalidInput("Keep the name within 100 characters.", field="name")
+    if CalendarFeed.objects.filter(owner=actor, name=name, revoked_at__isnull=True).exists():
+        raise InvalidInput(f"You already have a feed named {name!r}.", field="name")
+    secret = FEED_PREFIX + secrets.token_urlsafe(32)
+    feed = CalendarFeed.objects.create(owner=actor, team=team, name=name, prefix=secret[:len(FEED_PREFIX) + 6],
+                                       digest=token_digest(secret), created_at=timezone.now())
+    return IssuedFeed(feed=feed, secret=secret)
+
+
+def calendar_feed_revoke(*, actor, feed: CalendarFeed) -> CalendarFeed:
+    """Stop a feed: its URL answers 404 from now on. Revoking twice is harmless."""
+    if not can_manage_feed(actor, feed):
+        raise Forbidden("You may only revoke your own calendar feeds.")
+    with transaction.atomic():
+        feed = CalendarFeed.objects.select_for_update().get(pk=feed.pk)
+        if feed.revoked_at is None:
+            feed.revoked_at = timezone.now()
+            feed.save(update_fields=["revoked_at"])
+    return feed

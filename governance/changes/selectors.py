@@ -59,10 +59,15 @@ def _team_role_grants(user) -> list[tuple[int, str]]:
 
 def cab_queue(user) -> QuerySet[ChangeRequest]:
     """Open changes, the ones awaiting this user's approval first, then by window."""
-    mine = awaiting_approval_by(user)
+    # "Awaits me" as `id IN (changes awaiting me)`: PostgreSQL builds that set once and hashes it. Written as
+    # a per-row condition it was costed as if run for every open change, which set off JIT compilation:
+    # 2.4 s for the first page of 5,000 open changes. No DISTINCT: nothing here joins a to-many relation
+    # (filters stacked on the queue use EXISTS), and DISTINCT over every column sorted every open change.
+    mine = ChangeRequest.objects.filter(awaiting_approval_by(user)).values("pk")
     return (change_requests_visible_to(user).filter(status__in=ACTIVE)
-            .annotate(awaits_me=Case(When(mine, then=Value(1)), default=Value(0), output_field=IntegerField()))
-            .order_by("-awaits_me", "planned_start", "pk").distinct())
+            .annotate(awaits_me=Case(When(pk__in=mine, then=Value(1)), default=Value(0),
+                                     output_field=IntegerField()))
+            .order_by("-awaits_me", "planned_start", "pk"))
 
 
 def change_conflicts(change: ChangeRequest) -> QuerySet[ChangeRequest]:
@@ -110,9 +115,9 @@ def retrospectives_overdue() -> QuerySet[ChangeRequest]:
 
 
 # Which of a page of changes have a conflict as `change_conflicts` defines one, for all of them in one query:
-# another active change, windows overlapping, whose blast radius holds one of this change's CIs (served by
-# the GIN index on impacted_ci_ids), or that touches a CI in this change's blast radius (served by the
-# index on the CI column of the affected-CIs table).
+# another active change, windows overlapping, whose blast radius holds one of this change's CIs, or that
+# touches a CI in this change's blast radius (served by the index on the CI column of the affected-CIs table).
+# The window test comes first: it is cheap, and most changes fail it before their arrays are compared.
 _CONFLICTED_SQL = """
 SELECT c.id
 FROM {change} c
@@ -120,10 +125,10 @@ CROSS JOIN LATERAL (
     SELECT coalesce(array_agg(a.configurationitem_id), '{{}}')::bigint[] AS ids
     FROM {through} a WHERE a.changerequest_id = c.id
 ) own
-WHERE c.id = ANY(%(ids)s) AND c.planned_start IS NOT NULL AND c.planned_end IS NOT NULL
+WHERE c.id = ANY(%(ids)s::bigint[]) AND c.planned_start IS NOT NULL AND c.planned_end IS NOT NULL
   AND (EXISTS (SELECT 1 FROM {change} o
-               WHERE o.impacted_ci_ids && own.ids AND o.id <> c.id AND o.status = ANY(%(active)s)
-                 AND o.planned_start < c.planned_end AND o.planned_end > c.planned_start)
+               WHERE o.planned_start < c.planned_end AND o.planned_end > c.planned_start AND o.id <> c.id
+                 AND o.status = ANY(%(active)s) AND o.impacted_ci_ids && own.ids)
        OR EXISTS (SELECT 1 FROM {through} oa JOIN {change} o ON o.id = oa.changerequest_id
                   WHERE oa.configurationitem_id = ANY(CASE WHEN cardinality(c.impacted_ci_ids) > 0
                                                            THEN c.impacted_ci_ids ELSE own.ids END)

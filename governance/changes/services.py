@@ -198,8 +198,8 @@ def calendar_refusal(change: ChangeRequest, *, target: str, now: datetime) -> st
     a lockdown, a hard freeze over its window (emergency changes excepted: the emergency CAB decides), or a
     maintenance window it falls outside of where that is refused."""
     cis = list(change.affected_cis.all())
-    if change.held_by_id is not None and target == S.IMPLEMENTING:
-        return f"This change is on hold: {change.held_by}."
+    if change.held_by_id is not None and target == S.IMPLEMENTING and change.held_by.active_at(now):
+        return f"This change is on hold: {change.held_by}."  # a lockdown that ran out holds nothing
     for lockdown in lockdowns_covering(cis, change.environment_id, now):
         return f"A lockdown stops the line: {lockdown.reason} (declared {lockdown.declared_at:%Y-%m-%d %H:%M} UTC)."
     if change.planned_start is None or change.planned_end is None or target == S.IMPLEMENTING:
@@ -212,7 +212,8 @@ def calendar_refusal(change: ChangeRequest, *, target: str, now: datetime) -> st
     if target == S.SCHEDULED:
         windows = maintenance_windows_for(change.change_type, cis, change.environment_id)
         refusing = [w for w in windows if w.enforcement == MaintenanceEnforcement.REFUSE]
-        if refusing and not inside_maintenance(windows, change.planned_start, change.planned_end):
+        # Inside a flagging window is no way out of a refusing one: the change must fit a refusing window.
+        if refusing and not inside_maintenance(refusing, change.planned_start, change.planned_end):
             return "The window is outside every maintenance window allowed here: " + "; ".join(
                 describe_next(w, now) for w in refusing) + "."
     return None

@@ -86,7 +86,7 @@ def _refused(exc: DomainError) -> None:
 def cab_queue(request):
     """Open changes, those awaiting my approval first; filters narrow it, the order stays."""
     _require_change_reader(request.user)
-    filterset = CabQueueFilter(request.GET or None, queryset=selectors.cab_queue(request.user))
+    filterset = CabQueueFilter(request.GET or None, queryset=selectors.cab_queue(request.user), request=request)
     page = Paginator(filterset.qs, QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
     page.object_list = list(page.object_list)
     conflicted = selectors.conflicted_change_ids(page.object_list)

@@ -1,6 +1,13 @@
 from governance.models.access import ApiToken
 from governance.models.audit import AuditCapture, AuditCheckpoint, AuditEvent
-from governance.models.calendar import FreezeWindow, Lockdown, MaintenanceWindow, Occurrence, Severity
+from governance.models.calendar import (
+    CalendarFeed,
+    FreezeWindow,
+    Lockdown,
+    MaintenanceWindow,
+    Occurrence,
+    Severity,
+)
 from governance.models.changes import (
     Approval,
     ApprovalPolicy,
@@ -20,7 +27,7 @@ from governance.models.changes import (
 
 __all__ = [
     "ApiToken", "Approval", "ApprovalPolicy", "ApprovalRequirement", "AuditCapture", "AuditCheckpoint",
-    "AuditEvent", "CabAgendaItem", "CabMeeting", "ChangeRequest", "ChangeStatus", "ChangeStatusChange",
+    "AuditEvent", "CabAgendaItem", "CabMeeting", "CalendarFeed", "ChangeRequest", "ChangeStatus", "ChangeStatusChange",
     "ChangeType", "Decision", "FreezeWindow", "Lockdown", "MaintenanceWindow", "Occurrence", "PolicyRequirement",
     "ReleaseStrategy", "RiskLevel", "Severity", "StandardChangeTemplate",
 ]

@@ -98,6 +98,12 @@ class FreezeWindow(RecurringWindow):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        super().clean()
+        if self.severity == Severity.SOFT and self.extra_approval_role_id is None:
+            raise ValidationError({"extra_approval_role": "A soft freeze names the role that gives the extra "
+                                                          "approval."})
+
 
 class MaintenanceEnforcement(models.TextChoices):
     FLAG = "flag", "Flag changes outside it"
@@ -163,3 +169,30 @@ class Lockdown(CalendarScope):
     def active_at(self, at) -> bool:
         return (self.declared_at <= at and (self.lifted_at is None or self.lifted_at > at)
                 and (self.until is None or self.until > at))
+
+
+class CalendarFeed(models.Model):
+    """A private iCalendar subscription: the secret in its URL is the credential; only its SHA-256 digest is kept."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="calendar_feeds")
+    team = models.ForeignKey("cmdb.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+                             help_text="Empty: the whole calendar; else only what covers this team's CIs.")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, help_text="First characters of the secret, to recognise it.")
+    digest = models.CharField(max_length=64, unique=True, editable=False)  # the lookup of every fetch
+    created_at = models.DateTimeField(default=now, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], condition=models.Q(revoked_at__isnull=True),
+                                    name="calendar_feed_name_unique_per_owner"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def status(self) -> str:
+        return "revoked" if self.revoked_at is not None else "active"

@@ -176,7 +176,7 @@ def main() -> None:
         client.force_login(reader)
         failed = False
         for label, url in [("first page", "/changes/"),
-                           ("awaiting me", "/changes/?mine=on"),
+                           ("awaiting me", "/changes/?awaiting_me=on"),
                            ("filtered", "/changes/?risk_level=high&status=cab_review&team=team-1"),
                            ("page 40", "/changes/?page=40")]:
             timings, queries, rows = time_page(client, url, options.requests)

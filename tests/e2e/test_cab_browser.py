@@ -1,41 +1,22 @@
 """The CAB's day in a real browser: the queue, a change, an approval made in place, the change form."""
 
-import importlib
 import re
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 from playwright.sync_api import expect
 
 from governance.changes.services import approval_record, change_request_transition
-from governance.models import Approval, ApprovalPolicy, ChangeRequest, ChangeStatus
+from governance.models import Approval, ChangeRequest, ChangeStatus
 from governance.roles import Role
 from tests.e2e.conftest import log_in, screenshot
 from tests.factories import link, make_change, make_ci, make_environment, make_team, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-# Data migrations that create the roles and the default approval policies, with the function each runs.
-ROLE_MIGRATIONS = [("0002_roles", "create_roles"), ("0004_audit_append_only_and_roles", "grant"),
-                   ("0007_change_roles_and_policies", "forward")]
-
-
 @pytest.fixture
-def roles(transactional_db):
-    """The roles and policies the migrations made. A transactional test run before this one empties every
-    table when it ends, so they are made again (as the migrations would) when missing."""
-    if not Group.objects.filter(name=Role.CAB_MEMBER).exists() or not ApprovalPolicy.objects.exists():
-        state_apps = MigrationExecutor(connection).loader.project_state().apps
-        for module, function in ROLE_MIGRATIONS:
-            getattr(importlib.import_module(f"governance.migrations.{module}"), function)(state_apps, None)
-
-
-@pytest.fixture
-def change(roles):
+def change(transactional_db):
     """A normal change to payments-api in staging, submitted by rita and awaiting one CAB member."""
     payments = make_team("payments", name="Payments")
     db = make_ci("payments-db", team=payments, ci_type="database", criticality=2)

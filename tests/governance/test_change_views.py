@@ -31,7 +31,7 @@ CI_SEARCH = "/changes/ci-search/"
 MEETINGS = "/cab/meetings/"
 HTMX = {"HTTP_HX_REQUEST": "true"}
 # The queue's budget: session, user, permissions, the viewer's roles and team grants, the filter form's
-# teams, the count, the page, its conflicts. The same whatever the number of changes.
+# teams and environments, the count, the page, its conflicts. The same whatever the number of changes.
 QUEUE_QUERY_BOUND = 14
 
 
@@ -189,8 +189,8 @@ def test_the_queue_lists_changes_awaiting_my_approval_first_and_marks_them(clien
     assert numbers(client.get(QUEUE)) == [own.number, soon.number, later_mine.number]
 
 
-def test_the_queue_filters_by_risk_type_status_team_window_and_mine(client, requester, cab_member, estate, staging,
-                                                                   prod):
+def test_the_queue_filters_by_risk_type_status_team_environment_ci_window_and_mine(
+        client, requester, cab_member, estate, staging, prod):
     payments_change = in_review(requester, cis=[estate["api"]], environment=staging, start_in_hours=24)
     platform_change = in_review(requester, cis=[estate["dns"]], environment=prod, start_in_hours=24 * 10,
                                 change_type="emergency")
@@ -212,13 +212,16 @@ def test_the_queue_filters_by_risk_type_status_team_window_and_mine(client, requ
     assert shown(status="approved") == [platform_change.number]
     assert shown(team="payments") == [payments_change.number]
     assert shown(team="platform") == [platform_change.number]
+    assert shown(environment="prod") == [platform_change.number]
+    assert shown(ci="payments-api") == [payments_change.number]
+    assert shown(risk_level="high", change_type="emergency") == []
     day = (timezone.now() + timedelta(days=10)).date().isoformat()
     assert shown(window_from=day) == [platform_change.number]
     assert shown(window_to=(timezone.now() + timedelta(days=2)).date().isoformat()) == [payments_change.number]
     assert shown(window_from=day, window_to=day) == [platform_change.number]
-    assert shown(mine="on") == [payments_change.number]  # the other one the cab member has approved
+    assert shown(awaiting_me="on") == [payments_change.number]  # the other one the cab member has approved
     client.force_login(requester)  # approves nothing
-    assert shown(mine="on") == []
+    assert shown(awaiting_me="on") == []
 
 
 def test_a_bad_filter_is_reported_and_left_out(client, cab_member, reviewed):
@@ -302,7 +305,7 @@ def test_the_queue_takes_the_same_number_of_queries_for_5_or_60_changes(client, 
     assert "conflict" in body and "retro overdue" in body and "your approval" in body
     assert queue_queries(client) == few
     with django_assert_max_num_queries(QUEUE_QUERY_BOUND):  # a team filter adds one query, looking the team up
-        assert len(numbers(client.get(QUEUE + "?page=2&team=payments&risk_level=low&mine=on"))) == 0
+        assert len(numbers(client.get(QUEUE + "?page=2&team=payments&risk_level=low&awaiting_me=on"))) == 0
     with django_assert_max_num_queries(QUEUE_QUERY_BOUND):
         assert len(numbers(client.get(QUEUE + "?page=2"))) == 10
 
@@ -533,7 +536,8 @@ def test_a_window_that_ends_before_it_starts_is_refused(client, requester, stagi
     data = form_data()
     response = client.post(NEW, {**data, "planned_end": data["planned_start"], "planned_start": data["planned_end"]})
     assert response.status_code == 400
-    assert "The window must end after it starts." in response.content.decode()
+    errors = re.search(r'data-field="planned_end">(.*?)</div>', response.content.decode(), re.S)
+    assert errors and "The window must end after it starts." in errors.group(1)
     assert not ChangeRequest.objects.exists()
 
 

@@ -2,7 +2,9 @@
 
 import io
 import time
+from datetime import time as wall_time
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth import authenticate, get_user_model
@@ -11,7 +13,10 @@ from django.utils import timezone
 
 from cmdb.models import ConfigurationItem, Relationship
 from governance.audit.ledger import audit_seal, audit_verify
+from governance.calendar.recurrence import business_days_of_month
+from governance.calendar.selectors import inside_maintenance, maintenance_windows_for
 from governance.changes.selectors import awaiting_approval_by, cab_queue, change_conflicts, retrospectives_overdue
+from governance.changes.services import calendar_refusal
 from governance.management.commands.seed_demo import DEMO_CHANGES, DEMO_PEOPLE
 from governance.models import (
     Approval,
@@ -20,6 +25,9 @@ from governance.models import (
     CabMeeting,
     ChangeRequest,
     ChangeStatusChange,
+    FreezeWindow,
+    MaintenanceWindow,
+    Occurrence,
     StandardChangeTemplate,
 )
 from governance.models import ChangeStatus as S
@@ -40,7 +48,8 @@ def user(name):
 
 def counts() -> dict[str, int]:
     models = [ChangeRequest, ChangeStatusChange, Approval, ApprovalRequirement, CabMeeting, CabAgendaItem,
-              StandardChangeTemplate, ConfigurationItem, Relationship, get_user_model()]
+              StandardChangeTemplate, ConfigurationItem, Relationship, get_user_model(), FreezeWindow,
+              MaintenanceWindow, Occurrence]
     return {model.__name__: model.objects.count() for model in models}
 
 
@@ -101,3 +110,46 @@ def test_the_demo_gives_every_page_real_work_and_the_ledger_verifies():
         assert person is not None, username
         assert set(person.groups.values_list("name", flat=True)) == set(roles)
     assert {"sre", "business_owner", "compliance_officer"} <= set(DEMO_PEOPLE)
+
+
+def test_the_demo_has_a_banks_calendar_and_its_open_changes_sit_in_slots_it_allows():
+    seed()
+    freezes = {f.name: f for f in FreezeWindow.objects.prefetch_related("environments")}
+    assert set(freezes) == {"Month-end close", "Quarter-end close", "Weekend production freeze",
+                            "Christmas and New Year"}
+    month_end, quarter_end = freezes["Month-end close"], freezes["Quarter-end close"]
+    assert (month_end.recurrence, month_end.business_days, month_end.holiday_region, month_end.timezone,
+            month_end.severity, month_end.sox_scoped) == ("last_bd_month", 3, "GB", "Europe/London", "hard", True)
+    assert (quarter_end.recurrence, quarter_end.business_days, quarter_end.severity) == ("last_bd_quarter", 5, "hard")
+    weekend = freezes["Weekend production freeze"]
+    assert (weekend.rrule, weekend.start_time, weekend.duration_minutes, weekend.severity) == (
+        "FREQ=WEEKLY;BYDAY=FR", wall_time(16), (2 * 24 + 14) * 60, "hard")
+    christmas = freezes["Christmas and New Year"]
+    assert (christmas.severity, christmas.extra_approval_role.name) == ("soft", "business_owner")
+    assert all([e.name for e in f.environments.all()] == ["prod"] for f in freezes.values())
+    nights = MaintenanceWindow.objects.get()
+    assert (nights.name, nights.rrule, nights.start_time, nights.enforcement, nights.max_criticality) == (
+        "Tier 1 production nights", "FREQ=WEEKLY;BYDAY=TU,TH", wall_time(22), "flag", 1)
+
+    # Occurrences are stored, and the closes fall on the last business days of England's calendar.
+    for window in [*freezes.values(), nights]:
+        assert window.occurrences.filter(period__startswith__gt=timezone.now()).exists(), window.name
+    london = ZoneInfo("Europe/London")
+    assert month_end.occurrences.count() >= 14  # a month back, 400 days ahead
+    for occurrence in month_end.occurrences.all():
+        first = occurrence.period.lower.astimezone(london).date()
+        assert business_days_of_month(first.year, first.month, "GB")[-3] == first
+    quarters = {o.period.lower.astimezone(london).month for o in quarter_end.occurrences.all()}
+    assert quarters <= {3, 6, 9, 12} and quarters
+
+    # Every open change could be scheduled where it is; tier-1 production changes sit in their nights.
+    now = timezone.now()
+    open_changes = ChangeRequest.objects.filter(status__in=[S.SUBMITTED, S.ASSESSED, S.CAB_REVIEW, S.APPROVED,
+                                                            S.SCHEDULED])
+    assert open_changes.count() == 9
+    for change in open_changes:
+        assert calendar_refusal(change, target=S.SCHEDULED, now=now) is None, change.title
+    upgrade = ChangeRequest.objects.get(title__startswith="Upgrade payments-api")
+    windows = maintenance_windows_for(upgrade.change_type, list(upgrade.affected_cis.all()), upgrade.environment_id)
+    assert windows == [nights]
+    assert inside_maintenance(windows, upgrade.planned_start, upgrade.planned_end)

@@ -1,11 +1,11 @@
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -14,17 +14,30 @@ from guardian.shortcuts import assign_perm
 from cmdb import demo
 from cmdb.models import ConfigurationItem, Environment, Team
 from cmdb.services import inventory_from_document, inventory_import
+from governance.calendar.selectors import freezes_covering, schedule_suggestions
+from governance.calendar.services import window_occurrences_refresh
 from governance.changes.services import (
     _assess,
     _move,
     approval_record,
     cab_meeting_create,
+    calendar_refusal,
     change_request_create,
     change_request_transition,
+    change_request_update,
     outstanding_approvals,
 )
-from governance.models import Approval, CabMeeting, ChangeRequest, ChangeStatusChange, StandardChangeTemplate
+from governance.models import (
+    Approval,
+    CabMeeting,
+    ChangeRequest,
+    ChangeStatusChange,
+    FreezeWindow,
+    MaintenanceWindow,
+    StandardChangeTemplate,
+)
 from governance.models import ChangeStatus as S
+from governance.models.calendar import MaintenanceEnforcement, Recurrence, Severity
 from governance.roles import Role
 
 DEMO_PEOPLE = {  # username -> (full name, roles, team maintained through an object permission)
@@ -40,6 +53,38 @@ DEMO_PEOPLE = {  # username -> (full name, roles, team maintained through an obj
 
 TLS_TEMPLATE = "Rotate TLS certificates on an edge load balancer"
 CAB_MEETING = "Weekly CAB"
+
+# A bank's release calendar, by name: (model, its fields, its scope). Times are London wall-clock times; the
+# business-day closes skip English bank holidays ("GB"). A second run finds each by name and changes nothing.
+LONDON = "Europe/London"
+CLOSE = {"timezone": LONDON, "holiday_region": "GB", "start_date": date(2024, 1, 1), "start_time": time(0),
+         "duration_minutes": 24 * 60}  # a business-day window runs from its first day to the end of its last
+DEMO_CALENDAR = [
+    (FreezeWindow, "Month-end close", {
+        **CLOSE, "recurrence": Recurrence.LAST_BUSINESS_DAYS_OF_MONTH, "business_days": 3,
+        "severity": Severity.HARD, "reason": "Finance closes the books: SOX systems in production stay still."},
+     {"environments": ["prod"], "sox_scoped": True}),
+    (FreezeWindow, "Quarter-end close", {
+        **CLOSE, "recurrence": Recurrence.LAST_BUSINESS_DAYS_OF_QUARTER, "business_days": 5,
+        "severity": Severity.HARD, "reason": "Quarterly reporting and regulatory returns: production stays still."},
+     {"environments": ["prod"]}),
+    (FreezeWindow, "Weekend production freeze", {
+        "timezone": LONDON, "recurrence": Recurrence.RRULE, "rrule": "FREQ=WEEKLY;BYDAY=FR",
+        "start_date": date(2024, 1, 5), "start_time": time(16), "duration_minutes": (2 * 24 + 14) * 60,
+        "severity": Severity.HARD, "reason": "Friday 16:00 to Monday 06:00: a skeleton crew is on call."},
+     {"environments": ["prod"]}),
+    (FreezeWindow, "Christmas and New Year", {
+        "timezone": LONDON, "recurrence": Recurrence.RRULE, "rrule": "FREQ=YEARLY;BYMONTH=12;BYMONTHDAY=24",
+        "start_date": date(2024, 12, 24), "start_time": time(0), "duration_minutes": 9 * 24 * 60,
+        "severity": Severity.SOFT, "extra_approval_role": Role.BUSINESS_OWNER,
+        "reason": "Bank holidays and peak card spending: the business owner signs off every production change."},
+     {"environments": ["prod"]}),
+    (MaintenanceWindow, "Tier 1 production nights", {
+        "timezone": LONDON, "recurrence": Recurrence.RRULE, "rrule": "FREQ=WEEKLY;BYDAY=TU,TH",
+        "start_date": date(2024, 1, 2), "start_time": time(22), "duration_minutes": 4 * 60,
+        "enforcement": MaintenanceEnforcement.FLAG},
+     {"environments": ["prod"], "max_criticality": 1}),
+]
 
 
 @dataclass(frozen=True)
@@ -57,6 +102,8 @@ class DemoChange:
     days_ago: int = 0  # a finished change: its window and history are moved this far into the past
     triggers: bool = False
     note: str = ""
+    keep_clear: float = 0  # hours its slot stays clear of freezes for, when a change planned to overlap follows
+    follows: tuple[str, float] | None = None  # (title, hours after its start): planned to overlap that change
 
 
 # The title identifies a demo change: a second run finds it and adds nothing.
@@ -68,9 +115,9 @@ DEMO_CHANGES = [
     # Awaiting the CAB member, the SRE and the business owner (the compliance officer has approved); its
     # window overlaps the network patch below, whose blast radius holds payments-api: a conflict to see.
     DemoChange("Upgrade payments-api to 4.2 on JVM 21", ["payments-api"], "prod", 72, S.CAB_REVIEW,
-               approved_by=[Role.COMPLIANCE_OFFICER], triggers=True),
+               approved_by=[Role.COMPLIANCE_OFFICER], triggers=True, keep_clear=4),
     DemoChange("Patch the routers of core-network-prod-eu-west-2", ["core-network-prod-eu-west-2"], "prod", 73,
-               S.CAB_REVIEW, hours=3),
+               S.CAB_REVIEW, hours=3, follows=("Upgrade payments-api to 4.2 on JVM 21", 1)),
     DemoChange("Raise the fx-rates cache TTL to 5 minutes", ["fx-rates"], "staging", 30, S.CAB_REVIEW),
     DemoChange("Rotate ledger-service database credentials", ["ledger-service"], "prod", 50, S.CAB_REVIEW,
                hours=1),
@@ -120,6 +167,7 @@ class Command(BaseCommand):
         with transaction.atomic():
             users = self._people(password)
             self._estate(actor=users["admin"])
+            self._calendar()
             created = self._changes(users)
             self._cab_meeting(users)
         self.stdout.write(f"Changes: {created} created.")
@@ -167,6 +215,25 @@ class Command(BaseCommand):
             f"{result.relationships_existing} existing."
         )
 
+    def _calendar(self) -> None:
+        """The bank's freezes and maintenance windows, each with its occurrences stored."""
+        environments = {env.name: env for env in Environment.objects.all()}
+        created = 0
+        for model, name, fields, scope in DEMO_CALENDAR:
+            if model.objects.filter(name=name).exists():
+                continue
+            fields = dict(fields)
+            if fields.get("extra_approval_role"):
+                fields["extra_approval_role"] = Group.objects.get(name=fields["extra_approval_role"])
+            scope = dict(scope)
+            window = model(name=name, **fields, **{k: v for k, v in scope.items() if k != "environments"})
+            window.full_clean()
+            window.save()
+            window.environments.set([environments[env] for env in scope.get("environments", [])])
+            window_occurrences_refresh(window)
+            created += 1
+        self.stdout.write(f"Calendar: {created} freeze and maintenance windows created.")
+
     def _changes(self, users: dict) -> int:
         """Each demo change that is not there yet, taken through the change services to its state."""
         template, _ = StandardChangeTemplate.objects.get_or_create(name=TLS_TEMPLATE, defaults={
@@ -181,13 +248,14 @@ class Command(BaseCommand):
         for spec in DEMO_CHANGES:
             if spec.title in existing:
                 continue
-            self._change(spec, users, template=template, environment=environments[spec.environment],
+            self._change(spec, users, template=template, environments=environments,
                          start=hour + timedelta(hours=spec.start))
             created += 1
         return created
 
-    def _change(self, spec: DemoChange, users: dict, *, template, environment, start: datetime) -> None:
+    def _change(self, spec: DemoChange, users: dict, *, template, environments: dict, start: datetime) -> None:
         requester, release_manager = users["requester"], users["release_manager"]
+        environment = environments[spec.environment]
         standard = spec.change_type == "standard"
         change = change_request_create(
             actor=requester, cis=list(ConfigurationItem.objects.filter(name__in=spec.cis)), title=spec.title,
@@ -199,6 +267,7 @@ class Command(BaseCommand):
             test_evidence="Pipeline run green in staging; load test attached.",
             rollback_error_rate_pct=2 if spec.triggers else None,
         )
+        self._plan(change, spec, requester=requester, staging=environments["staging"])
         if spec.status == S.DRAFT:
             return
         if spec.status in (S.SUBMITTED, S.ASSESSED):
@@ -225,6 +294,35 @@ class Command(BaseCommand):
         if spec.days_ago:
             self._move_into_past(change, timedelta(days=spec.days_ago))
 
+    def _plan(self, change: ChangeRequest, spec: DemoChange, *, requester, staging) -> None:
+        """Move the draft into a slot the calendar allows, as a requester would: a future window to the first
+        suggested slot from its nominal start (inside a maintenance window where one governs); a change that
+        must be under way now, if a hard freeze covers it in production now, to staging instead."""
+        now = timezone.now()
+        if spec.follows:
+            anchor = ChangeRequest.objects.get(title=spec.follows[0])
+            start = anchor.planned_start + timedelta(hours=spec.follows[1])
+            change_request_update(actor=requester, change=change, planned_start=start,
+                                  planned_end=start + timedelta(hours=spec.hours))
+            change.refresh_from_db()
+            if calendar_refusal(change, target=S.SCHEDULED, now=now) is None:
+                return
+        if change.planned_start <= now:
+            if calendar_refusal(change, target=S.SCHEDULED, now=now):  # emergency changes pass: the ECAB decides
+                change_request_update(actor=requester, change=change, environment=staging)
+            return
+        probe = change.planned_start + timedelta(hours=max(spec.hours, spec.keep_clear))
+        change.planned_end, planned_end = probe, change.planned_end  # the length suggestions must keep clear
+        slots = schedule_suggestions(change, after=change.planned_start, count=1)
+        change.planned_end = planned_end
+        if not slots:
+            raise CommandError(f"The calendar leaves no slot for {spec.title!r} in the next 60 days.")
+        start = slots[0][0]
+        if start != change.planned_start:
+            change_request_update(actor=requester, change=change, planned_start=start,
+                                  planned_end=start + timedelta(hours=spec.hours))
+        change.refresh_from_db()
+
     def _approve(self, change: ChangeRequest, users: dict) -> None:
         """Each approval the change still needs, from the demo user named after the role."""
         change.refresh_from_db()
@@ -234,7 +332,14 @@ class Command(BaseCommand):
             change.refresh_from_db()
 
     def _move_into_past(self, change: ChangeRequest, delta: timedelta) -> None:
-        """A finished change ran in a window open during this run; place it, and its record, `delta` earlier."""
+        """A finished change ran in a window open during this run; place it, and its record, `delta` earlier,
+        or earlier still where a hard freeze then covered it (normal changes go ahead only outside them)."""
+        change.refresh_from_db()
+        cis = list(change.affected_cis.all())
+        while change.change_type != "emergency" and any(
+                hit.freeze.severity == Severity.HARD for hit in freezes_covering(
+                    cis, change.environment_id, change.planned_start - delta, change.planned_end - delta)):
+            delta += timedelta(hours=1)
         ChangeRequest.objects.filter(pk=change.pk).update(**{
             name: F(name) - delta for name in ("planned_start", "planned_end", "approved_at", "retrospective_due",
                                                "review_requested_at", "created_at")})

@@ -1,0 +1,1 @@
+"""The release calendar API: freezes, maintenance windows, lockdowns, slots and calendar feeds."""

@@ -1,0 +1,169 @@
+"""Input and output shapes of the calendar API. Windows are plain configuration written through the serializer
+(the model's clean() holds the row rules); lockdowns and feeds go through their services."""
+
+from collections.abc import Mapping
+from datetime import timedelta
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from cmdb.api.serializers import CINameField
+from cmdb.choices import CIType, Criticality
+from cmdb.models import Environment, Team
+from governance.calendar.recurrence import occurrences
+from governance.changes.api.serializers import ApproverRoleField, StrictInputMixin
+from governance.models.calendar import CalendarFeed, FreezeWindow, Lockdown, MaintenanceWindow
+from governance.serializers import ModelRulesSerializer
+
+SCOPE_FIELDS = ["everything", "environments", "cis", "ci_types", "tags", "max_criticality", "sox_scoped", "phi",
+                "pci"]
+WINDOW_FIELDS = ["id", "name", "timezone", "recurrence", "start_date", "start_time", "duration_minutes", "rrule",
+                 "business_days", "holiday_region", "active", *SCOPE_FIELDS, "created_at", "next_occurrences"]
+NEXT_OCCURRENCES = 5
+LOOKAHEAD = timedelta(days=400)
+
+
+class SpanSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+
+
+class ScopeFields(serializers.Serializer):
+    """What an entry covers: everything, or the CIs meeting every condition set. Environments and CIs by name."""
+
+    environments = serializers.SlugRelatedField(slug_field="name", queryset=Environment.objects.all(), many=True,
+                                                required=False)
+    cis = CINameField(many=True, required=False)
+    ci_types = serializers.ListField(child=serializers.ChoiceField(choices=CIType.choices), required=False)
+    tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
+    max_criticality = serializers.ChoiceField(choices=Criticality.choices, required=False, allow_null=True)
+
+
+def _covers_something(attrs: Mapping, instance) -> bool:
+    def current(name: str):
+        if name in attrs:
+            return attrs[name]
+        if instance is None:
+            return None
+        value = getattr(instance, name)
+        return list(value.all()) if name in ("environments", "cis") else value
+
+    return any(current(name) for name in SCOPE_FIELDS)
+
+
+class WindowSerializer(StrictInputMixin, ScopeFields, ModelRulesSerializer):
+    """Shared by freezes and maintenance windows: a wall-clock window in its own time zone, and what it covers."""
+
+    next_occurrences = serializers.SerializerMethodField(help_text="The next five occurrences, in UTC.")
+
+    class Meta:
+        read_only_fields = ["created_at"]
+
+    def validate(self, attrs):
+        scope = {name: attrs.pop(name) for name in ("environments", "cis") if name in attrs}
+        attrs = super().validate(attrs)  # the model's clean(): time zone, recurrence, severity and its approver
+        attrs.update(scope)
+        if not _covers_something(attrs, self.instance):
+            raise serializers.ValidationError({"everything": "Say what the window covers, or that it covers "
+                                                             "everything."})
+        return attrs
+
+    @extend_schema_field(SpanSerializer(many=True))
+    def get_next_occurrences(self, window) -> list:
+        now = timezone.now()
+        spans = occurrences(window, now, now + LOOKAHEAD)[:NEXT_OCCURRENCES] if window.active else []
+        return SpanSerializer([{"start": s, "end": e} for s, e in spans], many=True).data
+
+
+class FreezeWindowSerializer(WindowSerializer):
+    extra_approval_role = ApproverRoleField(required=False, allow_null=True,
+                                            help_text="Soft freezes: the approver role asked for one more approval.")
+
+    class Meta(WindowSerializer.Meta):
+        model = FreezeWindow
+        fields = [*WINDOW_FIELDS[:2], "severity", "extra_approval_role", "reason", *WINDOW_FIELDS[2:]]
+
+
+class MaintenanceWindowSerializer(WindowSerializer):
+    class Meta(WindowSerializer.Meta):
+        model = MaintenanceWindow
+        fields = [*WINDOW_FIELDS[:2], "change_types", "enforcement", *WINDOW_FIELDS[2:]]
+
+
+class ActiveFreezeSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="freeze.pk")
+    name = serializers.CharField(source="freeze.name")
+    severity = serializers.CharField(source="freeze.severity")
+    extra_approval_role = serializers.CharField(source="freeze.extra_approval_role.name", default=None)
+    reason = serializers.CharField(source="freeze.reason")
+    starts = serializers.DateTimeField()
+    ends = serializers.DateTimeField()
+
+
+class LockdownSerializer(serializers.ModelSerializer):
+    declared_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    lifted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    environments = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+    cis = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+    active = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Lockdown
+        fields = ["id", "reason", *SCOPE_FIELDS, "declared_by", "declared_at", "until", "lifted_at", "lifted_by",
+                  "lift_reason", "active"]
+        read_only_fields = fields
+
+    def get_active(self, lockdown: Lockdown) -> bool:
+        return lockdown.active_at(timezone.now())
+
+
+class ActiveAnswerSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    ci = serializers.CharField(allow_null=True)
+    environment = serializers.CharField(allow_null=True)
+    frozen = serializers.BooleanField(help_text="A hard freeze or a lockdown covers the scope at that time.")
+    freezes = ActiveFreezeSerializer(many=True)
+    lockdowns = LockdownSerializer(many=True)
+
+
+class LockdownInputSerializer(StrictInputMixin, ScopeFields):
+    reason = serializers.CharField(allow_blank=True, trim_whitespace=False)
+    until = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    everything = serializers.BooleanField(required=False, default=False)
+    sox_scoped = serializers.BooleanField(required=False, default=False)
+    phi = serializers.BooleanField(required=False, default=False)
+    pci = serializers.BooleanField(required=False, default=False)
+
+
+class LiftInputSerializer(StrictInputMixin, serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class SlotsSerializer(serializers.Serializer):
+    change = serializers.CharField()
+    slots = SpanSerializer(many=True)
+
+
+class CalendarFeedSerializer(serializers.ModelSerializer):
+    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = CalendarFeed
+        fields = ["id", "name", "team", "prefix", "status", "created_at", "revoked_at"]
+        read_only_fields = fields
+
+
+class IssuedFeedSerializer(CalendarFeedSerializer):
+    url = serializers.CharField(help_text="The feed's address, shown this once: only its digest is kept.")
+
+    class Meta(CalendarFeedSerializer.Meta):
+        fields = [*CalendarFeedSerializer.Meta.fields, "url"]
+        read_only_fields = fields
+
+
+class CalendarFeedInputSerializer(StrictInputMixin, serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all(), required=False,
+                                        allow_null=True, default=None,
+                                        help_text="A team's slug: the feed shows only what covers its CIs.")

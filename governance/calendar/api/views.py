@@ -1,0 +1,269 @@
+"""The calendar API: thin viewsets over the calendar's selectors and services."""
+
+from datetime import UTC, datetime
+
+from django.db import transaction
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from cmdb.models import ConfigurationItem, Environment
+from governance.calendar import selectors, services
+from governance.calendar.api.serializers import (
+    ActiveAnswerSerializer,
+    CalendarFeedInputSerializer,
+    CalendarFeedSerializer,
+    FreezeWindowSerializer,
+    IssuedFeedSerializer,
+    LiftInputSerializer,
+    LockdownInputSerializer,
+    LockdownSerializer,
+    MaintenanceWindowSerializer,
+    SlotsSerializer,
+)
+from governance.calendar.permissions import can_declare_lockdown, can_edit_window, can_read_calendar
+from governance.changes.permissions import can_view_changes
+from governance.changes.selectors import change_requests_visible_to
+from governance.errors import InvalidInput
+from governance.models.calendar import CalendarFeed, FreezeWindow, Lockdown, MaintenanceWindow, Severity
+
+VERBS = {"POST": "add", "PUT": "change", "PATCH": "change", "DELETE": "delete"}
+MAX_SLOTS = 50
+INSTANT = datetime.resolution  # "covers this moment" is "overlaps [at, at + 1 µs)"
+
+
+class WindowReadOrModelPermission(permissions.BasePermission):
+    """Calendar readers read; writing a window needs the model permission (release managers, admins)."""
+
+    def has_permission(self, request, view) -> bool:
+        if not can_read_calendar(request.user):
+            return False
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        return can_edit_window(request.user, view.queryset.model, VERBS[request.method])
+
+
+class LockdownPermission(permissions.BasePermission):
+    """Calendar readers read; declaring and lifting need governance.declare_lockdown (the service checks too)."""
+
+    def has_permission(self, request, view) -> bool:
+        if not can_read_calendar(request.user):
+            return False
+        return request.method in permissions.SAFE_METHODS or can_declare_lockdown(request.user)
+
+
+class CalendarReader(permissions.BasePermission):
+    def has_permission(self, request, view) -> bool:
+        return can_read_calendar(request.user)
+
+
+class ChangeCalendarReader(permissions.BasePermission):
+    def has_permission(self, request, view) -> bool:
+        return can_read_calendar(request.user) and can_view_changes(request.user)
+
+
+class WindowViewSet(viewsets.ModelViewSet):
+    """Each save recomputes the window's stored occurrences, in the same transaction."""
+
+    permission_classes = [WindowReadOrModelPermission]
+    search_fields = ["name"]
+    ordering_fields = ["name", "start_date", "created_at"]
+
+    @transaction.atomic
+    def perform_create(self, serializer):
+        services.window_occurrences_refresh(serializer.save())
+
+    @transaction.atomic
+    def perform_update(self, serializer):
+        services.window_occurrences_refresh(serializer.save())
+
+
+class FreezeWindowViewSet(WindowViewSet):
+    """Freezes: hard (only emergency changes, by the emergency CAB) or soft (one extra approval)."""
+
+    queryset = FreezeWindow.objects.select_related("extra_approval_role").prefetch_related(
+        *selectors.SCOPE_PREFETCH)
+    serializer_class = FreezeWindowSerializer
+    filterset_fields = ["active", "severity", "recurrence"]
+    search_fields = ["name", "reason"]
+
+    @extend_schema(
+        responses=ActiveAnswerSerializer,
+        parameters=[
+            OpenApiParameter("at", datetime, description="ISO 8601; default now; without an offset, UTC."),
+            OpenApiParameter("ci", str, description="A CI's name; its own environment unless one is given."),
+            OpenApiParameter("environment", str, description="An environment's name."),
+        ],
+    )
+    @action(detail=False, methods=["get"])
+    def active(self, request):
+        """Which freezes and lockdowns cover this scope at this time. Without a CI or an environment: every
+        freeze and lockdown in force; with an environment only: those covering the whole environment."""
+        now = timezone.now()
+        at = _moment(request.query_params.get("at"), field="at") or now
+        if not now - services.PAST <= at <= now + services.HORIZON:  # occurrences are stored for this span only
+            raise InvalidInput(f"at must lie within {services.PAST.days} days back and {services.HORIZON.days} "
+                               "days ahead: occurrences are computed for that span.", field="at")
+        ci = _named(ConfigurationItem.objects.filter(name__iexact=request.query_params.get("ci")),
+                    request.query_params.get("ci"), field="ci")
+        environment = _named(Environment.objects.filter(name=request.query_params.get("environment")),
+                             request.query_params.get("environment"), field="environment")
+        if environment is None and ci is not None and ci.environment_id is not None:
+            environment = ci.environment
+        scoped = ci is not None or environment is not None
+        environment_id = environment.pk if environment else None
+
+        def applies(scope) -> bool:
+            return not scoped or selectors.covers(scope, ci, environment_id)
+
+        freezes = [selectors.FreezeHit(o.freeze, o.period.lower, o.period.upper)
+                   for o in selectors.freeze_occurrences_between(at, at + INSTANT) if applies(o.freeze)]
+        lockdowns = [lockdown for lockdown in selectors.lockdowns_active(at).select_related("declared_by",
+                                                                                            "lifted_by")
+                     if applies(lockdown)]
+        answer = {"at": at, "ci": ci.name if ci else None, "environment": environment.name if environment else None,
+                  "frozen": bool(lockdowns) or any(hit.freeze.severity == Severity.HARD for hit in freezes),
+                  "freezes": freezes, "lockdowns": lockdowns}
+        return Response(ActiveAnswerSerializer(answer).data)
+
+
+class MaintenanceWindowViewSet(WindowViewSet):
+    """When changes of some types may be implemented in scope; outside them they are flagged or refused."""
+
+    queryset = MaintenanceWindow.objects.prefetch_related(*selectors.SCOPE_PREFETCH)
+    serializer_class = MaintenanceWindowSerializer
+    filterset_fields = ["active", "enforcement", "recurrence"]
+
+
+class LockdownViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Stop the line: a lockdown refuses approvals, scheduling and deployments in its scope until lifted."""
+
+    serializer_class = LockdownSerializer
+    permission_classes = [LockdownPermission]
+    search_fields = ["reason"]
+    ordering_fields = ["declared_at"]
+
+    def get_queryset(self):
+        lockdowns = Lockdown.objects.select_related("declared_by", "lifted_by").prefetch_related(
+            *selectors.SCOPE_PREFETCH)
+        wanted = self.request.query_params.get("active") if not getattr(self, "swagger_fake_view", False) else None
+        if wanted is not None:
+            if wanted not in ("true", "false"):
+                raise InvalidInput("active is true or false.", field="active")
+            in_force = selectors.lockdowns_active(timezone.now()).values("pk")
+            lockdowns = lockdowns.filter(pk__in=in_force) if wanted == "true" else lockdowns.exclude(pk__in=in_force)
+        return lockdowns
+
+    @extend_schema(request=LockdownInputSerializer, responses={201: LockdownSerializer})
+    def create(self, request):
+        """Declare a lockdown now; changes in flight in its scope go on hold at once."""
+        data = _validated(LockdownInputSerializer, request.data)
+        lockdown = services.lockdown_declare(
+            actor=request.user, reason=data.pop("reason"), until=data.pop("until"),
+            environments=data.pop("environments", []), cis=data.pop("cis", []), scope=data)
+        return Response(self._fresh(lockdown), status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=LiftInputSerializer, responses=LockdownSerializer)
+    @action(detail=True, methods=["post"])
+    def lift(self, request, pk=None):
+        """Lift the lockdown: the changes it held are released."""
+        lockdown = self.get_object()
+        data = _validated(LiftInputSerializer, request.data)
+        lockdown = services.lockdown_lift(actor=request.user, lockdown=lockdown, reason=data["reason"])
+        return Response(self._fresh(lockdown))
+
+    def _fresh(self, lockdown: Lockdown) -> dict:
+        return LockdownSerializer(self.get_queryset().get(pk=lockdown.pk)).data
+
+
+class ChangeSlotsView(APIView):
+    """GET /changes/{number}/slots/: the next free slots for a change, clear of freezes, lockdowns and
+    conflicting changes, inside a maintenance window that governs it."""
+
+    permission_classes = [ChangeCalendarReader]
+
+    @extend_schema(responses=SlotsSerializer, parameters=[
+        OpenApiParameter("count", int, description=f"How many slots, 1 to {MAX_SLOTS}; default 5.")])
+    def get(self, request, number: str):
+        change = get_object_or_404(change_requests_visible_to(request.user).prefetch_related("affected_cis"),
+                                   number=number)
+        count = _whole(request.query_params.get("count"), field="count", default=5, low=1, high=MAX_SLOTS)
+        slots = selectors.schedule_suggestions(change, count=count)
+        return Response(SlotsSerializer({"change": change.number,
+                                         "slots": [{"start": s, "end": e} for s, e in slots]}).data)
+
+
+class CalendarFeedViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Your private iCalendar feeds. The URL is shown once, at creation; revoke a feed to stop it."""
+
+    serializer_class = CalendarFeedSerializer
+    permission_classes = [CalendarReader]
+    filter_backends = []
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return CalendarFeed.objects.none()
+        return selectors.calendar_feeds_of(self.request.user)
+
+    @extend_schema(request=CalendarFeedInputSerializer, responses={201: IssuedFeedSerializer})
+    def create(self, request):
+        data = _validated(CalendarFeedInputSerializer, request.data)
+        issued = services.calendar_feed_create(actor=request.user, name=data["name"], team=data["team"])
+        issued.feed.url = request.build_absolute_uri(reverse("calendar_feed", args=[issued.secret]))
+        return Response(IssuedFeedSerializer(issued.feed).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=CalendarFeedSerializer)
+    @action(detail=True, methods=["post"])
+    def revoke(self, request, pk=None):
+        """Stop the feed: its URL answers 404 from now on."""
+        feed = services.calendar_feed_revoke(actor=request.user, feed=self.get_object())
+        return Response(CalendarFeedSerializer(feed).data)
+
+
+def _validated(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _moment(value: str | None, *, field: str) -> datetime | None:
+    """An ISO 8601 moment from a query parameter; without an offset, UTC. A '+' left unencoded in a query
+    string arrives as a space, so a space before the offset is read as '+'."""
+    if value is None or value == "":
+        return None
+    for candidate in (value, value[::-1].replace(" ", "+", 1)[::-1]):
+        try:
+            moment = parse_datetime(candidate)
+        except ValueError:
+            moment = None
+        if moment is not None:
+            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    raise InvalidInput(f"{field} must be an ISO 8601 date and time, e.g. 2025-03-28T16:00:00Z.", field=field)
+
+
+def _named(matches, name: str | None, *, field: str):
+    """The one record `matches` finds for a name given in the query string; None when no name is given."""
+    if name is None or name == "":
+        return None
+    found = matches.first()
+    if found is None:
+        raise InvalidInput(f"No {matches.model._meta.verbose_name} is named {name[:100]!r}.", field=field)
+    return found
+
+
+def _whole(value: str | None, *, field: str, default: int, low: int, high: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise InvalidInput(f"{field} must be a whole number.", field=field) from None
+    if not low <= number <= high:
+        raise InvalidInput(f"{field} must be between {low} and {high}.", field=field)
+    return number
