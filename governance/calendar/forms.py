@@ -19,3 +19,9 @@ class LockdownForm(forms.Form):
                                          empty_label="everything", help_text="Leave empty to stop everything.")
     until = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
                                 help_text="UTC; leave empty to hold until lifted.")
+
+
+class FeedForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="Where you will use it, e.g. 'Outlook at work'.")
+    team = forms.ModelChoiceField(Team.objects.all(), to_field_name="slug", required=False,
+                                  empty_label="the whole calendar", help_text="Only this team's scope.")

@@ -1,5 +1,6 @@
 """Questions the calendar answers: which freezes and lockdowns cover this scope at this time, and when."""
 
+from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -121,8 +122,9 @@ def lockdowns_covering(cis: list[ConfigurationItem], environment_id: int | None,
 def maintenance_windows_for(change_type: str, cis: list[ConfigurationItem],
                             environment_id: int | None) -> list[MaintenanceWindow]:
     """The active maintenance windows governing changes of this type to these CIs."""
-    windows = MaintenanceWindow.objects.filter(active=True).prefetch_related(*SCOPE_PREFETCH)
-    return [w for w in windows if change_type in (w.change_types or ["normal"]) and covers_any(w, cis, environment_id)]
+    windows = MaintenanceWindow.objects.filter(active=True).filter(covers_any_sql(MaintenanceWindow, cis,
+                                                                                 environment_id))
+    return [w for w in windows if change_type in (w.change_types or ["normal"])]
 
 
 def inside_maintenance(windows: list[MaintenanceWindow], start: datetime, end: datetime) -> bool:
@@ -157,7 +159,8 @@ def schedule_suggestions(change, *, count: int = 5, after: datetime | None = Non
     else:
         first = after if after.minute == 0 else after.replace(minute=0) + timedelta(hours=1)
         spans = [(first + timedelta(hours=h), end) for h in range(int(horizon.total_seconds() // 3600))]
-    blocked = [(hit.starts, hit.ends) for hit in freezes_covering(cis, change.environment_id, after, end)]
+    blocked = [(p.lower, p.upper) for p in Occurrence.objects.filter(freeze__active=True, period__overlap=(after, end))
+               .filter(covers_any_sql(FreezeWindow, cis, change.environment_id)).values_list("period", flat=True)]
     blocked += [(lockdown.declared_at, lockdown.until or end)
                 for lockdown in lockdowns_covering(cis, change.environment_id, after)]
     own = [ci.pk for ci in cis]
@@ -165,15 +168,22 @@ def schedule_suggestions(change, *, count: int = 5, after: datetime | None = Non
                     .exclude(pk=change.pk)
                     .filter(Q(affected_cis__in=change.impacted_ci_ids or own) | Q(impacted_ci_ids__overlap=own))
                     .values_list("planned_start", "planned_end").distinct())
+    merged: list[list[datetime]] = []  # what is in the way, as sorted disjoint spans, searched by their ends
+    for busy_start, busy_end in sorted(blocked):
+        if merged and busy_start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], busy_end)
+        else:
+            merged.append([busy_start, busy_end])
+    ends = [busy_end for _, busy_end in merged]
     slots: list[tuple[datetime, datetime]] = []
     for span_start, span_end in spans:
         start = max(span_start, after)
         while start + length <= span_end:
-            clash = [e for s, e in blocked if s < start + length and e > start]
-            if not clash:
+            first = bisect_right(ends, start)  # the first busy span ending after `start`
+            if first == len(merged) or merged[first][0] >= start + length:
                 break
             # In a maintenance window, try again once what is in the way is over; other slots keep to the hour.
-            start = max(clash) if windows else span_end
+            start = merged[first][1] if windows else span_end
         if start + length <= span_end and (start, start + length) not in slots:
             slots.append((start, start + length))
             if len(slots) == count:

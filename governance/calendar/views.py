@@ -8,11 +8,12 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from cmdb.models import ConfigurationItem, Team
 from governance.calendar import selectors, services
-from governance.calendar.forms import CalendarFilterForm, LockdownForm
+from governance.calendar.forms import CalendarFilterForm, FeedForm, LockdownForm
 from governance.changes.permissions import can_view_changes
 from governance.changes.selectors import change_requests_visible_to
 from governance.changes.services import change_request_update
@@ -176,3 +177,35 @@ def change_reschedule(request, number: str):
         messages.success(request, f"{change.number} moved to {start:%Y-%m-%d %H:%M} UTC.")
     return redirect("calendar:calendar")
 
+
+
+@login_required
+def calendar_feeds(request):
+    """The user's private iCalendar feeds; a new feed's address is shown on this response only."""
+    _require_reader(request.user)
+    form = FeedForm(request.POST or None)
+    issued = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            issued = services.calendar_feed_create(actor=request.user, name=form.cleaned_data["name"],
+                                                   team=form.cleaned_data["team"])
+        except DomainError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            form = FeedForm()
+    response = render(request, "governance/calendar/feeds.html", {
+        "form": form, "feeds": selectors.calendar_feeds_of(request.user),
+        "issued_url": request.build_absolute_uri(reverse("calendar_feed", args=[issued.secret])) if issued else None,
+    })
+    if issued:
+        response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def calendar_feed_revoke(request, pk: int):
+    feed = get_object_or_404(selectors.calendar_feeds_of(request.user), pk=pk)
+    services.calendar_feed_revoke(actor=request.user, feed=feed)
+    messages.success(request, f"Feed “{feed.name}” revoked: its address no longer answers.")
+    return redirect("calendar:feeds")

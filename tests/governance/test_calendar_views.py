@@ -115,3 +115,25 @@ def test_an_unknown_slot_value_is_refused_without_moving_the_change(client, esta
     client.post(reverse("calendar:change_reschedule", args=[change.number]), {"start": "tomorrow", "end": "x"})
     change.refresh_from_db()
     assert change.planned_start == before
+
+
+def test_a_feed_address_is_shown_once_and_answers_until_revoked(client, estate, cab_member):
+    client.force_login(cab_member)
+    page = client.post(reverse("calendar:feeds"), {"name": "Outlook"}).content.decode()
+    url = page.split('id="feed-url">', 1)[1].split("</pre>", 1)[0]
+    path = url.split("testserver", 1)[1]
+    assert client.get(path).status_code == 200
+    assert url not in client.get(reverse("calendar:feeds")).content.decode()
+    from governance.models.calendar import CalendarFeed
+
+    feed = CalendarFeed.objects.get(owner=cab_member)
+    client.post(reverse("calendar:feed_revoke", args=[feed.pk]))
+    assert client.get(path).status_code == 404
+
+
+def test_nobody_revokes_another_users_feed(client, estate, cab_member, release_manager):
+    from governance.calendar.services import calendar_feed_create
+
+    issued = calendar_feed_create(actor=release_manager, name="mine")
+    client.force_login(cab_member)
+    assert client.post(reverse("calendar:feed_revoke", args=[issued.feed.pk])).status_code == 404
