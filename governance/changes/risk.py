@@ -46,7 +46,9 @@ def assess(facts: RiskFacts) -> Assessment:
     add("criticality", f"most critical affected CI is tier {tier}" if tier else "no CI affected",
         CRITICALITY_POINTS.get(tier, 0))
     radius_points = next((points for size, points in RADIUS_STEPS if facts.blast_radius >= size), 0)
-    add("blast radius", f"{facts.blast_radius} CIs depend on the affected ones", radius_points)
+    many = facts.blast_radius != 1
+    add("blast radius", f"{facts.blast_radius} CI{'s' if many else ''} depend{'' if many else 's'} on the affected "
+        "ones", radius_points)
     add("change type", ChangeType(facts.change_type).label, TYPE_POINTS[ChangeType(facts.change_type)])
     add("environment", "production" if facts.production else "not production", 15 if facts.production else 0)
     if facts.recent_changes:

@@ -147,7 +147,8 @@ def change_request_update(*, actor, change: ChangeRequest, cis: list[Configurati
             locked = set(fields) - set(MATERIAL_FIELDS) - {"title", "description"}
             if locked:
                 field = sorted(locked)[0]
-                raise Conflict(f"{field} is fixed once the change is submitted.", field=field)
+                label = ChangeRequest._meta.get_field(field).verbose_name
+                raise Conflict(f"The {label} is fixed once the change is submitted.", field=field)
         before = {name: getattr(change, name) for name in MATERIAL_FIELDS}
         before_cis = set(change.affected_cis.values_list("pk", flat=True))
         for name, value in fields.items():

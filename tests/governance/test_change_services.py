@@ -245,7 +245,7 @@ def test_blast_radius_counts_the_cis_that_depend_on_the_affected_ones_transitive
     make_ci("unrelated", team=team)
     change = submit(make_change(people.requester, cis=[root], environment=envs.staging))
     assert factor(change, "blast radius") == {
-        "factor": "blast radius", "points": points, "detail": f"{dependents} CIs depend on the affected ones"}
+        "factor": "blast radius", "points": points, "detail": f"{dependents} CI{'s' if dependents != 1 else ''} depend{'' if dependents != 1 else 's'} on the affected ones"}
     assert len(change.impacted_ci_ids) == dependents + 1
     assert root.pk in change.impacted_ci_ids
 

@@ -593,7 +593,7 @@ def test_a_service_error_on_edit_names_its_field_and_saves_nothing(client, reque
     assert response.status_code == 400
     body = response.content.decode()
     errors = re.search(r'data-field="backout_plan">(.*?)</div>', body, re.S)
-    assert errors and "backout_plan is fixed once the change is submitted." in errors.group(1)
+    assert errors and "The backout plan is fixed once the change is submitted." in errors.group(1)
     reviewed.refresh_from_db()
     assert reviewed.title == "Upgrade payments-api" and reviewed.backout_plan == "helm rollback"
 
