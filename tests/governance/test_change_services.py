@@ -244,8 +244,9 @@ def test_blast_radius_counts_the_cis_that_depend_on_the_affected_ones_transitive
         previous = node
     make_ci("unrelated", team=team)
     change = submit(make_change(people.requester, cis=[root], environment=envs.staging))
+    wording = f"{dependents} CIs depend" if dependents != 1 else "1 CI depends"
     assert factor(change, "blast radius") == {
-        "factor": "blast radius", "points": points, "detail": f"{dependents} CI{'s' if dependents != 1 else ''} depend{'' if dependents != 1 else 's'} on the affected ones"}
+        "factor": "blast radius", "points": points, "detail": f"{wording} on the affected ones"}
     assert len(change.impacted_ci_ids) == dependents + 1
     assert root.pk in change.impacted_ci_ids
 
