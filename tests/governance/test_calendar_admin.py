@@ -59,6 +59,8 @@ def test_a_freeze_saved_in_the_admin_gets_its_occurrences_and_shows_the_next_one
     assert f"{upcoming.lower:%Y-%m-%d %H:%M} to {upcoming.upper:%Y-%m-%d %H:%M} UTC" in page
     assert "Fri " in page and "16:00 to Mon " in page and "06:00 Europe/London" in page
     assert 'name="next_occurrences"' not in page
+    listing = calendar_admin.get(f"{ADMIN}freezewindow/").content.decode()
+    assert f"{upcoming.lower:%Y-%m-%d %H:%M} UTC" in listing
 
 
 def test_a_freeze_with_a_bad_rule_is_refused_on_the_rule_field_and_nothing_is_saved(calendar_admin, prod):
@@ -93,6 +95,7 @@ def test_moving_a_maintenance_window_in_the_admin_moves_its_occurrences(calendar
     assert moved.count() == count
     assert {o.period.lower.astimezone(LONDON).time() for o in moved} == {time(23)}
     assert {o.period.upper - o.period.lower for o in moved} == {timedelta(hours=3)}
+    assert calendar_admin.get(f"{ADMIN}maintenancewindow/").status_code == 200
 
 
 def test_a_lockdown_added_in_the_admin_is_declared_by_the_service(lockdown_admin, prod):

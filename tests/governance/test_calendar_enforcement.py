@@ -518,3 +518,17 @@ def test_without_maintenance_windows_slots_are_on_the_hour_and_skip_freezes(peop
     on_the_hour = selectors.schedule_suggestions(change, after=day + timedelta(hours=8), count=2)
     assert [s for s, _ in on_the_hour] == [day + timedelta(hours=8), day + timedelta(hours=12)]
 
+
+
+def test_no_slot_is_suggested_while_an_open_ended_lockdown_covers_the_change(people, envs, cis):
+    day = hour(days=1).replace(hour=0)
+    maintenance("Late mornings", day + timedelta(hours=10), 4, enforcement="flag", rrule="FREQ=DAILY",
+                environments=[envs.prod])
+    change = change_at(people, day + timedelta(days=30), ci=cis.api, environment=envs.prod, hours=1)
+    after = day + timedelta(hours=12)  # the search starts and ends at noon, in the middle of a window
+    starts = [after, *(day + timedelta(days=n, hours=10) for n in (1, 2, 3))]
+    assert [s for s, _ in selectors.schedule_suggestions(change, after=after, horizon=timedelta(days=3))] == starts
+    lockdown = lockdown_declare(actor=people.commander, reason="Outage", environments=[envs.prod])
+    assert selectors.schedule_suggestions(change, after=after, horizon=timedelta(days=3)) == []
+    lockdown_lift(actor=people.commander, lockdown=lockdown)
+    assert [s for s, _ in selectors.schedule_suggestions(change, after=after, horizon=timedelta(days=3))] == starts
