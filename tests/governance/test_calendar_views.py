@@ -137,3 +137,31 @@ def test_nobody_revokes_another_users_feed(client, estate, cab_member, release_m
     issued = calendar_feed_create(actor=release_manager, name="mine")
     client.force_login(cab_member)
     assert client.post(reverse("calendar:feed_revoke", args=[issued.feed.pk])).status_code == 404
+
+
+def test_a_hard_freeze_blocks_approval_and_scheduling_from_the_pages(client, estate, cab_member, release_manager):
+    from governance.changes.services import change_request_transition
+    from governance.models import Approval
+
+    friday_freeze(estate["prod"])
+    rita = make_user("rita", "requester")
+    now = datetime.now(UTC)
+    friday = (now + timedelta(days=(4 - now.weekday()) % 7 + 7)).date()
+    start = datetime.combine(friday, time(18), tzinfo=UTC)  # inside the weekend freeze
+    change = make_change(rita, cis=[estate["ci"]], environment=estate["prod"], planned_start=start,
+                         planned_end=start + timedelta(hours=1))
+    change_request_transition(actor=rita, change=change, target=ChangeStatus.SUBMITTED)
+    client.force_login(cab_member)
+    response = client.post(reverse("governance:change_decide", args=[change.number]),
+                           {"decision": "approve", "comment": "ok"}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 409
+    assert "Weekend production freeze" in response.content.decode()
+    assert not Approval.objects.filter(change=change).exists()
+    change.refresh_from_db()
+    assert change.status == ChangeStatus.CAB_REVIEW
+    change.status = ChangeStatus.APPROVED  # as if approved before the freeze was declared
+    change.save(update_fields=["status"])
+    client.force_login(release_manager)
+    client.post(reverse("governance:change_transition", args=[change.number]), {"target": "scheduled"})
+    change.refresh_from_db()
+    assert change.status == ChangeStatus.APPROVED
