@@ -17,42 +17,25 @@ postgres://postgres@127.0.0.1:5432), migrates it and drops it at the end, whatev
 
 import argparse
 import multiprocessing
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
-
-import psycopg
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+from tests.bench.scratch import admin, scratch_url, setup_django  # noqa: E402
+
 BENCH_DB = "changeboard_bench_audit"
 CLIENTS = 8
 ROUNDS = 3
 WRITE_ROWS = 2_000
 
 
-def scratch_url() -> str:
-    parts = urlsplit(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/changeboard"))
-    return urlunsplit((parts.scheme, parts.netloc, f"/{BENCH_DB}", parts.query, ""))
 
 
-def admin(sql: str) -> None:
-    parts = urlsplit(scratch_url())
-    with psycopg.connect(host=parts.hostname or "127.0.0.1", port=parts.port or 5432,
-                         user=parts.username or "postgres", password=parts.password, dbname="postgres",
-                         autocommit=True) as conn:
-        conn.execute(sql)
 
 
-def setup_django() -> None:
-    os.environ["DATABASE_URL"] = scratch_url()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
-    import django
-
-    django.setup()
 
 
 def rate(count: int, seconds: float) -> str:
@@ -135,10 +118,10 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=10.0)
     options = parser.parse_args()
-    admin(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-    admin(f"CREATE DATABASE {BENCH_DB}")
+    admin(scratch_url(BENCH_DB), f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+    admin(scratch_url(BENCH_DB), f"CREATE DATABASE {BENCH_DB}")
     try:
-        setup_django()
+        setup_django(scratch_url(BENCH_DB))
         from django.core.management import call_command
 
         from cmdb.models import ConfigurationItem
@@ -177,7 +160,7 @@ def main() -> None:
         from django.db import connections
 
         connections.close_all()
-        admin(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        admin(scratch_url(BENCH_DB), f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
 
 
 if __name__ == "__main__":

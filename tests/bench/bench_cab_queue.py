@@ -16,19 +16,17 @@ auth, middleware, the view, template rendering) in this process; the numbers are
 """
 
 import argparse
-import os
 import random
 import statistics
 import sys
 import time
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
-
-import psycopg
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+from tests.bench.scratch import admin, scratch_url, setup_django  # noqa: E402
+
 BENCH_DB = "changeboard_bench_queue"
 TARGET_MS = 150.0
 CIS = 2_000
@@ -36,28 +34,10 @@ TEAMS = 20
 SEED = 20_261_127
 
 
-def scratch_url() -> str:
-    parts = urlsplit(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/changeboard"))
-    return urlunsplit((parts.scheme, parts.netloc, f"/{BENCH_DB}", parts.query, ""))
 
 
-def admin(sql: str) -> None:
-    parts = urlsplit(scratch_url())
-    with psycopg.connect(host=parts.hostname or "127.0.0.1", port=parts.port or 5432,
-                         user=parts.username or "postgres", password=parts.password, dbname="postgres",
-                         autocommit=True) as conn:
-        conn.execute(sql)
 
 
-def setup_django() -> None:
-    os.environ["DATABASE_URL"] = scratch_url()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
-    import django
-
-    django.setup()
-    from django.test.utils import setup_test_environment
-
-    setup_test_environment()  # the test Client's host is allowed, e-mail stays in memory
 
 
 def build(changes: int, rng: random.Random):
@@ -161,10 +141,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--keep", action="store_true", help="leave the scratch database for EXPLAIN ANALYZE")
     options = parser.parse_args()
-    admin(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-    admin(f"CREATE DATABASE {BENCH_DB}")
+    admin(scratch_url(BENCH_DB), f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+    admin(scratch_url(BENCH_DB), f"CREATE DATABASE {BENCH_DB}")
     try:
-        setup_django()
+        setup_django(scratch_url(BENCH_DB), test_environment=True)
         from django.core.management import call_command
         from django.test import Client
 
@@ -192,7 +172,7 @@ def main() -> None:
 
         connections.close_all()
         if not options.keep:
-            admin(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+            admin(scratch_url(BENCH_DB), f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
     sys.exit(1 if failed else 0)
 
 

@@ -19,19 +19,17 @@ few CIs, by environment, CI type, tag, tier and compliance flags, and combinatio
 """
 
 import argparse
-import os
 import random
 import statistics
 import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
-
-import psycopg
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+from tests.bench.scratch import admin, scratch_url, setup_django  # noqa: E402
+
 BENCH_DB = "changeboard_bench_calendar"
 COVER_TARGET_MS = 5.0
 SUGGEST_TARGET_MS = 100.0
@@ -46,25 +44,10 @@ RULES = ["FREQ=WEEKLY;BYDAY=FR", "FREQ=WEEKLY;BYDAY=SA,SU", "FREQ=WEEKLY;BYDAY=M
 TAGS = ["payments", "ledger", "cards", "edge", "kafka", "k8s", "database", "batch", "reporting", "crypto"]
 
 
-def scratch_url() -> str:
-    parts = urlsplit(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/changeboard"))
-    return urlunsplit((parts.scheme, parts.netloc, f"/{BENCH_DB}", parts.query, ""))
 
 
-def admin(sql: str) -> None:
-    parts = urlsplit(scratch_url())
-    with psycopg.connect(host=parts.hostname or "127.0.0.1", port=parts.port or 5432,
-                         user=parts.username or "postgres", password=parts.password, dbname="postgres",
-                         autocommit=True) as conn:
-        conn.execute(sql)
 
 
-def setup_django() -> None:
-    os.environ["DATABASE_URL"] = scratch_url()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
-    import django
-
-    django.setup()
 
 
 def estate(rng: random.Random):
@@ -247,10 +230,10 @@ def main() -> None:
     parser.add_argument("--broad", action="store_true",
                         help="a stress case: wide scopes and daily freezes, so many cover any one CI at a time")
     options = parser.parse_args()
-    admin(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-    admin(f"CREATE DATABASE {BENCH_DB}")
+    admin(scratch_url(BENCH_DB), f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+    admin(scratch_url(BENCH_DB), f"CREATE DATABASE {BENCH_DB}")
     try:
-        setup_django()
+        setup_django(scratch_url(BENCH_DB))
         from django.core.management import call_command
         from django.db import connection, reset_queries
         from django.utils import timezone
@@ -318,7 +301,7 @@ def main() -> None:
 
         connections.close_all()
         if not options.keep:
-            admin(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+            admin(scratch_url(BENCH_DB), f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
 
 
 if __name__ == "__main__":
