@@ -78,7 +78,8 @@ def client_ip(request) -> str:
     if settings.USE_X_FORWARDED_FOR:
         forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
         if forwarded:
-            return forwarded.split(",")[0].strip()[:45]
+            # The proxy appends the address it saw; anything to its left came from the client.
+            return forwarded.split(",")[-1].strip()[:45]
     return request.META.get("REMOTE_ADDR", "")[:45]
 
 

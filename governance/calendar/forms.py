@@ -12,6 +12,12 @@ class CalendarFilterForm(forms.Form):
     ci = forms.ModelChoiceField(ConfigurationItem.objects.all(), to_field_name="name", required=False,
                                 widget=forms.TextInput(attrs={"placeholder": "CI name"}), label="CI")
 
+    def clean_date(self):
+        day = self.cleaned_data["date"]
+        if day is not None and not 1900 <= day.year <= 9000:
+            raise forms.ValidationError("Pick a date between 1900 and 9000.")
+        return day
+
 
 class LockdownForm(forms.Form):
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), help_text="What happened; shown everywhere.")

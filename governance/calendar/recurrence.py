@@ -17,6 +17,8 @@ from dateutil.rrule import rrulestr
 from governance.models.calendar import Recurrence
 
 Span = tuple[datetime, datetime]
+MAX_DURATION_MINUTES = 366 * 24 * 60
+MIN_YEAR, MAX_YEAR = 1900, 9000  # far from datetime's limits, where window arithmetic would overflow
 MAX_PER_WEEK = 7 * 24
 
 
@@ -81,8 +83,10 @@ def recurrence_error(window) -> tuple[str, str] | None:
             return "business_days", "Give between 1 and 15 business days."
         if window.holiday_region and _holidays(window.holiday_region, 2000) is None:
             return "holiday_region", f"No holiday calendar for {window.holiday_region!r} (use e.g. GB, US, IN)."
-    elif window.duration_minutes is not None and window.duration_minutes < 1:
-        return "duration_minutes", "A window lasts at least one minute."
+    elif window.duration_minutes is not None and not 1 <= window.duration_minutes <= MAX_DURATION_MINUTES:
+        return "duration_minutes", "A window lasts from one minute to a year."
+    if window.start_date is not None and not MIN_YEAR <= window.start_date.year <= MAX_YEAR:
+        return "start_date", f"Give a start date between {MIN_YEAR} and {MAX_YEAR}."
     return None
 
 

@@ -1,7 +1,7 @@
 """Forms of the change pages: they parse what the browser sends; the services decide what is allowed."""
 
 import re
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 import django_filters
 from django import forms
@@ -170,6 +170,8 @@ class CabQueueFilter(ChangeRequestFilter):
         return queryset.filter(planned_end__gt=timezone.make_aware(datetime.combine(day, time.min)))
 
     def window_starts_before(self, queryset, name, day):
+        if day >= date.max:  # nothing starts after the last day there is
+            return queryset
         next_day = timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min))
         return queryset.filter(planned_start__lt=next_day)
 

@@ -182,11 +182,14 @@ def _approvals_go_stale(change: ChangeRequest, *, actor, what: list[str], now: d
         if change.status == S.CAB_REVIEW:  # already in review: record the new revision, stay there
             ChangeStatusChange.objects.create(change=change, from_status=S.CAB_REVIEW, to_status=S.CAB_REVIEW,
                                               actor=actor, reason=reason, at=now)
+            # A new request for approval: it gets a full expiry period and reminders of its own.
+            change.review_requested_at, change.last_reminder_at = now, None
+            change.save(update_fields=["review_requested_at", "last_reminder_at", "updated_at"])
         else:
             _move(change, S.CAB_REVIEW, actor=actor, reason=reason, now=now)
         _notify(change, "review")
     elif change.status == S.CAB_REVIEW:
-        _move(change, S.APPROVED, actor=None, reason=f"{reason}; no approval policy applies any more", now=now)
+        _approve_automatically(change, reason=f"{reason}; no approval policy applies any more", now=now)
     if stale:
         _notify(change, "stale", stale)
 
@@ -203,9 +206,9 @@ def calendar_refusal(change: ChangeRequest, *, target: str, now: datetime) -> st
         return f"This change is on hold: {change.held_by}."  # a lockdown that ran out holds nothing
     for lockdown in lockdowns_covering(cis, change.environment_id, now):
         return f"A lockdown stops the line: {lockdown.reason} (declared {lockdown.declared_at:%Y-%m-%d %H:%M} UTC)."
-    if change.planned_start is None or change.planned_end is None or target == S.IMPLEMENTING:
+    if change.planned_start is None or change.planned_end is None:
         return None
-    if change.change_type != ChangeType.EMERGENCY:
+    if change.change_type != ChangeType.EMERGENCY:  # a freeze declared after scheduling stops it too
         for hit in freezes_covering(cis, change.environment_id, change.planned_start, change.planned_end):
             if hit.freeze.severity == Severity.HARD:
                 return (f"The window meets the hard freeze {hit.freeze.name} "
@@ -252,13 +255,24 @@ def _assess_and_route(change: ChangeRequest, *, now: datetime) -> None:
     _assess(change, now=now)
     _move(change, S.ASSESSED, actor=None, reason=f"risk {change.risk_level} ({change.risk_score})", now=now)
     if change.change_type == ChangeType.STANDARD:
-        _move(change, S.APPROVED, actor=None, reason=f"pre-approved standard change: {change.template}", now=now)
+        _approve_automatically(change, reason=f"pre-approved standard change: {change.template}", now=now)
         return
     if _require_approvals(change):
         _move(change, S.CAB_REVIEW, actor=None, reason="awaiting approvals", now=now)
         _notify(change, "review")
     else:
-        _move(change, S.APPROVED, actor=None, reason="no approval policy applies", now=now)
+        _approve_automatically(change, reason="no approval policy applies", now=now)
+
+
+def _approve_automatically(change: ChangeRequest, *, reason: str, now: datetime) -> None:
+    """Approval with nobody to ask still answers to the calendar: a lockdown or a hard freeze refuses it."""
+    refusal = calendar_refusal(change, target=S.APPROVED, now=now)
+    if refusal:
+        raise Conflict(refusal, code="calendar")
+    _move(change, S.APPROVED, actor=None, reason=reason, now=now)
+    overridden = _freeze_override(change)
+    if overridden:
+        audit_record("freeze_override", obj=change, context={"freezes": overridden, "approved_by": "Changeboard"})
 
 
 def _assess(change: ChangeRequest, *, now: datetime) -> None:
@@ -477,6 +491,7 @@ def cab_meeting_refresh_agenda(*, actor, meeting: CabMeeting) -> CabMeeting:
     if not actor.has_perm("governance.change_cabmeeting"):
         raise Forbidden("Release managers organise CAB meetings.")
     with transaction.atomic():
+        meeting = CabMeeting.objects.select_for_update().get(pk=meeting.pk)  # two refreshes take turns
         listed = set(meeting.agenda.values_list("change_id", flat=True))
         position = (meeting.agenda.aggregate(last=Max("position"))["last"] or 0) + 1
         waiting = ChangeRequest.objects.filter(status=S.CAB_REVIEW).exclude(pk__in=listed).order_by(

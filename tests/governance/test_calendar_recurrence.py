@@ -238,7 +238,7 @@ def test_a_window_left_at_the_default_start_time_starts_at_midnight():
     ({"recurrence": "last_bd_quarter", "business_days": 16}, "business_days", "between 1 and 15"),
     ({"recurrence": "last_bd_month", "business_days": 3, "holiday_region": "ZZ"}, "holiday_region", "'ZZ'"),
     ({"recurrence": "last_bd_month", "business_days": 3, "holiday_region": "GB-XX"}, "holiday_region", "GB-XX"),
-    ({"duration_minutes": 0}, "duration_minutes", "at least one minute"),
+    ({"duration_minutes": 0}, "duration_minutes", "from one minute to a year"),
 ])
 def test_recurrence_errors_name_the_field_and_the_reason(fields, field, words):
     bad = window(**fields)

@@ -165,3 +165,65 @@ def test_a_hard_freeze_blocks_approval_and_scheduling_from_the_pages(client, est
     client.post(reverse("governance:change_transition", args=[change.number]), {"target": "scheduled"})
     change.refresh_from_db()
     assert change.status == ChangeStatus.APPROVED
+
+
+@pytest.mark.parametrize("query", [{"date": "9999-12-15"}, {"view": "week", "date": "9999-12-31"},
+                                   {"date": "0001-01-01"}])
+def test_dates_at_the_ends_of_time_are_refused_not_a_crash(client, estate, cab_member, query):
+    client.force_login(cab_member)
+    response = client.get(URL, query)
+    assert response.status_code == 200
+    assert "Pick a date between 1900 and 9000." in response.content.decode()
+
+
+def test_the_queue_takes_the_last_day_there_is(client, estate, cab_member):
+    client.force_login(cab_member)
+    assert client.get("/changes/", {"window_to": "9999-12-31"}).status_code == 200
+
+
+def _in_next_weekend_freeze() -> datetime:
+    now = datetime.now(UTC)
+    friday = (now + timedelta(days=(4 - now.weekday()) % 7 + 7)).date()
+    return datetime.combine(friday, time(18), tzinfo=UTC)
+
+
+def test_a_change_needing_no_approval_is_still_not_approved_inside_a_hard_freeze(estate):
+    from governance.changes.services import change_request_transition
+    from governance.errors import Conflict
+    from governance.models import ApprovalPolicy
+
+    ApprovalPolicy.objects.update(active=False)  # nobody to ask: approval would be automatic
+    friday_freeze(estate["prod"])
+    rita = make_user("rita", "requester")
+    start = _in_next_weekend_freeze()
+    change = make_change(rita, cis=[estate["ci"]], environment=estate["prod"], planned_start=start,
+                         planned_end=start + timedelta(hours=1))
+    with pytest.raises(Conflict, match="Weekend production freeze"):
+        change_request_transition(actor=rita, change=change, target=ChangeStatus.SUBMITTED)
+    change.refresh_from_db()
+    assert change.status == ChangeStatus.DRAFT
+
+
+def test_a_freeze_declared_after_scheduling_stops_implementation(estate, release_manager):
+    from governance.changes.services import change_request_transition
+    from governance.errors import Conflict
+
+    start = datetime.now(UTC) - timedelta(minutes=5)
+    change = make_change(make_user("rita", "requester"), cis=[estate["ci"]], environment=estate["prod"],
+                         planned_start=start, planned_end=start + timedelta(hours=2), status=ChangeStatus.SCHEDULED)
+    freeze = FreezeWindow.objects.create(
+        name="Incident freeze", severity="hard", timezone="UTC", recurrence="once",
+        start_date=(start - timedelta(minutes=30)).date(), start_time=(start - timedelta(minutes=30)).time(),
+        duration_minutes=24 * 60)
+    freeze.environments.set([estate["prod"]])
+    window_occurrences_refresh(freeze)
+    with pytest.raises(Conflict, match="Incident freeze"):
+        change_request_transition(actor=release_manager, change=change, target=ChangeStatus.IMPLEMENTING)
+
+
+def test_the_recorded_client_address_is_the_one_the_proxy_saw(rf, settings):
+    from governance.audit.context import client_ip
+
+    settings.USE_X_FORWARDED_FOR = True
+    request = rf.get("/", HTTP_X_FORWARDED_FOR="10.9.9.9, 203.0.113.7", REMOTE_ADDR="10.0.0.2")
+    assert client_ip(request) == "203.0.113.7"
