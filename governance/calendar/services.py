@@ -4,7 +4,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from cmdb.models import Team
@@ -58,6 +58,7 @@ def lockdown_declare(*, actor, reason: str, until: datetime | None = None, scope
         lockdown = Lockdown.objects.create(reason=reason, declared_by=actor, declared_at=now, until=until, **scope)
         lockdown.environments.set(environments)
         lockdown.cis.set(cis)
+        lockdown = Lockdown.objects.prefetch_related("environments", "cis").get(pk=lockdown.pk)  # scope read once
         held = 0
         for change in ChangeRequest.objects.select_for_update().filter(status__in=IN_FLIGHT, held_by__isnull=True) \
                 .prefetch_related("affected_cis"):
@@ -105,8 +106,13 @@ def calendar_feed_create(*, actor, name: str, team: Team | None = None) -> Issue
     if CalendarFeed.objects.filter(owner=actor, name=name, revoked_at__isnull=True).exists():
         raise InvalidInput(f"You already have a feed named {name!r}.", field="name")
     secret = FEED_PREFIX + secrets.token_urlsafe(32)
-    feed = CalendarFeed.objects.create(owner=actor, team=team, name=name, prefix=secret[:len(FEED_PREFIX) + 6],
-                                       digest=token_digest(secret), created_at=timezone.now())
+    try:
+        with transaction.atomic():
+            feed = CalendarFeed.objects.create(owner=actor, team=team, name=name,
+                                               prefix=secret[:len(FEED_PREFIX) + 6], digest=token_digest(secret),
+                                               created_at=timezone.now())
+    except IntegrityError:  # the same name created at the same moment by a second request
+        raise InvalidInput(f"You already have a feed named {name!r}.", field="name") from None
     return IssuedFeed(feed=feed, secret=secret)
 
 
