@@ -1,0 +1,56 @@
+from rest_framework import serializers
+
+from cmdb.api.serializers import CINameField
+from cmdb.models import Environment, Team
+from releases.models import Artifact, Promotion, ScanResult, TrustedKey, digest_validator
+
+
+class PromotionSerializer(serializers.ModelSerializer):
+    environment = serializers.CharField(source="environment.name")
+
+    class Meta:
+        model = Promotion
+        fields = ["environment", "passed_at"]
+
+
+class ScanSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ScanResult
+        fields = ["id", "kind", "tool", "verdict", "critical", "high", "medium", "low", "report_url", "scanned_at"]
+        read_only_fields = ["scanned_at"]
+
+
+class ArtifactSerializer(serializers.ModelSerializer):
+    service = serializers.CharField(source="service.name")
+    created_by = serializers.CharField(source="created_by.username")
+    signed_by = serializers.CharField(source="signed_by.name", default=None)
+    promotions = PromotionSerializer(many=True)
+    scans = ScanSerializer(many=True)
+
+    class Meta:
+        model = Artifact
+        fields = ["id", "service", "version", "digest", "source_commit", "build_url", "created_by", "created_at",
+                  "signature_status", "signed_by", "provenance", "promotions", "scans"]
+
+
+class ArtifactRegistrationSerializer(serializers.Serializer):
+    service = CINameField()
+    version = serializers.CharField(max_length=100)
+    digest = serializers.CharField(max_length=71, validators=[digest_validator])
+    source_commit = serializers.RegexField(r"^[0-9a-f]{7,64}$", required=False, allow_blank=True)
+    build_url = serializers.URLField(max_length=500, required=False, allow_blank=True)
+    signature = serializers.RegexField(r"^[0-9a-fA-F]*$", max_length=200, required=False, allow_blank=True)
+    provenance = serializers.DictField(required=False)
+
+
+class PromotionRequestSerializer(serializers.Serializer):
+    environment = serializers.SlugRelatedField(slug_field="name", queryset=Environment.objects.all())
+
+
+class TrustedKeySerializer(serializers.ModelSerializer):
+    team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
+
+    class Meta:
+        model = TrustedKey
+        fields = ["id", "team", "name", "public_key_pem", "key_id", "created_at", "revoked_at"]
+        read_only_fields = ["key_id", "created_at", "revoked_at"]

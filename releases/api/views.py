@@ -1,0 +1,76 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from releases import services
+from releases.api.serializers import (
+    ArtifactRegistrationSerializer,
+    ArtifactSerializer,
+    PromotionRequestSerializer,
+    PromotionSerializer,
+    ScanSerializer,
+    TrustedKeySerializer,
+)
+from releases.models import Artifact, TrustedKey
+
+
+class CanReadReleases(permissions.BasePermission):
+    def has_permission(self, request, view) -> bool:
+        return request.user.is_authenticated and request.user.has_perm("releases.view_artifact")
+
+
+def _valid(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class ArtifactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Builds, registered once by digest, with their promotions and scans. Writes go through the services."""
+
+    serializer_class = ArtifactSerializer
+    permission_classes = [CanReadReleases]
+    lookup_field = "digest"
+    lookup_value_regex = r"sha256:[0-9a-f]{64}"
+    search_fields = ["version", "digest", "service__name"]
+    filterset_fields = ["version"]
+    ordering_fields = ["created_at"]
+
+    def get_queryset(self):
+        return (Artifact.objects.select_related("service", "created_by", "signed_by")
+                .prefetch_related("promotions__environment", "scans"))
+
+    @extend_schema(request=ArtifactRegistrationSerializer, responses={201: ArtifactSerializer})
+    def create(self, request):
+        data = _valid(ArtifactRegistrationSerializer, request.data)
+        artifact = services.artifact_register(actor=request.user, **data)
+        return Response(ArtifactSerializer(self.get_queryset().get(pk=artifact.pk)).data,
+                        status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ScanSerializer, responses={201: ScanSerializer})
+    @action(detail=True, methods=["post"])
+    def scans(self, request, digest=None):
+        data = _valid(ScanSerializer, request.data)
+        scan = services.scan_attach(actor=request.user, artifact=self.get_object(), **data)
+        return Response(ScanSerializer(scan).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=PromotionRequestSerializer, responses={201: PromotionSerializer})
+    @action(detail=True, methods=["post"])
+    def promotions(self, request, digest=None):
+        data = _valid(PromotionRequestSerializer, request.data)
+        promotion = services.artifact_promote(actor=request.user, artifact=self.get_object(), **data)
+        return Response(PromotionSerializer(promotion).data, status=status.HTTP_201_CREATED)
+
+
+class TrustedKeyViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+    """The Ed25519 keys each team trusts to sign its artifacts."""
+
+    serializer_class = TrustedKeySerializer
+    permission_classes = [CanReadReleases]
+    queryset = TrustedKey.objects.select_related("team")
+
+    def perform_create(self, serializer):
+        data = serializer.validated_data
+        serializer.instance = services.trusted_key_add(actor=self.request.user, team=data["team"],
+                                                       name=data["name"], public_key_pem=data["public_key_pem"])

@@ -1,0 +1,103 @@
+"""Writes about artifacts: registering a build once, trusting signing keys, recording scans and promotions."""
+
+import hashlib
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from cmdb.models import ConfigurationItem, Environment, Team
+from governance.errors import Conflict, Forbidden, InvalidInput
+from releases.models import Artifact, Promotion, ScanResult, SignatureStatus, TrustedKey
+
+
+def _public_key(pem: str) -> Ed25519PublicKey:
+    try:
+        key = serialization.load_pem_public_key(pem.encode())
+    except ValueError:
+        raise InvalidInput("Not a PEM public key.", field="public_key_pem") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise InvalidInput("Only Ed25519 keys are trusted.", field="public_key_pem")
+    return key
+
+
+def trusted_key_add(*, actor, team: Team, name: str, public_key_pem: str) -> TrustedKey:
+    if not actor.has_perm("releases.add_trustedkey"):
+        raise Forbidden("Only administrators manage the keys a team trusts.")
+    key = _public_key(public_key_pem)
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    try:
+        with transaction.atomic():
+            return TrustedKey.objects.create(team=team, name=name.strip(), public_key_pem=public_key_pem.strip(),
+                                             key_id=hashlib.sha256(raw).hexdigest())
+    except IntegrityError:
+        raise Conflict("This key, or a key of this name, is already trusted.", field="public_key_pem") from None
+
+
+def signature_check(service: ConfigurationItem, digest: str, signature: str) -> tuple[str, TrustedKey | None]:
+    """Whether `signature` over `digest` comes from a key the service's owner team trusts."""
+    if not signature:
+        return SignatureStatus.UNSIGNED, None
+    try:
+        raw = bytes.fromhex(signature)
+    except ValueError:
+        return SignatureStatus.INVALID, None
+    keys = list(TrustedKey.objects.filter(team_id=service.owner_team_id, revoked_at__isnull=True))
+    for key in keys:
+        try:
+            _public_key(key.public_key_pem).verify(raw, digest.encode())
+        except InvalidSignature:
+            continue
+        return SignatureStatus.VALID, key
+    return (SignatureStatus.INVALID if keys else SignatureStatus.UNTRUSTED), None
+
+
+def artifact_register(*, actor, service: ConfigurationItem, version: str, digest: str, source_commit: str = "",
+                      build_url: str = "", signature: str = "", provenance: dict | None = None) -> Artifact:
+    """Register a build. The same version and digest again is the same artifact (pipelines retry); the same
+    version with another digest is a rebuild, and refused."""
+    if not actor.has_perm("releases.add_artifact"):
+        raise Forbidden("Registering artifacts is for pipelines and administrators.")
+    with transaction.atomic():
+        existing = Artifact.objects.select_for_update().filter(service=service, version=version).first()
+        if existing is not None:
+            if existing.digest != digest:
+                raise Conflict(f"{service} {version} was built as {existing.digest}: rebuilds are refused; "
+                               "give the new build a new version.", field="digest", code="rebuild_refused")
+            return existing
+        if Artifact.objects.filter(digest=digest).exists():
+            raise Conflict("This digest is already registered for another version.", field="digest")
+        status, key = signature_check(service, digest, signature)
+        artifact = Artifact(service=service, version=version, digest=digest, source_commit=source_commit,
+                            build_url=build_url, created_by=actor, signature=signature, signed_by=key,
+                            signature_status=status, provenance=provenance or {})
+        artifact.full_clean(exclude=["created_by", "service", "signed_by"])
+        artifact.save()
+    return artifact
+
+
+def artifact_promote(*, actor, artifact: Artifact, environment: Environment) -> Promotion:
+    """Record that the artifact passed `environment`; it must have passed the environment before it."""
+    if not actor.has_perm("releases.add_promotion"):
+        raise Forbidden("Recording promotions is for pipelines and administrators.")
+    previous = Environment.objects.filter(position__lt=environment.position).order_by("-position").first()
+    with transaction.atomic():
+        if previous is not None and not Promotion.objects.filter(artifact=artifact, environment=previous).exists():
+            raise Conflict(f"{artifact} has not passed {previous} yet: it is promoted one environment at a time.",
+                           field="environment", code="promotion_out_of_order")
+        promotion, _ = Promotion.objects.get_or_create(
+            artifact=artifact, environment=environment, defaults={"recorded_by": actor, "passed_at": timezone.now()})
+    return promotion
+
+
+def scan_attach(*, actor, artifact: Artifact, kind: str, tool: str, verdict: str, critical: int = 0, high: int = 0,
+                medium: int = 0, low: int = 0, report_url: str = "") -> ScanResult:
+    if not actor.has_perm("releases.add_scanresult"):
+        raise Forbidden("Recording scans is for pipelines and administrators.")
+    scan = ScanResult(artifact=artifact, kind=kind, tool=tool, verdict=verdict, critical=critical, high=high,
+                      medium=medium, low=low, report_url=report_url, recorded_by=actor)
+    scan.full_clean(exclude=["artifact", "recorded_by"])
+    scan.save()
+    return scan

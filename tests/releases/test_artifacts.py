@@ -1,0 +1,140 @@
+"""Artifacts through the API: built once, signed by trusted keys, scanned, promoted one environment at a time."""
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from releases.models import Artifact, TrustedKey
+from releases.services import trusted_key_add
+from tests.factories import make_ci, make_environment, make_team
+
+pytestmark = pytest.mark.django_db
+ARTIFACTS = "/api/v1/artifacts/"
+DIGEST = "sha256:" + "a" * 64
+OTHER = "sha256:" + "b" * 64
+
+
+@pytest.fixture
+def service(db):
+    return make_ci("payments-api", team=make_team("payments"))
+
+
+@pytest.fixture
+def chain(db):
+    return [make_environment(name, position) for position, name in enumerate(["dev", "staging", "prod"])]
+
+
+def register(client, **fields):
+    body = {"service": "payments-api", "version": "4.2.0", "digest": DIGEST, "source_commit": "abc1234",
+            "build_url": "https://ci.example/builds/1", **fields}
+    return client.post(ARTIFACTS, body, format="json")
+
+
+def test_a_pipeline_registers_a_build_and_a_retry_gives_the_same_artifact(api, pipeline, service):
+    client = api.as_user(pipeline)
+    first = register(client)
+    assert first.status_code == 201, first.json()
+    assert first.json()["signature_status"] == "unsigned"
+    again = register(client)
+    assert again.status_code == 201 and again.json()["id"] == first.json()["id"]
+    assert Artifact.objects.count() == 1
+
+
+def test_a_rebuild_of_a_registered_version_is_refused(api, pipeline, service):
+    client = api.as_user(pipeline)
+    register(client)
+    response = register(client, digest=OTHER)
+    assert response.status_code == 409
+    assert response.json()["errors"][0]["field"] == "digest"
+    assert response.json()["errors"][0]["code"] == "rebuild_refused"
+    assert Artifact.objects.get().digest == DIGEST
+
+
+@pytest.mark.parametrize(("fields", "field"), [
+    ({"digest": "sha256:XYZ"}, "digest"), ({"digest": "md5:" + "a" * 32}, "digest"),
+    ({"service": "no-such-service"}, "service"), ({"source_commit": "not hex!"}, "source_commit"),
+    ({"build_url": "not a url"}, "build_url"), ({"version": ""}, "version"),
+])
+def test_bad_input_names_the_field_and_writes_nothing(api, pipeline, service, fields, field):
+    response = register(api.as_user(pipeline), **fields)
+    assert response.status_code == 400
+    assert field in [e["field"] for e in response.json()["errors"]]
+    assert not Artifact.objects.exists()
+
+
+def test_people_without_the_pipeline_role_cannot_register(api, requester, service):
+    assert register(api.as_user(requester)).status_code == 403
+    assert not Artifact.objects.exists()
+
+
+def test_anonymous_callers_are_refused(client, service):
+    assert client.get(ARTIFACTS).status_code == 401
+
+
+def _keypair():
+    private = Ed25519PrivateKey.generate()
+    pem = private.public_key().public_bytes(serialization.Encoding.PEM,
+                                            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return private, pem
+
+
+def test_signatures_are_checked_against_the_owner_teams_trusted_keys(api, pipeline, admin_user, service):
+    private, pem = _keypair()
+    trusted_key_add(actor=admin_user, team=service.owner_team, name="ci-signer", public_key_pem=pem)
+    client = api.as_user(pipeline)
+    good = register(client, signature=private.sign(DIGEST.encode()).hex())
+    assert good.json()["signature_status"] == "valid" and good.json()["signed_by"] == "ci-signer"
+    forged = register(client, version="4.2.1", digest=OTHER, signature=private.sign(b"something else").hex())
+    assert forged.json()["signature_status"] == "invalid"
+
+
+def test_a_signature_from_a_key_nobody_trusts_is_untrusted(api, pipeline, service):
+    private, _ = _keypair()
+    response = register(api.as_user(pipeline), signature=private.sign(DIGEST.encode()).hex())
+    assert response.json()["signature_status"] == "untrusted"
+
+
+def test_only_ed25519_public_keys_are_trusted(api, admin_user, service):
+    response = api.as_user(admin_user).post("/api/v1/trusted-keys/", {
+        "team": "payments", "name": "bad", "public_key_pem": "-----BEGIN PUBLIC KEY-----\nnope\n"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "public_key_pem"
+    assert not TrustedKey.objects.exists()
+
+
+def test_an_artifact_is_promoted_one_environment_at_a_time(api, pipeline, service, chain):
+    client = api.as_user(pipeline)
+    register(client)
+    url = f"{ARTIFACTS}{DIGEST}/promotions/"
+    skipped = client.post(url, {"environment": "staging"}, format="json")
+    assert skipped.status_code == 409 and skipped.json()["errors"][0]["code"] == "promotion_out_of_order"
+    assert client.post(url, {"environment": "dev"}, format="json").status_code == 201
+    assert client.post(url, {"environment": "staging"}, format="json").status_code == 201
+    detail = client.get(f"{ARTIFACTS}{DIGEST}/").json()
+    assert [p["environment"] for p in detail["promotions"]] == ["dev", "staging"]
+
+
+def test_scan_results_are_attached_with_counts_by_severity(api, pipeline, service):
+    client = api.as_user(pipeline)
+    register(client)
+    response = client.post(f"{ARTIFACTS}{DIGEST}/scans/", {"kind": "dependency", "tool": "trivy",
+                                                           "verdict": "fail", "critical": 2, "high": 5},
+                           format="json")
+    assert response.status_code == 201
+    scans = client.get(f"{ARTIFACTS}{DIGEST}/").json()["scans"]
+    assert [(s["tool"], s["verdict"], s["critical"], s["high"]) for s in scans] == [("trivy", "fail", 2, 5)]
+    bad = client.post(f"{ARTIFACTS}{DIGEST}/scans/", {"kind": "fuzz", "tool": "x", "verdict": "pass"}, format="json")
+    assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "kind"
+
+
+def test_listing_artifacts_keeps_a_fixed_number_of_queries(api, pipeline, service, chain,
+                                                          django_assert_max_num_queries):
+    client = api.as_user(pipeline)
+    for n in range(3):
+        register(client, version=f"1.0.{n}", digest="sha256:" + f"{n:064x}")
+    with django_assert_max_num_queries(12):  # a query per row would be 30 and more
+        assert client.get(ARTIFACTS).json()["count"] == 3
+    for n in range(3, 30):
+        register(client, version=f"1.0.{n}", digest="sha256:" + f"{n:064x}")
+    with django_assert_max_num_queries(12):
+        assert client.get(ARTIFACTS).json()["count"] == 30
