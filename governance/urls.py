@@ -10,6 +10,7 @@ from governance.calendar.ical import calendar_feed
 api_v1 = [
     path("", include("cmdb.api.urls")),
     path("", include("releases.api.urls")),
+    path("", include("governance.gate.api.urls")),
     path("", include("governance.api.urls")),
     path("", include("governance.changes.api.urls")),
     path("", include("governance.calendar.api.urls")),

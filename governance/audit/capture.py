@@ -49,6 +49,7 @@ GOVERNED: dict[str, Governed] = {
     "governance.lockdown_environments": Governed(),
     "governance.lockdown_cis": Governed(),
     "governance.calendarfeed": Governed(label="name", redact=("digest",)),
+    "governance.deploymentcheck": Governed(label="decision"),
     "releases.artifact": Governed(label="version"),
     "releases.promotion": Governed(),
     "releases.scanresult": Governed(label="tool"),

@@ -1,0 +1,1 @@
+"""The gate pipelines ask before every deployment."""

@@ -1,0 +1,5 @@
+from django.urls import path
+
+from governance.gate.api import views
+
+urlpatterns = [path("deployment-checks/", views.DeploymentCheckView.as_view(), name="deployment-check")]
