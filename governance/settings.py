@@ -180,6 +180,7 @@ SPECTACULAR_SETTINGS = {
         "ReleaseStrategyEnum": "governance.models.changes.ReleaseStrategy",
         "CriticalityEnum": "cmdb.choices.Criticality",
         "CiTypeEnum": "cmdb.choices.CIType",
+        "DeploymentStatusEnum": "releases.models.DeploymentStatus",
     },
 }
 

@@ -112,3 +112,44 @@ class ScanResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.artifact} {self.kind} {self.verdict}"
+
+
+class DeploymentStatus(models.TextChoices):
+    STARTED = "started", "Started"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    ROLLED_BACK = "rolled_back", "Rolled back"
+
+
+class NextDeploymentNumber(models.Func):
+    """DEP0000045 from a sequence of its own."""
+
+    template = "'DEP' || lpad(nextval('releases_deployment_number')::text, 7, '0')"
+    output_field = models.CharField()
+
+
+class Deployment(models.Model):
+    """What actually ran: an artifact of a service deployed to an environment, as the pipeline reported it."""
+
+    number = models.CharField(max_length=12, unique=True, db_default=NextDeploymentNumber(), editable=False)
+    service = models.ForeignKey(ConfigurationItem, on_delete=models.PROTECT, related_name="deployments")
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="+")
+    artifact = models.ForeignKey(Artifact, on_delete=models.PROTECT, related_name="deployments")
+    status = models.CharField(max_length=20, choices=DeploymentStatus.choices, default=DeploymentStatus.STARTED)
+    change_number = models.CharField(max_length=12, blank=True)
+    check_id = models.UUIDField(help_text="The gate check that allowed it.")
+    reported_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            # One deployment at a time holds a service in an environment: a second one racing in is refused.
+            models.UniqueConstraint(fields=["service", "environment"], condition=models.Q(status="started"),
+                                    name="deployment_holds_environment"),
+            models.UniqueConstraint(fields=["check_id"], name="deployment_once_per_check"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.service} {self.artifact.version} -> {self.environment}"

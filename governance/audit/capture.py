@@ -52,6 +52,7 @@ GOVERNED: dict[str, Governed] = {
     "governance.deploymentcheck": Governed(label="decision"),
     "releases.artifact": Governed(label="version"),
     "releases.promotion": Governed(),
+    "releases.deployment": Governed(label="number"),
     "releases.scanresult": Governed(label="tool"),
     "releases.trustedkey": Governed(label="name"),
     "auth.user": Governed(label="username", ignore=("last_login",), redact=("password",)),

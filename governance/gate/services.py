@@ -2,17 +2,18 @@
 
 from datetime import datetime, timedelta
 
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from cmdb.models import ConfigurationItem, Environment
 from governance.calendar.selectors import freezes_covering, lockdowns_covering
 from governance.changes.workflow import EARLY_START
-from governance.errors import Forbidden
+from governance.errors import Conflict, Forbidden, InvalidInput
 from governance.models.calendar import Severity
 from governance.models.changes import ChangeRequest, ChangeType
 from governance.models.changes import ChangeStatus as S
 from governance.models.gate import DeploymentCheck, GateDecision
-from releases.models import Artifact, Promotion, ScanVerdict, SignatureStatus
+from releases.models import Artifact, Deployment, DeploymentStatus, Promotion, ScanVerdict, SignatureStatus
 
 DEPLOYABLE = (S.APPROVED, S.SCHEDULED, S.IMPLEMENTING)
 # An answer holds this long: a pipeline that waits longer asks again.
@@ -43,6 +44,10 @@ def _reasons(change: ChangeRequest, service: ConfigurationItem, environment: Env
         for hit in freezes_covering([service], environment.pk, now, now + timedelta(microseconds=1)):
             if hit.freeze.severity == Severity.HARD:
                 deny("hard_freeze", f"The hard freeze {hit.freeze.name} is on until {hit.ends:%Y-%m-%d %H:%M} UTC.")
+    running = Deployment.objects.filter(service=service, environment=environment,
+                                        status=DeploymentStatus.STARTED).first()
+    if running is not None:
+        deny("environment_locked", f"{running.number} is deploying {service.name} to {environment.name} now.")
     if artifact is None:
         deny("artifact_unknown", f"No artifact {digest} is registered.")
         return reasons
@@ -73,3 +78,39 @@ def deployment_check(*, actor, change: ChangeRequest, service: ConfigurationItem
         decision=GateDecision.DENY if reasons else GateDecision.ALLOW, reasons=reasons, asked_by=actor,
         asked_at=now, valid_until=now + VALID_FOR,
     )
+
+
+FINISHED = (DeploymentStatus.SUCCEEDED, DeploymentStatus.FAILED, DeploymentStatus.ROLLED_BACK)
+
+
+def deployment_start(*, actor, check: DeploymentCheck) -> Deployment:
+    """The pipeline reports that it started what the gate allowed; one deployment at a time per environment."""
+    if not actor.has_perm("governance.add_deploymentcheck"):
+        raise Forbidden("Reporting deployments is for pipelines.")
+    if check.decision != GateDecision.ALLOW:
+        raise Conflict("The gate denied this check: nothing may be deployed under it.", field="check_id",
+                       code="check_denied")
+    if check.valid_until < timezone.now():
+        raise Conflict("This check has expired: ask the gate again.", field="check_id", code="check_expired")
+    try:
+        with transaction.atomic():
+            return Deployment.objects.create(
+                service=check.service, environment=check.environment, artifact=check.artifact,
+                change_number=check.change.number if check.change else "", check_id=check.pk, reported_by=actor)
+    except IntegrityError:
+        raise Conflict("Another deployment holds this environment, or this check was already used.",
+                       field="check_id", code="environment_locked") from None
+
+
+def deployment_finish(*, actor, deployment: Deployment, status: str) -> Deployment:
+    if not actor.has_perm("governance.add_deploymentcheck"):
+        raise Forbidden("Reporting deployments is for pipelines.")
+    if status not in FINISHED:
+        raise InvalidInput("status must be succeeded, failed or rolled_back.", field="status")
+    with transaction.atomic():
+        deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)
+        if deployment.status != DeploymentStatus.STARTED:
+            raise Conflict(f"{deployment.number} already ended {deployment.status}.", field="status")
+        deployment.status, deployment.finished_at = status, timezone.now()
+        deployment.save(update_fields=["status", "finished_at"])
+    return deployment

@@ -136,3 +136,37 @@ def _freeze(environment):
                                          duration_minutes=600)
     freeze.environments.set([environment])
     window_occurrences_refresh(freeze)
+
+
+def test_a_pipeline_reports_what_ran_and_the_environment_is_held_meanwhile(api, pipeline, world):
+    client = api.as_user(pipeline)
+    body = {"change": world["change"].number, "service": "payments-api", "environment": "prod", "artifact": DIGEST}
+    check_id = client.post(CHECKS, body, format="json").json()["check_id"]
+    started = client.post("/api/v1/deployments/", {"check_id": check_id, "status": "started"}, format="json")
+    assert started.status_code == 201 and started.json()["number"].startswith("DEP")
+    second = client.post(CHECKS, body, format="json").json()
+    assert [r["code"] for r in second["reasons"]] == ["environment_locked"]
+    reused = client.post("/api/v1/deployments/", {"check_id": check_id, "status": "started"}, format="json")
+    assert reused.status_code == 409
+    done = client.post("/api/v1/deployments/", {"deployment": started.json()["number"], "status": "succeeded"},
+                       format="json")
+    assert done.status_code == 200 and done.json()["status"] == "succeeded"
+    assert client.post(CHECKS, body, format="json").json()["decision"] == "allow"
+
+
+def test_a_denied_check_cannot_start_a_deployment(api, pipeline, world):
+    _set(world["change"], status=ChangeStatus.CAB_REVIEW)
+    client = api.as_user(pipeline)
+    body = {"change": world["change"].number, "service": "payments-api", "environment": "prod", "artifact": DIGEST}
+    check_id = client.post(CHECKS, body, format="json").json()["check_id"]
+    response = client.post("/api/v1/deployments/", {"check_id": check_id, "status": "started"}, format="json")
+    assert response.status_code == 409 and response.json()["errors"][0]["code"] == "check_denied"
+
+
+@pytest.mark.parametrize(("body", "field"), [({"status": "started"}, "check_id"),
+                                            ({"status": "succeeded"}, "deployment"),
+                                            ({"status": "exploded", "deployment": "DEP0000001"}, "status")])
+def test_a_bad_report_is_a_400_naming_the_field(api, pipeline, world, body, field):
+    response = api.as_user(pipeline).post("/api/v1/deployments/", body, format="json")
+    assert response.status_code == 400
+    assert field in [error["field"] for error in response.json()["errors"]]

@@ -2,4 +2,7 @@ from django.urls import path
 
 from governance.gate.api import views
 
-urlpatterns = [path("deployment-checks/", views.DeploymentCheckView.as_view(), name="deployment-check")]
+urlpatterns = [
+    path("deployment-checks/", views.DeploymentCheckView.as_view(), name="deployment-check"),
+    path("deployments/", views.DeploymentReportView.as_view(), name="deployment-report"),
+]

@@ -1,3 +1,4 @@
+from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -5,9 +6,10 @@ from rest_framework.views import APIView
 
 from cmdb.api.serializers import CINameField
 from cmdb.models import Environment
-from governance.gate.services import deployment_check
+from governance.gate.services import deployment_check, deployment_finish, deployment_start
 from governance.models.changes import ChangeRequest
-from releases.models import digest_validator
+from governance.models.gate import DeploymentCheck
+from releases.models import Deployment, DeploymentStatus, digest_validator
 
 
 class CheckRequestSerializer(serializers.Serializer):
@@ -35,3 +37,46 @@ class DeploymentCheckView(APIView):
         check = deployment_check(actor=request.user, change=data["change"], service=data["service"],
                                  environment=data["environment"], digest=data["artifact"])
         return Response(CheckAnswerSerializer(check).data, status=status.HTTP_200_OK)
+
+
+class DeploymentReportSerializer(serializers.Serializer):
+    check_id = serializers.UUIDField(required=False, help_text="To report a start: the check that allowed it.")
+    deployment = serializers.CharField(required=False, help_text="To report an end: the DEP number.")
+    status = serializers.ChoiceField(choices=DeploymentStatus.choices)
+
+    def validate(self, attrs):
+        if attrs["status"] == DeploymentStatus.STARTED and "check_id" not in attrs:
+            raise serializers.ValidationError({"check_id": "A start names the check that allowed it."})
+        if attrs["status"] != DeploymentStatus.STARTED and "deployment" not in attrs:
+            raise serializers.ValidationError({"deployment": "An end names the deployment it ends."})
+        return attrs
+
+
+class DeploymentSerializer(serializers.ModelSerializer):
+    service = serializers.CharField(source="service.name")
+    environment = serializers.CharField(source="environment.name")
+    artifact = serializers.CharField(source="artifact.digest")
+
+    class Meta:
+        model = Deployment
+        fields = ["number", "service", "environment", "artifact", "status", "change_number", "check_id",
+                  "started_at", "finished_at"]
+
+
+class DeploymentReportView(APIView):
+    """Pipelines report what actually ran: started (under an allowed check), then succeeded, failed or rolled back."""
+
+    @extend_schema(request=DeploymentReportSerializer, responses={200: DeploymentSerializer})
+    def post(self, request):
+        given = DeploymentReportSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        data = given.validated_data
+        if data["status"] == DeploymentStatus.STARTED:
+            check = get_object_or_404(DeploymentCheck.objects.select_related("change"), pk=data["check_id"])
+            deployment = deployment_start(actor=request.user, check=check)
+            code = status.HTTP_201_CREATED
+        else:
+            deployment = deployment_finish(actor=request.user, status=data["status"],
+                                           deployment=get_object_or_404(Deployment, number=data["deployment"]))
+            code = status.HTTP_200_OK
+        return Response(DeploymentSerializer(deployment).data, status=code)
