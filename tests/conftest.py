@@ -58,13 +58,17 @@ def team(db):
 
 @pytest.fixture
 def api():
-    """An API client; `api.as_user(user)` authenticates it with a real bearer token of that user."""
+    """An API client; `api.as_user(user)` gives that person a client of their own, authenticated with a real
+    bearer token made once, so one test can act as several people without their requests mixing."""
     client = APIClient()
+    clients: dict[int, APIClient] = {}
 
     def as_user(user):
-        issued = api_token_create(actor=user, owner=user, name=f"test-{user.username}")
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.secret}")
-        return client
+        if user.pk not in clients:
+            issued = api_token_create(actor=user, owner=user, name=f"test-{user.username}")
+            clients[user.pk] = APIClient()
+            clients[user.pk].credentials(HTTP_AUTHORIZATION=f"Bearer {issued.secret}")
+        return clients[user.pk]
 
     client.as_user = as_user
     return client

@@ -1,6 +1,7 @@
 """Reads of changes shared by the queue, the change page, the API and exports."""
 
 from collections import Counter
+from dataclasses import dataclass
 
 from django.db import connection
 from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
@@ -9,12 +10,26 @@ from django.utils import timezone
 from guardian.models import UserObjectPermission
 
 from governance.changes.permissions import approver_roles, can_view_changes, owning_teams
-from governance.changes.services import outstanding_approvals
 from governance.models.changes import Approval, ApprovalRequirement, ChangeRequest, Decision
 from governance.models.changes import ChangeStatus as S
 from governance.roles import APPROVER_ROLES, team_role_permission
 
 ACTIVE = [S.SUBMITTED, S.ASSESSED, S.CAB_REVIEW, S.APPROVED, S.SCHEDULED, S.IMPLEMENTING]
+
+
+@dataclass(frozen=True)
+class Outstanding:
+    role: str
+    needed: int
+    given: int
+
+
+def outstanding_approvals(change: ChangeRequest) -> list[Outstanding]:
+    """Each requirement of the current revision with how many approvals it still lacks."""
+    given = Counter(Approval.objects.filter(change=change, revision=change.revision, decision=Decision.APPROVE)
+                    .values_list("role__name", flat=True))
+    return [Outstanding(role=r.role.name, needed=r.count, given=given[r.role.name])
+            for r in ApprovalRequirement.objects.filter(change=change, revision=change.revision).select_related("role")]
 
 
 def change_requests() -> QuerySet[ChangeRequest]:

@@ -1,7 +1,5 @@
 """Every write to a change: one function per use case, one transaction, the actor passed in."""
 
-from collections import Counter
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -28,6 +26,7 @@ from governance.changes.permissions import (
     owning_teams,
     segregation_refusal,
 )
+from governance.changes.selectors import outstanding_approvals
 from governance.changes.workflow import ChangeFacts, MoverFacts, transition_refusal
 from governance.errors import Conflict, Forbidden, InvalidInput
 from governance.models.calendar import MaintenanceEnforcement, Severity
@@ -351,21 +350,6 @@ def _require_approvals(change: ChangeRequest) -> bool:
         for count, role, names in needs.values()
     ])
     return bool(needs)
-
-
-@dataclass(frozen=True)
-class Outstanding:
-    role: str
-    needed: int
-    given: int
-
-
-def outstanding_approvals(change: ChangeRequest) -> list[Outstanding]:
-    """Each requirement of the current revision with how many approvals it still lacks."""
-    given = Counter(Approval.objects.filter(change=change, revision=change.revision, decision=Decision.APPROVE)
-                    .values_list("role__name", flat=True))
-    return [Outstanding(role=r.role.name, needed=r.count, given=given[r.role.name])
-            for r in ApprovalRequirement.objects.filter(change=change, revision=change.revision).select_related("role")]
 
 
 def approval_record(*, actor, change: ChangeRequest, decision: str, comment: str = "") -> Approval:

@@ -31,7 +31,6 @@ from governance.models import (
     Occurrence,
 )
 from governance.roles import Role
-from governance.services import api_token_create
 from tests.factories import make_change, make_ci, make_environment, make_team, make_user
 
 pytestmark = pytest.mark.django_db
@@ -58,22 +57,6 @@ def names_field(response, field: str) -> bool:
 
 def message(response) -> str:
     return " ".join(e["message"] for e in errors(response))
-
-
-@pytest.fixture
-def api(api):
-    """Each person gets a client (and a token) of their own, so one test can act as several people."""
-    clients = {}
-
-    def as_user(user):
-        if user.pk not in clients:
-            issued = api_token_create(actor=user, owner=user, name="test-calendar-api")
-            clients[user.pk] = APIClient()
-            clients[user.pk].credentials(HTTP_AUTHORIZATION=f"Bearer {issued.secret}")
-        return clients[user.pk]
-
-    api.as_user = as_user
-    return api
 
 
 @pytest.fixture

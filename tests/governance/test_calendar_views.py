@@ -105,7 +105,7 @@ def test_a_change_moves_into_a_suggested_slot_that_avoids_the_freeze(client, est
                 {"start": start.isoformat(), "end": (start + timedelta(hours=2)).isoformat()})
     change.refresh_from_db()
     assert change.planned_start == start
-    assert change.status == ChangeStatus.CAB_REVIEW or change.revision == 2  # moving a window re-opens review
+    assert change.status == ChangeStatus.CAB_REVIEW and change.revision == 2  # moving a window re-opens review
 
 
 def test_an_unknown_slot_value_is_refused_without_moving_the_change(client, estate, release_manager):

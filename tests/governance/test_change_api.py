@@ -9,7 +9,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
-from rest_framework.test import APIClient
 
 from governance.changes.services import approval_record, change_request_transition
 from governance.models import (
@@ -21,7 +20,6 @@ from governance.models import (
     StandardChangeTemplate,
 )
 from governance.roles import Role
-from governance.services import api_token_create
 from tests.factories import make_change, make_ci, make_environment, make_team, make_user
 
 pytestmark = pytest.mark.django_db
@@ -62,23 +60,6 @@ def numbers(response) -> list[str]:
 
 def later(hours: float) -> str:
     return (timezone.now() + timedelta(hours=hours)).isoformat()
-
-
-@pytest.fixture
-def api(api):
-    """As the shared one, but `as_user` gives each person a client (and a token) of their own, so one test can
-    act as several people without their requests mixing."""
-    clients = {}
-
-    def as_user(user):
-        if user.pk not in clients:
-            issued = api_token_create(actor=user, owner=user, name="test-change-api")
-            clients[user.pk] = APIClient()
-            clients[user.pk].credentials(HTTP_AUTHORIZATION=f"Bearer {issued.secret}")
-        return clients[user.pk]
-
-    api.as_user = as_user
-    return api
 
 
 @pytest.fixture

@@ -10,7 +10,12 @@ from django.core import mail
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
-from governance.changes.selectors import awaiting_approval_by, change_conflicts, retrospectives_overdue
+from governance.changes.selectors import (
+    awaiting_approval_by,
+    change_conflicts,
+    outstanding_approvals,
+    retrospectives_overdue,
+)
 from governance.changes.services import (
     add_business_days,
     approval_record,
@@ -23,7 +28,6 @@ from governance.changes.services import (
     change_request_update,
     change_retrospective_record,
     matching_policies,
-    outstanding_approvals,
 )
 from governance.errors import Conflict, Forbidden, InvalidInput
 from governance.models import (

@@ -81,11 +81,9 @@ def test_each_reason_alone_denies(api, pipeline, world, breakage, code):
 
 
 def test_a_lockdown_denies_from_the_moment_it_is_declared(api, pipeline, release_manager, world):
-    client = api.as_user(pipeline)
-    body = {"change": world["change"].number, "service": "payments-api", "environment": "prod", "artifact": DIGEST}
-    assert client.post(CHECKS, body, format="json").json()["decision"] == "allow"
+    assert ask(api, pipeline, world).json()["decision"] == "allow"
     lockdown_declare(actor=release_manager, reason="INC-7 payments outage", scope={"everything": True})
-    assert set(codes(client.post(CHECKS, body, format="json"))) >= {"lockdown", "change_on_hold"}
+    assert set(codes(ask(api, pipeline, world))) >= {"lockdown", "change_on_hold"}
 
 
 def test_an_unknown_artifact_is_denied(api, pipeline, world):

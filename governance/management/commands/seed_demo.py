@@ -16,6 +16,7 @@ from cmdb.models import ConfigurationItem, Environment, Team
 from cmdb.services import inventory_from_document, inventory_import
 from governance.calendar.selectors import freezes_covering, schedule_suggestions
 from governance.calendar.services import window_occurrences_refresh
+from governance.changes.selectors import outstanding_approvals
 from governance.changes.services import (
     _assess,
     _move,
@@ -25,7 +26,6 @@ from governance.changes.services import (
     change_request_create,
     change_request_transition,
     change_request_update,
-    outstanding_approvals,
 )
 from governance.models import (
     Approval,
