@@ -3,7 +3,13 @@ from rest_framework import authentication, exceptions, permissions
 
 from governance.audit.context import actor_for
 from governance.audit.ledger import audit_record
+from governance.models import ApiToken
 from governance.services import api_token_authenticate
+
+
+def request_token(request) -> ApiToken | None:
+    """The API token a request authenticated with; None for a browser session."""
+    return request.auth if isinstance(request.auth, ApiToken) else None
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):

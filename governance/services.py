@@ -5,9 +5,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.contrib.postgres.aggregates import ArrayAgg
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
+from cmdb.models import ConfigurationItem, Environment
 from governance.errors import Forbidden, InvalidInput
 from governance.models import ApiToken
 
@@ -31,7 +34,9 @@ def can_manage_token(user, token: ApiToken) -> bool:
     return user.is_active and (token.user_id == user.pk or user.has_perm("governance.change_apitoken"))
 
 
-def api_token_create(*, actor, owner, name: str, expires_days: int | None = None) -> IssuedToken:
+def api_token_create(*, actor, owner, name: str, expires_days: int | None = None,
+                     services: list[ConfigurationItem] = (), environments: list[Environment] = ()) -> IssuedToken:
+    """A new token; `services` and `environments` scope it (a pipeline's token names what it deploys)."""
     name = (name or "").strip()
     if not name:
         raise InvalidInput("A token needs a name.", field="name")
@@ -43,15 +48,18 @@ def api_token_create(*, actor, owner, name: str, expires_days: int | None = None
         raise InvalidInput(f"{owner.username} already has a token named {name!r}.", field="name")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = timezone.now()
-    token = ApiToken.objects.create(
-        user=owner,
-        name=name,
-        prefix=secret[: len(TOKEN_PREFIX) + 6],
-        digest=token_digest(secret),
-        created_at=now,
-        created_by=actor,
-        expires_at=now + timedelta(days=expires_days) if expires_days else None,
-    )
+    with transaction.atomic():
+        token = ApiToken.objects.create(
+            user=owner,
+            name=name,
+            prefix=secret[: len(TOKEN_PREFIX) + 6],
+            digest=token_digest(secret),
+            created_at=now,
+            created_by=actor,
+            expires_at=now + timedelta(days=expires_days) if expires_days else None,
+        )
+        token.services.set(services)
+        token.environments.set(environments)
     return IssuedToken(token=token, secret=secret)
 
 
@@ -84,3 +92,28 @@ def api_token_authenticate(secret: str) -> ApiToken | None:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
     return token
+
+
+def token_scope_refusal(token: ApiToken | None, service: ConfigurationItem | None,
+                        environment: Environment | None) -> tuple[str, str] | None:
+    """(field, message) if this token may not act for this service or environment; people's sessions and
+    unscoped tokens may act for any."""
+    if token is None:
+        return None
+    scope = ApiToken.objects.filter(pk=token.pk).aggregate(
+        services=ArrayAgg("services", distinct=True, filter=Q(services__isnull=False), default=[]),
+        environments=ArrayAgg("environments", distinct=True, filter=Q(environments__isnull=False), default=[]),
+    )
+    if service is not None and scope["services"] and service.pk not in scope["services"]:
+        return "service", f"The token {token.name!r} is not scoped to {service.name}."
+    if environment is not None and scope["environments"] and environment.pk not in scope["environments"]:
+        return "environment", f"The token {token.name!r} is not scoped to {environment.name}."
+    return None
+
+
+def require_token_scope(token: ApiToken | None, *, service: ConfigurationItem | None = None,
+                        environment: Environment | None = None) -> None:
+    refusal = token_scope_refusal(token, service, environment)
+    if refusal is not None:
+        field, message = refusal
+        raise Forbidden(message, field=field, code="token_out_of_scope")

@@ -2,6 +2,7 @@
 environments of the chain."""
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
@@ -153,3 +154,31 @@ class Deployment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.number} {self.service} {self.artifact.version} -> {self.environment}"
+
+
+class GatePolicy(models.Model):
+    """What the gate asks of a build before it enters an environment, beyond the change and the calendar.
+    An environment without a policy of its own gets the default: signatures in production, no failed scan."""
+
+    environment = models.OneToOneField(Environment, on_delete=models.CASCADE, related_name="gate_policy")
+    require_signature = models.BooleanField(default=False, help_text="Only builds signed by a trusted key.")
+    required_scans = ArrayField(models.CharField(max_length=20, choices=ScanResult.Kind.choices), default=list,
+                                blank=True, help_text="Scan kinds a build must have passed.")
+    block_failed_scans = models.BooleanField(default=True, help_text="A failed scan of any kind stops the build.")
+    max_critical = models.PositiveIntegerField(null=True, blank=True,
+                                               help_text="Most critical findings allowed over all scans.")
+    max_high = models.PositiveIntegerField(null=True, blank=True,
+                                           help_text="Most high findings allowed over all scans.")
+
+    class Meta:
+        verbose_name_plural = "gate policies"
+
+    def __str__(self) -> str:
+        return f"Gate policy for {self.environment}"
+
+    @classmethod
+    def for_environment(cls, environment: Environment) -> "GatePolicy":
+        try:
+            return environment.gate_policy
+        except cls.DoesNotExist:
+            return cls(environment=environment, require_signature=environment.is_production)

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from cmdb.models import ConfigurationItem, Environment, Team
 from governance.errors import Conflict, Forbidden, InvalidInput
+from governance.services import require_token_scope
 from releases.models import Artifact, Promotion, ScanResult, SignatureStatus, TrustedKey
 
 
@@ -54,12 +55,14 @@ def signature_check(service: ConfigurationItem, digest: str, signature: str) -> 
     return (SignatureStatus.INVALID if keys else SignatureStatus.UNTRUSTED), None
 
 
-def artifact_register(*, actor, service: ConfigurationItem, version: str, digest: str, source_commit: str = "",
+def artifact_register(*, actor, token=None, service: ConfigurationItem, version: str, digest: str,
+                      source_commit: str = "",
                       build_url: str = "", signature: str = "", provenance: dict | None = None) -> Artifact:
     """Register a build. The same version and digest again is the same artifact (pipelines retry); the same
     version with another digest is a rebuild, and refused."""
     if not actor.has_perm("releases.add_artifact"):
         raise Forbidden("Registering artifacts is for pipelines and administrators.")
+    require_token_scope(token, service=service)
     with transaction.atomic():
         existing = Artifact.objects.select_for_update().filter(service=service, version=version).first()
         if existing is not None:
@@ -78,10 +81,11 @@ def artifact_register(*, actor, service: ConfigurationItem, version: str, digest
     return artifact
 
 
-def artifact_promote(*, actor, artifact: Artifact, environment: Environment) -> Promotion:
+def artifact_promote(*, actor, token=None, artifact: Artifact, environment: Environment) -> Promotion:
     """Record that the artifact passed `environment`; it must have passed the environment before it."""
     if not actor.has_perm("releases.add_promotion"):
         raise Forbidden("Recording promotions is for pipelines and administrators.")
+    require_token_scope(token, service=artifact.service, environment=environment)
     previous = Environment.objects.filter(position__lt=environment.position).order_by("-position").first()
     with transaction.atomic():
         if previous is not None and not Promotion.objects.filter(artifact=artifact, environment=previous).exists():
@@ -92,10 +96,12 @@ def artifact_promote(*, actor, artifact: Artifact, environment: Environment) -> 
     return promotion
 
 
-def scan_attach(*, actor, artifact: Artifact, kind: str, tool: str, verdict: str, critical: int = 0, high: int = 0,
+def scan_attach(*, actor, token=None, artifact: Artifact, kind: str, tool: str, verdict: str, critical: int = 0,
+                high: int = 0,
                 medium: int = 0, low: int = 0, report_url: str = "") -> ScanResult:
     if not actor.has_perm("releases.add_scanresult"):
         raise Forbidden("Recording scans is for pipelines and administrators.")
+    require_token_scope(token, service=artifact.service)
     scan = ScanResult(artifact=artifact, kind=kind, tool=tool, verdict=verdict, critical=critical, high=high,
                       medium=medium, low=low, report_url=report_url, recorded_by=actor)
     scan.full_clean(exclude=["artifact", "recorded_by"])

@@ -30,6 +30,11 @@ class ApiToken(models.Model):
     revoked_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # A pipeline's token names what it deploys: it cannot ask about or report any other service or environment.
+    services = models.ManyToManyField("cmdb.ConfigurationItem", blank=True, related_name="+",
+                                      help_text="Services this token may act for; none means any.")
+    environments = models.ManyToManyField("cmdb.Environment", blank=True, related_name="+",
+                                          help_text="Environments this token may act for; none means any.")
 
     objects = ApiTokenQuerySet.as_manager()
 

@@ -9,6 +9,7 @@ from django.db import models
 from django.utils import timezone
 
 from cmdb.models import ConfigurationItem, Environment
+from releases.models import digest_validator
 
 
 class ChangeType(models.TextChoices):
@@ -95,6 +96,11 @@ class ChangeRequest(models.Model):
     release_strategy = models.CharField(max_length=20, choices=ReleaseStrategy.choices, blank=True)
     strategy_reason = models.TextField(blank=True)
     feature_flags = ArrayField(models.CharField(max_length=100), default=list, blank=True)
+    # An approval covers these builds only, so it cannot be reused for another one.
+    pinned_digests = ArrayField(models.CharField(max_length=71, validators=[digest_validator]), default=list,
+                                blank=True, help_text="Artifact digests this change is approved for; none means any.")
+    rolls_back = models.BooleanField("rollback", default=False,
+                                     help_text="Returns to an earlier build: the gate lets an older artifact through.")
     # Set by the risk assessment; kept so that queues and evidence show what approvers saw.
     risk_score = models.PositiveSmallIntegerField(null=True, blank=True)
     risk_level = models.CharField(max_length=20, choices=RiskLevel.choices, blank=True)

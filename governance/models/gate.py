@@ -37,3 +37,34 @@ class DeploymentCheck(models.Model):
 
     def __str__(self) -> str:
         return f"{self.decision} {self.service} -> {self.environment} ({self.asked_at:%Y-%m-%d %H:%M})"
+
+
+class GitHubReview(models.Model):
+    """A GitHub deployment protection rule request, the check it became, and the answer sent to the run."""
+
+    class State(models.TextChoices):
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    # GitHub's delivery id: a redelivered webhook is the same request, answered once.
+    delivery = models.CharField(max_length=64, unique=True)
+    repository = models.CharField(max_length=200)
+    environment_name = models.CharField(max_length=100)
+    sha = models.CharField(max_length=64, blank=True)
+    installation_id = models.BigIntegerField()
+    callback_url = models.URLField(max_length=500)
+    gate_check = models.ForeignKey(DeploymentCheck, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+    state = models.CharField(max_length=10, choices=State.choices)
+    comment = models.TextField()
+    received_at = models.DateTimeField(default=timezone.now)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        verbose_name = "GitHub review"
+
+    def __str__(self) -> str:
+        return f"{self.repository} {self.environment_name}: {self.state}"

@@ -3,6 +3,7 @@ from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from governance.authentication import request_token
 from releases import services
 from releases.api.serializers import (
     ArtifactRegistrationSerializer,
@@ -44,7 +45,7 @@ class ArtifactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @extend_schema(request=ArtifactRegistrationSerializer, responses={201: ArtifactSerializer})
     def create(self, request):
         data = _valid(ArtifactRegistrationSerializer, request.data)
-        artifact = services.artifact_register(actor=request.user, **data)
+        artifact = services.artifact_register(actor=request.user, token=request_token(request), **data)
         return Response(ArtifactSerializer(self.get_queryset().get(pk=artifact.pk)).data,
                         status=status.HTTP_201_CREATED)
 
@@ -52,14 +53,16 @@ class ArtifactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @action(detail=True, methods=["post"])
     def scans(self, request, digest=None):
         data = _valid(ScanSerializer, request.data)
-        scan = services.scan_attach(actor=request.user, artifact=self.get_object(), **data)
+        scan = services.scan_attach(actor=request.user, token=request_token(request), artifact=self.get_object(),
+                                    **data)
         return Response(ScanSerializer(scan).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=PromotionRequestSerializer, responses={201: PromotionSerializer})
     @action(detail=True, methods=["post"])
     def promotions(self, request, digest=None):
         data = _valid(PromotionRequestSerializer, request.data)
-        promotion = services.artifact_promote(actor=request.user, artifact=self.get_object(), **data)
+        promotion = services.artifact_promote(actor=request.user, token=request_token(request),
+                                               artifact=self.get_object(), **data)
         return Response(PromotionSerializer(promotion).data, status=status.HTTP_201_CREATED)
 
 

@@ -1,44 +1,18 @@
 """The deployment check pipelines call: allow only when everything holds, and say every reason when not."""
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from governance.audit.ledger import audit_seal
 from governance.calendar.services import lockdown_declare, window_occurrences_refresh
 from governance.models import AuditEvent, ChangeStatus, DeploymentCheck, FreezeWindow
-from releases.models import Artifact, Promotion, ScanResult
-from releases.services import trusted_key_add
-from tests.factories import make_change, make_ci, make_environment, make_team, make_user
+from releases.models import Artifact, Deployment, GatePolicy, Promotion, ScanResult
+from tests.factories import make_ci, make_environment
+from tests.governance.gate_world import CHECKS, DIGEST
 
 pytestmark = pytest.mark.django_db
-CHECKS = "/api/v1/deployment-checks/"
-DIGEST = "sha256:" + "c" * 64
-
-
-@pytest.fixture
-def world(admin_user, pipeline):
-    team = make_team("payments")
-    dev, staging, prod = (make_environment(n, p, is_production=n == "prod")
-                          for p, n in enumerate(["dev", "staging", "prod"]))
-    service = make_ci("payments-api", team=team, criticality=1)
-    private = Ed25519PrivateKey.generate()
-    pem = private.public_key().public_bytes(serialization.Encoding.PEM,
-                                            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    key = trusted_key_add(actor=admin_user, team=team, name="ci", public_key_pem=pem)
-    artifact = Artifact.objects.create(service=service, version="4.2.0", digest=DIGEST, created_by=pipeline,
-                                       signature=private.sign(DIGEST.encode()).hex(), signed_by=key,
-                                       signature_status="valid")
-    for env in (dev, staging):
-        Promotion.objects.create(artifact=artifact, environment=env, recorded_by=pipeline)
-    now = datetime.now(UTC)
-    change = make_change(make_user("rita", "requester"), cis=[service], environment=prod,
-                         planned_start=now - timedelta(minutes=10), planned_end=now + timedelta(hours=1),
-                         status=ChangeStatus.IMPLEMENTING)
-    return {"service": service, "prod": prod, "staging": staging, "artifact": artifact, "change": change,
-            "team": team}
 
 
 def ask(api, pipeline, world, **overrides):
@@ -72,6 +46,11 @@ def test_everything_in_order_is_allowed_for_a_few_minutes(api, pipeline, world):
     (lambda w: ScanResult.objects.create(artifact=w["artifact"], kind="sast", tool="semgrep", verdict="fail",
                                          recorded_by=w["artifact"].created_by), "scan_failed"),
     (lambda w: _freeze(w["prod"]), "hard_freeze"),
+    (lambda w: _set(w["change"], pinned_digests=["sha256:" + "e" * 64]), "artifact_not_pinned"),
+    (lambda w: _live(w, version="4.3.0"), "out_of_order"),
+    (lambda w: GatePolicy.objects.create(environment=w["prod"], required_scans=["dast"]), "scan_missing"),
+    (lambda w: _scan(w, verdict="warn", critical=1) and GatePolicy.objects.create(
+        environment=w["prod"], require_signature=True, max_critical=0), "scan_findings"),
 ])
 def test_each_reason_alone_denies(api, pipeline, world, breakage, code):
     breakage(world)
@@ -86,15 +65,90 @@ def test_a_lockdown_denies_from_the_moment_it_is_declared(api, pipeline, release
     assert set(codes(ask(api, pipeline, world))) >= {"lockdown", "change_on_hold"}
 
 
+def _scan(w, **fields):
+    return ScanResult.objects.create(artifact=w["artifact"], kind="dependency", tool="trivy",
+                                     recorded_by=w["artifact"].created_by, **fields)
+
+
+def _live(w, *, version: str) -> Artifact:
+    """A build newer than the world's artifact, deployed successfully to prod."""
+    newer = Artifact.objects.create(service=w["service"], version=version, digest="sha256:" + "f" * 64,
+                                    created_by=w["artifact"].created_by,
+                                    created_at=w["artifact"].created_at + timedelta(days=1))
+    Deployment.objects.create(service=w["service"], environment=w["prod"], artifact=newer, status="succeeded",
+                              check_id=uuid.uuid4(), reported_by=w["artifact"].created_by)
+    return newer
+
+
+def test_a_change_pinned_to_this_build_allows_it(api, pipeline, world):
+    _set(world["change"], pinned_digests=["sha256:" + "e" * 64, DIGEST])
+    assert ask(api, pipeline, world).json()["decision"] == "allow"
+
+
+def test_going_back_to_an_older_build_needs_a_rollback_change(api, pipeline, world):
+    _live(world, version="4.3.0")
+    assert codes(ask(api, pipeline, world)) == ["out_of_order"]
+    _set(world["change"], rolls_back=True)
+    assert ask(api, pipeline, world).json()["decision"] == "allow"
+
+
+def test_the_same_build_again_is_not_out_of_order(api, pipeline, world):
+    Deployment.objects.create(service=world["service"], environment=world["prod"], artifact=world["artifact"],
+                              status="succeeded", check_id=uuid.uuid4(), reported_by=pipeline)
+    assert ask(api, pipeline, world).json()["decision"] == "allow"
+
+
+def test_an_environment_policy_decides_whether_signatures_are_needed(api, pipeline, world):
+    _set(world["artifact"], signature_status="unsigned", signature="")
+    assert codes(ask(api, pipeline, world)) == ["signature_required"]
+    GatePolicy.objects.create(environment=world["prod"], require_signature=False)
+    assert ask(api, pipeline, world).json()["decision"] == "allow"
+
+
+def test_a_policy_may_let_failed_scans_through_but_not_too_many_findings(api, pipeline, world):
+    _scan(world, verdict="fail", high=3)
+    assert codes(ask(api, pipeline, world)) == ["scan_failed"]
+    GatePolicy.objects.create(environment=world["prod"], require_signature=True, block_failed_scans=False,
+                              max_high=3)
+    assert ask(api, pipeline, world).json()["decision"] == "allow"
+    _scan(world, verdict="pass", high=1)
+    assert codes(ask(api, pipeline, world)) == ["scan_findings"]
+
+
+def test_a_required_scan_that_failed_does_not_count_as_done(api, pipeline, world):
+    GatePolicy.objects.create(environment=world["prod"], require_signature=True, required_scans=["dependency"])
+    _scan(world, verdict="fail")
+    assert codes(ask(api, pipeline, world)) == ["scan_failed", "scan_missing"]
+
+
 def test_an_unknown_artifact_is_denied(api, pipeline, world):
     assert codes(ask(api, pipeline, world, artifact="sha256:" + "d" * 64)) == ["artifact_unknown"]
 
 
 def test_every_reason_is_listed_not_only_the_first(api, pipeline, world):
-    _set(world["change"], status=ChangeStatus.CAB_REVIEW, environment=world["staging"])
+    _set(world["change"], status=ChangeStatus.CAB_REVIEW, environment=world["staging"],
+         pinned_digests=["sha256:" + "e" * 64])
     Promotion.objects.filter(environment=world["staging"]).delete()
-    assert codes(ask(api, pipeline, world)) == ["change_not_approved", "change_not_for_environment",
-                                                "artifact_not_promoted"]
+    _live(world, version="5.0.0")
+    _freeze(world["prod"])
+    _set(world["artifact"], signature_status="invalid")
+    _scan(world, verdict="fail")
+    assert codes(ask(api, pipeline, world)) == [
+        "change_not_approved", "change_not_for_environment", "artifact_not_pinned", "hard_freeze", "out_of_order",
+        "artifact_not_promoted", "signature_required", "scan_failed"]
+
+
+def test_the_check_takes_a_fixed_number_of_queries(api, pipeline, world, django_assert_max_num_queries):
+    client = api.as_user(pipeline)
+    ask(api, pipeline, world)  # the token's first use records it; later checks within a minute do not
+    for n in range(3):
+        _scan(world, verdict="pass")
+        Promotion.objects.get_or_create(artifact=world["artifact"], environment=make_environment(f"e{n}", 10 + n),
+                                        recorded_by=pipeline)
+    with django_assert_max_num_queries(17):
+        response = client.post(CHECKS, {"change": world["change"].number, "service": "payments-api",
+                                        "environment": "prod", "artifact": DIGEST}, format="json")
+    assert response.json()["decision"] == "allow"
 
 
 @pytest.mark.parametrize(("overrides", "field"), [

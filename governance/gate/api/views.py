@@ -1,29 +1,42 @@
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cmdb.api.serializers import CINameField
 from cmdb.models import Environment
-from governance.gate.services import deployment_check, deployment_finish, deployment_start
+from governance.authentication import BearerTokenAuthentication, request_token
+from governance.gate.services import Question, deployment_check, deployment_finish, deployment_start
 from governance.models.changes import ChangeRequest
-from governance.models.gate import DeploymentCheck
+from governance.models.gate import DeploymentCheck, GateDecision
+from governance.services import api_token_authenticate
 from releases.models import Deployment, DeploymentStatus, digest_validator
 
 
 class CheckRequestSerializer(serializers.Serializer):
     change = serializers.SlugRelatedField(slug_field="number", queryset=ChangeRequest.objects.all())
     service = CINameField()
-    environment = serializers.SlugRelatedField(slug_field="name", queryset=Environment.objects.all())
+    environment = serializers.SlugRelatedField(slug_field="name",
+                                               queryset=Environment.objects.select_related("gate_policy"))
     artifact = serializers.CharField(max_length=71, validators=[digest_validator])
+
+    def question(self) -> Question:
+        data = self.validated_data
+        return Question(change=data["change"], service=data["service"], environment=data["environment"],
+                        digest=data["artifact"])
 
 
 class CheckAnswerSerializer(serializers.Serializer):
-    decision = serializers.CharField()
+    decision = serializers.ChoiceField(choices=GateDecision.choices)
     reasons = serializers.ListField(child=serializers.DictField(child=serializers.CharField()))
     check_id = serializers.UUIDField(source="id")
     valid_until = serializers.DateTimeField()
+
+
+def _answer(request, given: CheckRequestSerializer) -> DeploymentCheck:
+    given.is_valid(raise_exception=True)
+    return deployment_check(actor=request.user, token=request_token(request), question=given.question())
 
 
 class DeploymentCheckView(APIView):
@@ -31,12 +44,53 @@ class DeploymentCheckView(APIView):
 
     @extend_schema(request=CheckRequestSerializer, responses={200: CheckAnswerSerializer})
     def post(self, request):
-        given = CheckRequestSerializer(data=request.data)
-        given.is_valid(raise_exception=True)
-        data = given.validated_data
-        check = deployment_check(actor=request.user, change=data["change"], service=data["service"],
-                                 environment=data["environment"], digest=data["artifact"])
+        check = _answer(request, CheckRequestSerializer(data=request.data))
         return Response(CheckAnswerSerializer(check).data, status=status.HTTP_200_OK)
+
+
+class StatusGateView(APIView):
+    """The same decision for callers that read only the status, 200 to proceed and 403 to halt: an Argo Rollouts
+    web metric (the question as its jsonBody) or a shell step with `curl --fail`."""
+
+    @extend_schema(request=CheckRequestSerializer, responses={200: CheckAnswerSerializer, 403: CheckAnswerSerializer})
+    def post(self, request):
+        check = _answer(request, CheckRequestSerializer(data=self.question_data(request)))
+        code = status.HTTP_200_OK if check.decision == GateDecision.ALLOW else status.HTTP_403_FORBIDDEN
+        return Response(CheckAnswerSerializer(check).data, status=code)
+
+    def question_data(self, request) -> dict:
+        return request.data
+
+
+class FlaggerMetadataTokenAuthentication(BearerTokenAuthentication):
+    """Flagger sends no headers of its own: its webhook's metadata may carry the pipeline token instead."""
+
+    def authenticate(self, request):
+        by_header = super().authenticate(request)
+        if by_header is not None:
+            return by_header
+        metadata = request.data.get("metadata") if isinstance(request.data, dict) else None
+        secret = metadata.get("token") if isinstance(metadata, dict) else None
+        if not secret:
+            return None
+        token = api_token_authenticate(str(secret))
+        if token is None:
+            raise exceptions.AuthenticationFailed("The token in the webhook's metadata is unknown, expired or revoked.")
+        return token.user, token
+
+
+class FlaggerGateView(StatusGateView):
+    """For Flagger's confirm-rollout, confirm-promotion and pre-rollout webhooks: the question travels in the
+    webhook's metadata ({"change", "service", "environment", "artifact"})."""
+
+    authentication_classes = [FlaggerMetadataTokenAuthentication]
+
+    def question_data(self, request) -> dict:
+        metadata = request.data.get("metadata") if isinstance(request.data, dict) else None
+        if not isinstance(metadata, dict):
+            raise exceptions.ValidationError({"metadata": "Flagger's webhook metadata must carry change, service, "
+                                                          "environment and artifact."})
+        return metadata
 
 
 class DeploymentReportSerializer(serializers.Serializer):
@@ -71,12 +125,16 @@ class DeploymentReportView(APIView):
         given = DeploymentReportSerializer(data=request.data)
         given.is_valid(raise_exception=True)
         data = given.validated_data
+        token = request_token(request)
         if data["status"] == DeploymentStatus.STARTED:
-            check = get_object_or_404(DeploymentCheck.objects.select_related("change"), pk=data["check_id"])
-            deployment = deployment_start(actor=request.user, check=check)
+            check = get_object_or_404(DeploymentCheck.objects.select_related("change", "service", "environment"),
+                                      pk=data["check_id"])
+            deployment = deployment_start(actor=request.user, token=token, check=check)
             code = status.HTTP_201_CREATED
         else:
-            deployment = deployment_finish(actor=request.user, status=data["status"],
-                                           deployment=get_object_or_404(Deployment, number=data["deployment"]))
+            deployment = get_object_or_404(Deployment.objects.select_related("service", "environment"),
+                                           number=data["deployment"])
+            deployment = deployment_finish(actor=request.user, token=token, status=data["status"],
+                                           deployment=deployment)
             code = status.HTTP_200_OK
         return Response(DeploymentSerializer(deployment).data, status=code)
