@@ -57,8 +57,8 @@ class PlainTextField(forms.CharField):
         return super().to_python(value).replace("\r\n", "\n")
 
 
-class FlagListField(forms.CharField):
-    """Feature flags, one per line or separated by commas."""
+class WordListField(forms.CharField):
+    """A list of words (feature flags, digests), one per line or separated by commas."""
 
     widget = forms.Textarea(attrs={"rows": 2})
 
@@ -120,7 +120,11 @@ class ChangeRequestForm(forms.Form):
     release_strategy = forms.ChoiceField(choices=[("", "—"), *ReleaseStrategy.choices], required=False,
                                          label="Strategy")
     strategy_reason = PlainTextField(label="Why this strategy")
-    feature_flags = FlagListField(required=False, help_text="One per line or separated by commas.")
+    feature_flags = WordListField(required=False, help_text="One per line or separated by commas.")
+    pinned_digests = WordListField(required=False, label="Approved builds",
+                                   help_text="Artifact digests (sha256:…) the gate lets through under this change; "
+                                             "empty means any promoted build.")
+    rolls_back = forms.BooleanField(required=False, label="Rollback to an earlier build")
 
     @classmethod
     def initial_for(cls, change: ChangeRequest) -> dict:

@@ -44,12 +44,12 @@ from governance.models.changes import (
 from governance.models.changes import ChangeStatus as S
 
 # What an approval was given for: changing any of these after approval makes the approvals stale.
-MATERIAL_FIELDS = ("environment", "planned_start", "planned_end", "implementer")
+MATERIAL_FIELDS = ("environment", "planned_start", "planned_end", "implementer", "pinned_digests", "rolls_back")
 EDITABLE_FIELDS = (
     "title", "description", "change_type", "template", "implementer", "environment", "planned_start",
     "planned_end", "implementation_plan", "test_evidence", "backout_plan", "rollback_error_rate_pct",
     "rollback_latency_p99_ms", "rollback_failed_health_checks", "release_strategy", "strategy_reason",
-    "feature_flags",
+    "feature_flags", "pinned_digests", "rolls_back",
 )
 RECENT_DAYS = 90
 

@@ -614,6 +614,27 @@ def test_changing_the_cis_of_an_approved_change_sends_it_back_to_review(people, 
     assert sorted(change.impacted_ci_ids) == sorted([other.pk, dependent.pk])
 
 
+def test_pinning_another_build_or_marking_a_rollback_sends_an_approved_change_back_to_review(people, envs, team):
+    change = approved(people, envs, team)
+    change_request_update(actor=people.requester, change=change, pinned_digests=["sha256:" + "1" * 64])
+    change.refresh_from_db()
+    assert (change.status, change.revision) == (S.CAB_REVIEW, 2)
+    assert last_move(change).reason == "approvals went stale: pinned_digests changed"
+    approval_record(actor=people.cab1, change=change, decision="approve")
+    change_request_update(actor=people.requester, change=change, rolls_back=True)
+    change.refresh_from_db()
+    assert (change.status, change.revision) == (S.CAB_REVIEW, 3)
+
+
+def test_a_pinned_digest_must_be_a_digest(people, envs, team):
+    change = approved(people, envs, team)
+    with pytest.raises(InvalidInput) as refused:
+        change_request_update(actor=people.requester, change=change, pinned_digests=["latest"])
+    assert refused.value.field == "pinned_digests"
+    change.refresh_from_db()
+    assert (change.pinned_digests, change.status) == ([], S.APPROVED)
+
+
 def test_editing_the_title_or_resaving_the_same_window_keeps_the_approval(people, envs, team):
     change = approved(people, envs, team)
     change_request_update(actor=people.requester, change=change, title="Upgrade payments-api to 2.4",
