@@ -181,6 +181,8 @@ SPECTACULAR_SETTINGS = {
         "CriticalityEnum": "cmdb.choices.Criticality",
         "CiTypeEnum": "cmdb.choices.CIType",
         "DeploymentStatusEnum": "releases.models.DeploymentStatus",
+        "GateDecisionEnum": "governance.models.gate.GateDecision",
+        "ApprovalDecisionEnum": "governance.models.changes.Decision",
     },
 }
 
@@ -189,6 +191,14 @@ SPECTACULAR_SETTINGS = {
 EMERGENCY_RETROSPECTIVE_BUSINESS_DAYS = env_int("EMERGENCY_RETROSPECTIVE_BUSINESS_DAYS", 2)
 APPROVAL_REMINDER_HOURS = env_int("APPROVAL_REMINDER_HOURS", 24)
 APPROVAL_REQUEST_EXPIRY_DAYS = env_int("APPROVAL_REQUEST_EXPIRY_DAYS", 14)
+
+# GitHub deployment protection rules: Changeboard answers as a GitHub App (README, "GitHub environments").
+GITHUB_API_URL = env_str("GITHUB_API_URL", "https://api.github.com").rstrip("/")
+GITHUB_APP_ID = env_str("GITHUB_APP_ID", "")
+GITHUB_APP_PRIVATE_KEY_FILE = env_str("GITHUB_APP_PRIVATE_KEY_FILE", "")
+GITHUB_WEBHOOK_SECRET = env_str("GITHUB_WEBHOOK_SECRET", "")
+GITHUB_GATE_ACCOUNT = env_str("GITHUB_GATE_ACCOUNT", "github")
+GITHUB_REVIEW_RETRY_SECONDS = env_int("GITHUB_REVIEW_RETRY_SECONDS", 5)
 
 # The Ed25519 key that signs audit checkpoints: PEM or base64 seed in AUDIT_SIGNING_KEY, or a PEM file.
 AUDIT_SIGNING_KEY = env_str("AUDIT_SIGNING_KEY", "")

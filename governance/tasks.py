@@ -52,3 +52,17 @@ def calendar_occurrences_refresh() -> int:
     from governance.calendar.services import calendar_occurrences_refresh as refresh
 
     return refresh()
+
+
+@shared_task(ignore_result=True, bind=True, max_retries=5)
+def github_review_send(self, review_id: int) -> None:
+    """Answer a GitHub deployment protection rule; GitHub unreachable or not ready (422) is tried again."""
+    from django.conf import settings
+
+    from governance.gate.github import GitHubUnavailable, review_send
+
+    try:
+        review_send(review_id)
+    except GitHubUnavailable as error:
+        countdown = settings.GITHUB_REVIEW_RETRY_SECONDS * 2 ** self.request.retries
+        raise self.retry(exc=error, countdown=countdown) from error

@@ -24,7 +24,7 @@ from governance.models.changes import (
     RiskLevel,
     StandardChangeTemplate,
 )
-from governance.models.gate import DeploymentCheck, GateDecision
+from governance.models.gate import DeploymentCheck, GateDecision, GitHubReview
 
 __all__ = [
     "ApiToken",
@@ -45,6 +45,7 @@ __all__ = [
     "DeploymentCheck",
     "FreezeWindow",
     "GateDecision",
+    "GitHubReview",
     "Lockdown",
     "MaintenanceWindow",
     "Occurrence",

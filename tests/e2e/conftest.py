@@ -13,24 +13,8 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 @pytest.fixture(autouse=True)
-def migration_data(transactional_db):
-    """The roles, permissions and default policies that data migrations made. A transactional test that ran
-    before empties every table when it ends, so the (idempotent) governance data migrations run again."""
-    from django.contrib.auth.models import Group
-    from django.db import connection
-    from django.db.migrations import RunPython
-    from django.db.migrations.loader import MigrationLoader
-
-    from governance.models import ApprovalPolicy
-
-    if Group.objects.filter(name="cab_member", permissions__isnull=False).exists() and ApprovalPolicy.objects.exists():
-        return
-    loader = MigrationLoader(connection)
-    state_apps = loader.project_state().apps
-    for key in sorted(key for key in loader.disk_migrations if key[0] == "governance"):
-        for operation in loader.disk_migrations[key].operations:
-            if isinstance(operation, RunPython):
-                operation.code(state_apps, None)
+def _migration_data(migration_data):
+    """Every browser test runs against a live server, so in a transactional database."""
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
 from django.shortcuts import get_object_or_404
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
@@ -77,6 +78,15 @@ class FlaggerMetadataTokenAuthentication(BearerTokenAuthentication):
         if token is None:
             raise exceptions.AuthenticationFailed("The token in the webhook's metadata is unknown, expired or revoked.")
         return token.user, token
+
+
+class FlaggerTokenScheme(OpenApiAuthenticationExtension):
+    target_class = FlaggerMetadataTokenAuthentication
+    name = "flaggerMetadataToken"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer",
+                "description": "A pipeline token, as a bearer header or as `token` in the webhook's metadata."}
 
 
 class FlaggerGateView(StatusGateView):

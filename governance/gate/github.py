@@ -1,0 +1,206 @@
+"""GitHub's custom deployment protection rules: a GitHub environment asks Changeboard, as a GitHub App, whether a
+job may deploy; the gate decides and the answer goes back through the run's review call."""
+
+import hashlib
+import hmac
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from cmdb.models import ConfigurationItem, Environment
+from governance.errors import Conflict, InvalidInput
+from governance.gate.services import Question, change_for_deployment, deployment_check
+from governance.models import ChangeRequest
+from governance.models.gate import GateDecision, GitHubReview
+from releases.models import Artifact
+
+COMMENT_LIMIT = 1024  # GitHub truncates review comments beyond this
+REVIEW_TIMEOUT = 10  # seconds for each call to GitHub
+API_VERSION = "2022-11-28"
+
+
+def signature_valid(body: bytes, header: str, secret: str) -> bool:
+    """X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body with the webhook secret>."""
+    if not secret or not header.startswith("sha256="):
+        return False
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, header.removeprefix("sha256="))
+
+
+@dataclass(frozen=True)
+class ProtectionRuleRequest:
+    delivery: str
+    repository: str
+    environment: str
+    sha: str
+    callback_url: str
+    installation_id: int
+    change_number: str
+
+    @classmethod
+    def parse(cls, delivery: str, payload) -> "ProtectionRuleRequest":
+        if not isinstance(payload, dict):
+            raise InvalidInput("The webhook body must be a JSON object.")
+        if payload.get("action") != "requested":
+            raise InvalidInput("Only requested protection rules are answered.", field="action")
+        repository = (payload.get("repository") or {}).get("full_name") if isinstance(
+            payload.get("repository"), dict) else None
+        installation = payload.get("installation") if isinstance(payload.get("installation"), dict) else {}
+        given = {"repository.full_name": repository, "environment": payload.get("environment"),
+                 "deployment_callback_url": payload.get("deployment_callback_url"),
+                 "installation.id": installation.get("id")}
+        for field, value in given.items():
+            if value in (None, ""):
+                raise InvalidInput(f"{field} is missing.", field=field)
+        if not isinstance(given["installation.id"], int):
+            raise InvalidInput("installation.id must be a number.", field="installation.id")
+        prefix = f"{settings.GITHUB_API_URL}/repos/{repository}/actions/runs/"
+        callback = str(given["deployment_callback_url"])
+        # Only ever call GitHub back about this repository: the URL comes from the request, and could point anywhere.
+        if not callback.startswith(prefix) or not callback.endswith("/deployment_protection_rule"):
+            raise InvalidInput(f"deployment_callback_url must be a run of {repository} on {settings.GITHUB_API_URL}.",
+                               field="deployment_callback_url")
+        return cls(delivery=delivery, repository=str(repository), environment=str(given["environment"]),
+                   sha=str(payload.get("sha") or ""), callback_url=callback,
+                   installation_id=given["installation.id"], change_number=_change_named(payload.get("deployment")))
+
+
+def _change_named(deployment) -> str:
+    """A workflow may name its change in the deployment's payload: {"change": "CHG0000123"}."""
+    payload = deployment.get("payload") if isinstance(deployment, dict) else None
+    if isinstance(payload, str):
+        try:
+            payload = json.loads(payload)
+        except ValueError:
+            return ""
+    change = payload.get("change") if isinstance(payload, dict) else None
+    return change if isinstance(change, str) else ""
+
+
+def gate_account():
+    """The service account the GitHub App acts as in Changeboard."""
+    account = get_user_model().objects.filter(username=settings.GITHUB_GATE_ACCOUNT, is_active=True).first()
+    if account is None:
+        raise Conflict(f"The GitHub gate account {settings.GITHUB_GATE_ACCOUNT!r} does not exist.",
+                       code="not_configured")
+    return account
+
+
+def _rejection(reasons: list[str]) -> tuple[str, str]:
+    return GitHubReview.State.REJECTED, _comment("Changeboard denies this deployment", reasons)
+
+
+def _comment(headline: str, lines: list[str]) -> str:
+    text = "\n".join([f"{headline}.", *(f"- {line}" for line in lines)])
+    return text if len(text) <= COMMENT_LIMIT else text[:COMMENT_LIMIT - 1] + "…"
+
+
+def protection_rule_review(*, actor, request: ProtectionRuleRequest) -> tuple[GitHubReview, bool]:
+    """Decide once per delivery and record the review to send; a redelivered webhook gets the same review.
+    Returns the review and whether it is new."""
+    existing = GitHubReview.objects.filter(delivery=request.delivery).first()
+    if existing is not None:
+        return existing, False
+    service = ConfigurationItem.objects.filter(attributes__repository__iexact=request.repository).first()
+    environment = Environment.objects.select_related("gate_policy").filter(name__iexact=request.environment).first()
+    check = None
+    if service is None:
+        state, comment = _rejection([f"No service in the CMDB has the repository {request.repository}."])
+    elif environment is None:
+        state, comment = _rejection([f"Changeboard has no environment named {request.environment}."])
+    else:
+        artifact = (Artifact.objects.filter(service=service, source_commit=request.sha).order_by("-created_at")
+                    .first() if request.sha else None)
+        digest = artifact.digest if artifact else ""
+        now = timezone.now()
+        change = (ChangeRequest.objects.filter(number=request.change_number).first() if request.change_number
+                  else change_for_deployment(service, environment, now, digest))
+        check = deployment_check(actor=actor, token=None, question=Question(
+            change=change, service=service, environment=environment, digest=digest or f"commit {request.sha}"))
+        if check.decision == GateDecision.ALLOW:
+            state = GitHubReview.State.APPROVED
+            comment = _comment(f"Changeboard allows this deployment under {change.number}",
+                               [f"check {check.pk}, {artifact.version} ({digest})"])
+        else:
+            state, comment = _rejection([reason["message"] for reason in check.reasons])
+    try:
+        with transaction.atomic():
+            review = GitHubReview.objects.create(
+                delivery=request.delivery, repository=request.repository, environment_name=request.environment,
+                sha=request.sha, installation_id=request.installation_id, callback_url=request.callback_url,
+                gate_check=check, state=state, comment=comment)
+    except IntegrityError:  # the same delivery, racing in twice: the first one answers
+        return GitHubReview.objects.get(delivery=request.delivery), False
+    return review, True
+
+
+# --- answering GitHub ------------------------------------------------------------------------------------------
+
+class GitHubUnavailable(Exception):
+    """GitHub did not take the answer this time; worth trying again."""
+
+
+def _app_jwt() -> str:
+    """A short-lived JWT that authenticates Changeboard as the GitHub App."""
+    now = int(time.time())
+    key = Path(settings.GITHUB_APP_PRIVATE_KEY_FILE).read_text()
+    # Backdated a minute for clock drift; GitHub accepts at most ten minutes of validity.
+    return jwt.encode({"iat": now - 60, "exp": now + 540, "iss": str(settings.GITHUB_APP_ID)}, key, algorithm="RS256")
+
+
+def _call(url: str, *, token: str, body: dict) -> tuple[int, bytes]:
+    # The URL is GITHUB_API_URL's, checked on intake; http only where a test stands in for GitHub.
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers={  # noqa: S310
+        "Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json",
+        "X-GitHub-Api-Version": API_VERSION, "Content-Type": "application/json", "User-Agent": "Changeboard",
+    })
+    try:
+        with urllib.request.urlopen(request, timeout=REVIEW_TIMEOUT) as response:  # noqa: S310
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+        raise GitHubUnavailable(f"GitHub unreachable: {error}") from error
+
+
+def _installation_token(installation_id: int) -> str:
+    url = f"{settings.GITHUB_API_URL}/app/installations/{installation_id}/access_tokens"
+    status, body = _call(url, token=_app_jwt(), body={})
+    if status != 201:
+        raise GitHubUnavailable(f"Installation token refused: HTTP {status}")
+    return json.loads(body)["token"]
+
+
+def review_send(review_id: int) -> GitHubReview | None:
+    """Send the review once. A worker holding the review locks it; another worker racing for it skips it."""
+    with transaction.atomic():
+        review = (GitHubReview.objects.select_for_update(skip_locked=True)
+                  .filter(pk=review_id, answered_at__isnull=True).first())
+        if review is None:
+            return None
+        review.attempts += 1
+        try:
+            status, body = _call(review.callback_url, token=_installation_token(review.installation_id), body={
+                "environment_name": review.environment_name, "state": review.state, "comment": review.comment})
+        except GitHubUnavailable as error:
+            review.last_error = str(error)
+            review.save(update_fields=["attempts", "last_error"])
+            raise
+        if status == 204:
+            review.answered_at, review.last_error = timezone.now(), ""
+        else:
+            # 422: nothing is pending any more, or not yet; worth a few more tries before giving up.
+            review.last_error = f"HTTP {status}: {body[:500].decode(errors='replace')}"
+        review.save(update_fields=["attempts", "last_error", "answered_at"])
+    if review.answered_at is None:
+        raise GitHubUnavailable(review.last_error)
+    return review

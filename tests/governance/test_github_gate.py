@@ -1,0 +1,264 @@
+"""GitHub's custom deployment protection rule: webhooks shaped as GitHub sends them, signed with the webhook secret,
+and a local HTTP server standing in for GitHub's API that records the review call Changeboard makes."""
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from django.test import Client
+
+from governance.models import ChangeStatus, DeploymentCheck, GitHubReview
+from governance.roles import Role
+from governance.tasks import github_review_send
+from releases.models import Artifact
+from tests.factories import make_user, sealed
+from tests.governance.gate_world import DIGEST
+
+WEBHOOK = "/api/v1/github/webhook/"
+SECRET = "it-is-a-secret-to-everybody"
+APP_ID = "424242"
+SHA = "9f2c4a7e1b3d5f6a8c0e2d4b6a8f0c1e3d5b7a9c"
+RUN = 8_734_912_310
+
+
+class GitHubStandIn:
+    """Answers the two calls a review needs, as GitHub's API does, and records every request it gets."""
+
+    def __init__(self, public_key_pem: bytes):
+        self.requests: list[dict] = []
+        self.review_statuses: list[int] = []  # statuses to answer review calls with, in turn; then 204
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                stand_in.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
+                                          "body": json.loads(body or b"{}")})
+                if self.path.endswith("/access_tokens"):
+                    claims = jwt.decode(self.headers["Authorization"].removeprefix("Bearer "), public_key_pem,
+                                        algorithms=["RS256"])
+                    self._answer(201 if claims["iss"] == APP_ID else 401,
+                                 {"token": "ghs_installation_token", "expires_at": "2099-01-01T00:00:00Z"})
+                elif self.headers["Authorization"] != "Bearer ghs_installation_token":
+                    self._answer(401, {"message": "Bad credentials"})
+                else:
+                    status = stand_in.review_statuses.pop(0) if stand_in.review_statuses else 204
+                    self._answer(status, {"message": "No pending deployment requests"} if status == 422 else None)
+
+            def _answer(self, status, body):
+                data = json.dumps(body).encode() if body is not None else b""
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def reviews(self) -> list[dict]:
+        return [r for r in self.requests if r["path"].endswith("/deployment_protection_rule")]
+
+
+@pytest.fixture
+def github(settings, monkeypatch, tmp_path):
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_file = tmp_path / "app.pem"
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    stand_in = GitHubStandIn(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                           serialization.PublicFormat.SubjectPublicKeyInfo))
+    config = {"GITHUB_API_URL": stand_in.url, "GITHUB_APP_ID": APP_ID, "GITHUB_WEBHOOK_SECRET": SECRET,
+              "GITHUB_APP_PRIVATE_KEY_FILE": str(key_file), "GITHUB_REVIEW_RETRY_SECONDS": "0"}
+    for name, value in config.items():
+        setattr(settings, name, int(value) if name == "GITHUB_REVIEW_RETRY_SECONDS" else value)
+        monkeypatch.setenv(name, value)  # for the worker processes a test starts
+    yield stand_in
+    stand_in.server.shutdown()
+
+
+@pytest.fixture
+def gated(db, github, world):
+    make_user("github", Role.SERVICE_ACCOUNT)
+    world["service"].attributes = {"repository": "octo-bank/payments-api"}
+    world["service"].save()
+    world["artifact"].source_commit = SHA
+    world["artifact"].save()
+    return world
+
+
+def payload(github, *, environment="prod", deployment=None, repository="octo-bank/payments-api", **overrides):
+    """A deployment_protection_rule webhook body as GitHub documents it."""
+    owner, name = repository.split("/")
+    return {
+        "action": "requested",
+        "environment": environment,
+        "event": "push",
+        "sha": SHA,
+        "ref": "refs/heads/main",
+        "deployment_callback_url": f"{github.url}/repos/{repository}/actions/runs/{RUN}/deployment_protection_rule",
+        "deployment": deployment,
+        "pull_requests": [],
+        "repository": {"id": 1296269, "node_id": "MDEwOlJlcG9zaXRvcnkxMjk2MjY5", "name": name,
+                       "full_name": repository, "private": True,
+                       "owner": {"login": owner, "id": 9919, "type": "Organization"},
+                       "html_url": f"https://github.com/{repository}", "default_branch": "main"},
+        "organization": {"login": owner, "id": 9919, "node_id": "MDEyOk9yZ2FuaXphdGlvbjk5MTk="},
+        "installation": {"id": 51_230_447, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uNTEyMzA0NDc="},
+        "sender": {"login": "octocat", "id": 583231, "type": "User"},
+        **overrides,
+    }
+
+
+def deliver(body, *, secret=SECRET, event="deployment_protection_rule", delivery=None):
+    raw = json.dumps(body).encode()
+    signature = "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+    return Client().post(WEBHOOK, raw, content_type="application/json", headers={
+        "X-GitHub-Event": event, "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+        "X-Hub-Signature-256": signature, "User-Agent": "GitHub-Hookshot/5f3c1a2"})
+
+
+def answer(response) -> GitHubReview:
+    """Run the review task here, as a worker would, for the review the webhook recorded."""
+    assert response.status_code == 202, response.content
+    review = GitHubReview.objects.get(gate_check_id=response.json()["check_id"]) if response.json()["check_id"] \
+        else GitHubReview.objects.latest("received_at")
+    github_review_send.apply(args=[review.pk])
+    review.refresh_from_db()
+    return review
+
+
+def test_an_allowed_deployment_is_approved_through_the_runs_review_call(gated, github,
+                                                                        django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as queued:
+        response = deliver(payload(github))
+    assert len(queued) == 1  # the answer goes out after the webhook is acknowledged
+    review = answer(response)
+    [token_call, review_call] = github.requests
+    assert token_call["path"] == "/app/installations/51230447/access_tokens"
+    assert review_call["path"] == f"/repos/octo-bank/payments-api/actions/runs/{RUN}/deployment_protection_rule"
+    assert review_call["body"]["environment_name"] == "prod" and review_call["body"]["state"] == "approved"
+    assert gated["change"].number in review_call["body"]["comment"] and DIGEST in review_call["body"]["comment"]
+    assert review_call["headers"]["x-github-api-version"] == "2022-11-28"
+    assert review.answered_at is not None and review.attempts == 1
+    check = DeploymentCheck.objects.get(pk=review.gate_check_id)
+    assert (check.decision, check.change, check.asked_by.username) == ("allow", gated["change"], "github")
+
+
+def test_a_denied_deployment_is_rejected_with_every_reason_as_the_comment(gated, github):
+    gated["change"].status = ChangeStatus.CAB_REVIEW
+    gated["change"].save()
+    gated["artifact"].signature_status = "invalid"
+    gated["artifact"].save()
+    review = answer(deliver(payload(github)))
+    [review_call] = github.reviews()
+    assert review_call["body"]["state"] == "rejected" and review.state == "rejected"
+    comment = review_call["body"]["comment"]
+    # The change was not in review, so no change covers it now; and the build's signature is bad.
+    assert "No approved change covers payments-api in prod now." in comment
+    assert "takes signed builds only" in comment and len(comment) <= 1024
+
+
+def test_the_deployment_payload_may_name_the_change(gated, github):
+    gated["change"].planned_start, gated["change"].planned_end = None, None
+    gated["change"].save()
+    review = answer(deliver(payload(github, deployment={"id": 1, "payload": {"change": gated["change"].number}})))
+    check = DeploymentCheck.objects.get(pk=review.gate_check_id)
+    assert check.change == gated["change"] and [r["code"] for r in check.reasons] == ["outside_window"]
+
+
+def test_a_build_changeboard_does_not_know_is_rejected(gated, github):
+    review = answer(deliver(payload(github, sha="0" * 40)))
+    assert review.state == "rejected" and f"No artifact commit {'0' * 40} is registered." in review.comment
+
+
+def test_an_unknown_repository_or_environment_is_rejected_not_ignored(gated, github):
+    assert "No service in the CMDB" in answer(deliver(payload(github, repository="octo-bank/unknown"))).comment
+    assert "no environment named moon" in answer(deliver(payload(github, environment="moon"))).comment
+    assert [r["body"]["state"] for r in github.reviews()] == ["rejected", "rejected"]
+
+
+@pytest.mark.parametrize("secret", [None, "not-the-secret"])
+def test_a_webhook_without_the_right_signature_is_refused_and_recorded(gated, github, secret):
+    body = payload(github)
+    if secret is None:
+        response = Client().post(WEBHOOK, body, content_type="application/json",
+                                 headers={"X-GitHub-Event": "deployment_protection_rule", "X-GitHub-Delivery": "1"})
+    else:
+        response = deliver(body, secret=secret)
+    assert response.status_code == 401
+    assert not GitHubReview.objects.exists() and not DeploymentCheck.objects.exists() and not github.requests
+    [refusal] = sealed(action="authentication_failed")
+    assert refusal.context["path"] == WEBHOOK
+
+
+def test_a_callback_url_elsewhere_is_refused_and_never_called(gated, github):
+    response = deliver(payload(github, deployment_callback_url="http://169.254.169.254/latest/meta-data"))
+    assert response.status_code == 400 and response.json()["errors"][0]["field"] == "deployment_callback_url"
+    assert not GitHubReview.objects.exists() and not github.requests
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"installation": None}, "installation.id"), ({"environment": ""}, "environment"),
+    ({"action": "created"}, "action"), ({"installation": {"id": "51230447"}}, "installation.id"),
+])
+def test_a_malformed_webhook_is_a_400_naming_the_field(gated, github, body, field):
+    response = deliver(payload(github, **body))
+    assert response.status_code == 400 and response.json()["errors"][0]["field"] == field
+    assert not GitHubReview.objects.exists()
+
+
+def test_a_redelivered_webhook_is_answered_once(gated, github):
+    delivery = str(uuid.uuid4())
+    first = deliver(payload(github), delivery=delivery)
+    again = deliver(payload(github), delivery=delivery)
+    assert again.json() == first.json()
+    answer(first)
+    github_review_send.apply(args=[GitHubReview.objects.get().pk])  # a second run finds it answered
+    assert GitHubReview.objects.count() == 1 and DeploymentCheck.objects.count() == 1
+    assert len(github.reviews()) == 1
+
+
+def test_github_saying_nothing_is_pending_yet_is_retried_then_recorded(gated, github):
+    github.review_statuses = [422]
+    review = answer(deliver(payload(github)))
+    assert (review.attempts, review.answered_at is not None, review.last_error) == (2, True, "")
+    github.review_statuses = [422] * 10
+    review = answer(deliver(payload(github)))
+    assert review.answered_at is None and review.attempts == 6  # the first try and five retries
+    assert review.last_error.startswith("HTTP 422")
+
+
+def test_ping_is_answered_and_other_events_ignored(gated, github):
+    assert deliver({"zen": "Design for failure."}, event="ping").json() == {"pong": True}
+    assert deliver({"action": "created"}, event="deployment").status_code == 202
+    assert not GitHubReview.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_sends_the_review(github, migration_data, celery_worker_process, world):
+    make_user("github", Role.SERVICE_ACCOUNT)
+    world["service"].attributes = {"repository": "octo-bank/payments-api"}
+    world["service"].save()
+    Artifact.objects.filter(pk=world["artifact"].pk).update(source_commit=SHA)
+    assert deliver(payload(github)).status_code == 202
+    deadline = time.monotonic() + 20
+    while not github.reviews() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    [review_call] = github.reviews()
+    assert review_call["body"]["state"] == "approved"
+    deadline = time.monotonic() + 5
+    while GitHubReview.objects.filter(answered_at__isnull=True).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert GitHubReview.objects.get().answered_at is not None
