@@ -1,5 +1,6 @@
 """Small builders for test data; each takes only what the test cares about."""
 
+import hashlib
 import itertools
 from datetime import UTC, datetime
 
@@ -11,6 +12,7 @@ from cmdb.models import ConfigurationItem, Environment, Relationship, Team
 from governance.audit.ledger import audit_seal
 from governance.models import AuditCapture, AuditEvent
 from governance.models.audit import ActorKind
+from releases.models import Artifact
 
 _seq = itertools.count(1)
 
@@ -84,3 +86,9 @@ def make_change(requester, *, cis=(), environment=None, change_type="normal", st
                                           environment=environment, **{**defaults, **fields})
     change.affected_cis.set(cis)
     return change
+
+
+def make_artifact(service: ConfigurationItem, version: str, *, created_by, **fields):
+    """A registered build of `service`; its digest is derived from the version unless given."""
+    fields.setdefault("digest", "sha256:" + hashlib.sha256(f"{service.pk}:{version}".encode()).hexdigest())
+    return Artifact.objects.create(service=service, version=version, created_by=created_by, **fields)

@@ -1,0 +1,55 @@
+"""Reads of artifacts shared by the release pages (and the CI page's builds panel); each fixes its queries."""
+
+from dataclasses import dataclass
+
+from django.db.models import Prefetch, QuerySet
+
+from cmdb.models import ConfigurationItem, Environment
+from releases.models import Artifact, Deployment, GatePolicy, Promotion, ScanResult
+
+
+@dataclass(frozen=True)
+class Step:
+    """One environment of the chain as one artifact sees it: passed (and when), next, or not yet."""
+
+    environment: Environment
+    policy: GatePolicy
+    promotion: Promotion | None
+    is_next: bool
+
+    @property
+    def passed(self) -> bool:
+        return self.promotion is not None
+
+    @property
+    def required_scan_labels(self) -> list[str]:
+        return [ScanResult.Kind(kind).label for kind in self.policy.required_scans]
+
+
+def artifacts() -> QuerySet[Artifact]:
+    """Artifacts with their service, signer, promotions (in chain order) and scans: four queries for any page."""
+    promotions = Promotion.objects.select_related("environment").order_by("environment__position")
+    return (Artifact.objects.select_related("service__owner_team", "signed_by__team", "created_by")
+            .prefetch_related(Prefetch("promotions", queryset=promotions, to_attr="passed"), "scans"))
+
+
+def chain() -> list[Environment]:
+    """The promotion chain in order, each environment with its own gate policy if it has one."""
+    return list(Environment.objects.select_related("gate_policy").order_by("position"))
+
+
+def promotion_path(artifact: Artifact, environments: list[Environment]) -> list[Step]:
+    """Every environment of `environments` for an artifact loaded by `artifacts()`, without a query.
+    The next step is the first one not passed: promotion goes one environment at a time."""
+    passed = {promotion.environment_id: promotion for promotion in artifact.passed}
+    first_open = next((env.pk for env in environments if env.pk not in passed), None)
+    return [Step(environment=env, policy=GatePolicy.for_environment(env), promotion=passed.get(env.pk),
+                 is_next=env.pk == first_open) for env in environments]
+
+
+def artifact_deployments(artifact: Artifact) -> QuerySet[Deployment]:
+    return artifact.deployments.select_related("environment").order_by("-started_at")
+
+
+def service_artifacts(service: ConfigurationItem) -> QuerySet[Artifact]:
+    return artifacts().filter(service=service)
