@@ -24,6 +24,7 @@ from governance.models import (
     ChangeRequest,
     ChangeStatusChange,
     FreezeWindow,
+    GitHubReview,
     Lockdown,
     MaintenanceWindow,
     Occurrence,
@@ -45,6 +46,9 @@ class ApiTokenAdmin(admin.ModelAdmin):
     readonly_fields = ["user", "name", "prefix", "created_at", "created_by", "expires_at", "last_used_at",
                        "revoked_at", "revoked_by"]
     exclude = ["digest"]
+    # The scope is what an administrator may still narrow or widen after issue; the ledger records it.
+    autocomplete_fields = ["services"]
+    filter_horizontal = ["environments"]
     actions = ["revoke"]
 
     def has_add_permission(self, request) -> bool:
@@ -388,6 +392,25 @@ class OccurrenceAdmin(admin.ModelAdmin):
     list_display = ["__str__", "freeze", "maintenance", "period"]
     list_select_related = ["freeze", "maintenance"]
     list_filter = ["freeze", "maintenance"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(GitHubReview)
+class GitHubReviewAdmin(admin.ModelAdmin):
+    """The answers sent to GitHub deployment protection rules: a record, not something to edit."""
+
+    list_display = ["received_at", "repository", "environment_name", "state", "answered_at", "attempts"]
+    list_filter = ["state", "environment_name"]
+    search_fields = ["repository", "sha", "delivery"]
+    readonly_fields = [field.name for field in GitHubReview._meta.fields]
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -195,6 +195,7 @@ APPROVAL_REQUEST_EXPIRY_DAYS = env_int("APPROVAL_REQUEST_EXPIRY_DAYS", 14)
 # GitHub deployment protection rules: Changeboard answers as a GitHub App (README, "GitHub environments").
 GITHUB_API_URL = env_str("GITHUB_API_URL", "https://api.github.com").rstrip("/")
 GITHUB_APP_ID = env_str("GITHUB_APP_ID", "")
+GITHUB_APP_PRIVATE_KEY = env_str("GITHUB_APP_PRIVATE_KEY", "")
 GITHUB_APP_PRIVATE_KEY_FILE = env_str("GITHUB_APP_PRIVATE_KEY_FILE", "")
 GITHUB_WEBHOOK_SECRET = env_str("GITHUB_WEBHOOK_SECRET", "")
 GITHUB_GATE_ACCOUNT = env_str("GITHUB_GATE_ACCOUNT", "github")

@@ -152,7 +152,7 @@ class GitHubUnavailable(Exception):
 def _app_jwt() -> str:
     """A short-lived JWT that authenticates Changeboard as the GitHub App."""
     now = int(time.time())
-    key = Path(settings.GITHUB_APP_PRIVATE_KEY_FILE).read_text()
+    key = settings.GITHUB_APP_PRIVATE_KEY or Path(settings.GITHUB_APP_PRIVATE_KEY_FILE).read_text()
     # Backdated a minute for clock drift; GitHub accepts at most ten minutes of validity.
     return jwt.encode({"iat": now - 60, "exp": now + 540, "iss": str(settings.GITHUB_APP_ID)}, key, algorithm="RS256")
 
