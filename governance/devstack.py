@@ -24,6 +24,8 @@ from urllib.parse import quote
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("CHANGEBOARD_DATA_DIR", BASE_DIR / "data"))
 DEMO_PASSWORD = "changeboard"  # noqa: S105 (printed on start-up for the local demo users)
+# The demo pipeline's API token, published like the password: the README's gate client works on a fresh run.
+DEMO_PIPELINE_TOKEN = "cbt_local-demo-pipeline-token-not-for-production"  # noqa: S105
 PYTHON = sys.executable
 
 
@@ -120,7 +122,7 @@ def run(port: int) -> int:
         if not env.get("AUDIT_SIGNING_KEY"):
             env.setdefault("AUDIT_SIGNING_KEY_FILE", str(audit_key_file()))
         manage(env, "migrate", "--no-input")
-        manage(env, "seed_demo", "--password", DEMO_PASSWORD)
+        manage(env, "seed_demo", "--password", DEMO_PASSWORD, "--pipeline-token", DEMO_PIPELINE_TOKEN)
         manage(env, "audit_checkpoint")
         celery = [PYTHON, "-m", "celery", "-A", "governance"]
         commands = {
@@ -133,6 +135,8 @@ def run(port: int) -> int:
         log(f"Changeboard is at http://127.0.0.1:{port}/  (API docs: http://127.0.0.1:{port}/api/docs/)")
         log(f"demo logins (password {DEMO_PASSWORD!r}): requester, cab_member, sre, business_owner, "
             "compliance_officer, release_manager, auditor, admin")
+        log(f"demo pipeline token: {DEMO_PIPELINE_TOKEN} (the README's gate client, with "
+            f"CHANGEBOARD_URL=http://127.0.0.1:{port}, takes the arguments on the \"Gate:\" line above)")
         log("Ctrl-C stops the web server, the worker, beat, Redis and PostgreSQL")
         try:
             while all(p.poll() is None for p in processes.values()):

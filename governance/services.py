@@ -35,8 +35,10 @@ def can_manage_token(user, token: ApiToken) -> bool:
 
 
 def api_token_create(*, actor, owner, name: str, expires_days: int | None = None,
-                     services: list[ConfigurationItem] = (), environments: list[Environment] = ()) -> IssuedToken:
-    """A new token; `services` and `environments` scope it (a pipeline's token names what it deploys)."""
+                     services: list[ConfigurationItem] = (), environments: list[Environment] = (),
+                     secret: str | None = None) -> IssuedToken:
+    """A new token; `services` and `environments` scope it (a pipeline's token names what it deploys). The
+    secret is drawn here, unless given (the local demo's published one)."""
     name = (name or "").strip()
     if not name:
         raise InvalidInput("A token needs a name.", field="name")
@@ -46,7 +48,10 @@ def api_token_create(*, actor, owner, name: str, expires_days: int | None = None
         raise Forbidden("Only an administrator may issue tokens for another account.", field="owner")
     if ApiToken.objects.filter(user=owner, name=name).exists():
         raise InvalidInput(f"{owner.username} already has a token named {name!r}.", field="name")
-    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    if secret is not None and (not secret.startswith(TOKEN_PREFIX) or len(secret) < len(TOKEN_PREFIX) + 32):
+        raise InvalidInput(f"A token starts with {TOKEN_PREFIX} and has at least 32 characters after it.",
+                           field="secret")
+    secret = secret or TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = timezone.now()
     with transaction.atomic():
         token = ApiToken.objects.create(

@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from cmdb.models import ConfigurationItem, Relationship
 from governance.audit.ledger import audit_seal, audit_verify
@@ -19,6 +20,7 @@ from governance.changes.selectors import awaiting_approval_by, cab_queue, change
 from governance.changes.services import calendar_refusal
 from governance.management.commands.seed_demo import DEMO_CHANGES, DEMO_PEOPLE
 from governance.models import (
+    ApiToken,
     Approval,
     ApprovalRequirement,
     CabAgendaItem,
@@ -31,14 +33,17 @@ from governance.models import (
     StandardChangeTemplate,
 )
 from governance.models import ChangeStatus as S
+from releases.demo import DEMO_BUILDS, GATE_CHANGE
+from releases.models import Artifact, Promotion, ScanResult, TrustedKey
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "demo-password-for-tests"
+PIPELINE_TOKEN = "cbt_demo-pipeline-token-for-the-tests-0123456789"
 
 
 def seed() -> float:
     started = time.monotonic()
-    call_command("seed_demo", "--password", PASSWORD, stdout=io.StringIO())
+    call_command("seed_demo", "--password", PASSWORD, "--pipeline-token", PIPELINE_TOKEN, stdout=io.StringIO())
     return time.monotonic() - started
 
 
@@ -49,7 +54,7 @@ def user(name):
 def counts() -> dict[str, int]:
     models = [ChangeRequest, ChangeStatusChange, Approval, ApprovalRequirement, CabMeeting, CabAgendaItem,
               StandardChangeTemplate, ConfigurationItem, Relationship, get_user_model(), FreezeWindow,
-              MaintenanceWindow, Occurrence]
+              MaintenanceWindow, Occurrence, Artifact, ScanResult, Promotion, TrustedKey, ApiToken]
     return {model.__name__: model.objects.count() for model in models}
 
 
@@ -58,7 +63,7 @@ def test_the_demo_has_a_change_in_every_state_and_a_second_run_adds_nothing():
     assert took < 30, f"seed_demo took {took:.1f} s"
     present = set(ChangeRequest.objects.values_list("status", flat=True))
     assert present == set(S.values)
-    assert ChangeRequest.objects.count() == len(DEMO_CHANGES)
+    assert ChangeRequest.objects.count() == len(DEMO_CHANGES) + 1  # and the change the gate allows now
     before = counts()
     seed()
     assert counts() == before
@@ -146,10 +151,37 @@ def test_the_demo_has_a_banks_calendar_and_its_open_changes_sit_in_slots_it_allo
     now = timezone.now()
     open_changes = ChangeRequest.objects.filter(status__in=[S.SUBMITTED, S.ASSESSED, S.CAB_REVIEW, S.APPROVED,
                                                             S.SCHEDULED])
-    assert open_changes.count() == 9
+    assert open_changes.count() == 10
     for change in open_changes:
         assert calendar_refusal(change, target=S.SCHEDULED, now=now) is None, change.title
     upgrade = ChangeRequest.objects.get(title__startswith="Upgrade payments-api")
     windows = maintenance_windows_for(upgrade.change_type, list(upgrade.affected_cis.all()), upgrade.environment_id)
     assert windows == [nights]
     assert inside_maintenance(windows, upgrade.planned_start, upgrade.planned_end)
+
+
+def test_the_demo_pipeline_gets_an_allow_for_the_gate_change_and_denials_for_the_rest():
+    out = io.StringIO()
+    call_command("seed_demo", "--password", PASSWORD, "--pipeline-token", PIPELINE_TOKEN, stdout=out)
+    title, service, version, environment = GATE_CHANGE
+    change = ChangeRequest.objects.get(title=title)
+    digest = Artifact.objects.get(service__name=service, version=version).digest
+    assert f"sh changeboard-gate {change.number} {service} {environment} {digest}" in out.getvalue()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {PIPELINE_TOKEN}")
+
+    def ask(version: str, environment: str) -> list[str]:
+        body = {"change": change.number, "service": service, "environment": environment,
+                "artifact": Artifact.objects.get(service__name=service, version=version).digest}
+        response = client.post("/api/v1/deployment-checks/", body, format="json")
+        assert response.status_code == 200, response.content
+        return [reason["code"] for reason in response.json()["reasons"]]
+
+    assert ask(version, environment) == []
+    assert ask("4.2.1", environment) == ["artifact_not_pinned", "artifact_not_promoted", "scan_failed"]
+    assert {"change_not_for_environment", "artifact_not_promoted"} <= set(ask(version, "prod"))
+    passed = {b.version: b.passed for b in DEMO_BUILDS if b.service == service}
+    assert [p.environment.name for p in Promotion.objects.filter(artifact__digest=digest)] == passed[version]
+    assert Artifact.objects.get(digest=digest).signature_status == "valid"
+    assert authenticate(username="pipeline", password="") is None  # service accounts sign in by token only
+

@@ -2,6 +2,8 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
@@ -27,7 +29,9 @@ from governance.changes.services import (
     change_request_transition,
     change_request_update,
 )
+from governance.gate.services import DEPLOYABLE
 from governance.models import (
+    ApiToken,
     Approval,
     CabMeeting,
     ChangeRequest,
@@ -39,6 +43,10 @@ from governance.models import (
 from governance.models import ChangeStatus as S
 from governance.models.calendar import MaintenanceEnforcement, Recurrence, Severity
 from governance.roles import Role
+from governance.services import api_token_create, token_digest
+from releases.demo import DEMO_BUILDS, GATE_CHANGE
+from releases.models import Artifact, TrustedKey
+from releases.services import artifact_promote, artifact_register, scan_attach, trusted_key_add
 
 DEMO_PEOPLE = {  # username -> (full name, roles, team maintained through an object permission)
     "requester": ("Riya Patel", [Role.REQUESTER], "payments"),
@@ -50,6 +58,9 @@ DEMO_PEOPLE = {  # username -> (full name, roles, team maintained through an obj
     "auditor": ("Anna Schmidt", [Role.AUDITOR], None),
     "admin": ("Adam Okafor", [Role.ADMIN], None),
 }
+
+SERVICE_ACCOUNTS = {"pipeline": "CI/CD pipelines", "github": "GitHub App"}  # username -> what signs in as it
+PIPELINE_TOKEN_NAME = "demo pipeline"  # noqa: S105 (a token's name)
 
 TLS_TEMPLATE = "Rotate TLS certificates on an edge load balancer"
 CAB_MEETING = "Weekly CAB"
@@ -161,17 +172,28 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--password", help="Password for every demo user; one is generated if omitted.")
+        parser.add_argument("--pipeline-token", help="The secret of the pipeline account's demo token "
+                                                     "(cbt_...); without it the account gets no token.")
 
-    def handle(self, *args, password, **options):
+    def handle(self, *args, password, pipeline_token, **options):
         password = password or secrets.token_urlsafe(12)
         with transaction.atomic():
             users = self._people(password)
+            users |= self._service_accounts()
             self._estate(actor=users["admin"])
             self._calendar()
             created = self._changes(users)
             self._cab_meeting(users)
+            self._builds(users)
+            gate_change = self._gate_change(users)
+            if pipeline_token:
+                self._pipeline_token(users["pipeline"], pipeline_token)
         self.stdout.write(f"Changes: {created} created.")
         self.stdout.write(f"Demo users ({', '.join(DEMO_PEOPLE)}) have the password: {password}")
+        _, service, version, environment = GATE_CHANGE
+        self.stdout.write(f"Gate: {gate_change.number} lets {service} {version} into {environment} now: "
+                          f"sh changeboard-gate {gate_change.number} {service} {environment} "
+                          f"{Artifact.objects.get(service__name=service, version=version).digest}")
 
     def _people(self, password: str) -> dict:
         users = {}
@@ -193,6 +215,87 @@ class Command(BaseCommand):
             user.groups.set(Group.objects.filter(name__in=roles))
             users[username] = user
         return users
+
+    def _service_accounts(self) -> dict:
+        """Accounts for machines: they sign in with tokens only."""
+        accounts = {}
+        for username, name in SERVICE_ACCOUNTS.items():
+            account, created = get_user_model().objects.get_or_create(username=username,
+                                                                      defaults={"first_name": name})
+            if created:
+                account.set_unusable_password()
+                account.save(update_fields=["password"])
+            account.groups.set(Group.objects.filter(name=Role.SERVICE_ACCOUNT))
+            accounts[username] = account
+        return accounts
+
+    def _pipeline_token(self, pipeline, secret: str) -> None:
+        if ApiToken.objects.filter(digest=token_digest(secret)).exists():
+            return
+        if ApiToken.objects.filter(user=pipeline, name=PIPELINE_TOKEN_NAME).exists():
+            raise CommandError(f"The pipeline account has a {PIPELINE_TOKEN_NAME!r} token with another secret.")
+        api_token_create(actor=pipeline, owner=pipeline, name=PIPELINE_TOKEN_NAME, secret=secret)
+        self.stdout.write(f"Pipeline token {PIPELINE_TOKEN_NAME!r} created for the pipeline account.")
+
+    def _builds(self, users: dict) -> None:
+        """The demo builds, registered, scanned and promoted by the pipeline account as a pipeline would."""
+        pipeline, environments = users["pipeline"], {env.name: env for env in Environment.objects.all()}
+        signing_keys = {}  # team id -> a key made for this run: only this run's new builds need signing
+        created = 0
+        for build in DEMO_BUILDS:
+            service = ConfigurationItem.objects.get(name=build.service)
+            artifact = Artifact.objects.filter(digest=build.digest).first()
+            if artifact is None:
+                signature = ""
+                if build.signed:
+                    if service.owner_team_id not in signing_keys:
+                        signing_keys[service.owner_team_id] = self._signing_key(users["admin"], service.owner_team)
+                    signature = signing_keys[service.owner_team_id].sign(build.digest.encode()).hex()
+                artifact = artifact_register(
+                    actor=pipeline, service=service, version=build.version, digest=build.digest,
+                    source_commit=build.source_commit, signature=signature,
+                    build_url=f"https://ci.bank.example/{build.service}/{build.version}",
+                    provenance={"builder": {"id": "https://ci.bank.example/runners/linux"},
+                                "materials": [{"uri": f"git+https://git.bank.example/{build.service}",
+                                               "digest": {"sha1": build.source_commit}}]})
+                for kind, tool, verdict, critical, high, medium, low in build.scans:
+                    scan_attach(actor=pipeline, artifact=artifact, kind=kind, tool=tool, verdict=verdict,
+                                critical=critical, high=high, medium=medium, low=low)
+                created += 1
+            for name in build.passed:
+                artifact_promote(actor=pipeline, artifact=artifact, environment=environments[name])
+        self.stdout.write(f"Builds: {created} registered.")
+
+    @staticmethod
+    def _signing_key(admin, team) -> Ed25519PrivateKey:
+        """A new key the team trusts; its private half signs this run's demo builds and is then forgotten."""
+        private = Ed25519PrivateKey.generate()
+        pem = private.public_key().public_bytes(serialization.Encoding.PEM,
+                                                serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        name = f"demo release key {TrustedKey.objects.filter(team=team).count() + 1}"
+        trusted_key_add(actor=admin, team=team, name=name, public_key_pem=pem)
+        return private
+
+    def _gate_change(self, users: dict) -> ChangeRequest:
+        """An approved change the gate allows now; a run after its window closed makes a new one."""
+        title, service, version, environment = GATE_CHANGE
+        now = timezone.now()
+        open_now = ChangeRequest.objects.filter(title=title, status__in=DEPLOYABLE, planned_start__lte=now,
+                                                planned_end__gte=now + timedelta(hours=1)).first()
+        if open_now is not None:
+            return open_now
+        requester = users["requester"]
+        change = change_request_create(
+            actor=requester, cis=[ConfigurationItem.objects.get(name=service)], title=title,
+            description=f"Promote {service} {version}, which passed test, to staging.", implementer=requester,
+            environment=Environment.objects.get(name=environment), planned_start=now - timedelta(minutes=5),
+            planned_end=now + timedelta(hours=12), implementation_plan="The pipeline deploys the pinned build.",
+            backout_plan="Redeploy the build that ran before.", test_evidence="Green in test; DAST clean.",
+            pinned_digests=[Artifact.objects.get(service__name=service, version=version).digest])
+        change = change_request_transition(actor=requester, change=change, target=S.SUBMITTED)
+        self._approve(change, users)
+        change.refresh_from_db()
+        return change
 
     def _estate(self, *, actor) -> None:
         teams = {}
