@@ -35,6 +35,19 @@ from governance.models import ChangeStatus as S
 from governance.services import api_token_revoke
 
 
+class RecordAdmin(admin.ModelAdmin):
+    """A record the services write: read here, never added, edited or deleted."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
     """Tokens are issued from the tokens page or `manage.py create_api_token`, where the secret is shown once."""
@@ -169,22 +182,13 @@ class ChangeRequestAdmin(admin.ModelAdmin):
 
 
 @admin.register(Approval)
-class ApprovalAdmin(admin.ModelAdmin):
+class ApprovalAdmin(RecordAdmin):
     """Read-only: a decision is recorded by its approver through the approval service, never typed in here."""
 
     list_display = ["change", "revision", "approver", "role", "decision", "created_at"]
     list_filter = ["decision", "role"]
     list_select_related = ["change", "approver", "role"]
     search_fields = ["change__number", "approver__username"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class PolicyRequirementInline(admin.TabularInline):
@@ -386,37 +390,19 @@ class LockdownAdmin(admin.ModelAdmin):
 
 
 @admin.register(Occurrence)
-class OccurrenceAdmin(admin.ModelAdmin):
+class OccurrenceAdmin(RecordAdmin):
     """Occurrences are computed from their window when it is saved (and daily); never typed in."""
 
     list_display = ["__str__", "freeze", "maintenance", "period"]
     list_select_related = ["freeze", "maintenance"]
     list_filter = ["freeze", "maintenance"]
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(GitHubReview)
-class GitHubReviewAdmin(admin.ModelAdmin):
+class GitHubReviewAdmin(RecordAdmin):
     """The answers sent to GitHub deployment protection rules: a record, not something to edit."""
 
     list_display = ["received_at", "repository", "environment_name", "state", "answered_at", "attempts"]
     list_filter = ["state", "environment_name"]
     search_fields = ["repository", "sha", "delivery"]
     readonly_fields = [field.name for field in GitHubReview._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

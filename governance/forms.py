@@ -1,4 +1,8 @@
+import re
+
 from django import forms
+
+from cmdb.models import ConfigurationItem, Environment
 
 
 class ApiTokenForm(forms.Form):
@@ -7,3 +11,21 @@ class ApiTokenForm(forms.Form):
         required=False, min_value=1, max_value=3650, label="Expires after (days)",
         help_text="Leave empty for a token that lasts until revoked.",
     )
+    services = forms.CharField(
+        required=False, label="Only for these services",
+        help_text="CI names separated by commas; a pipeline's token names what it deploys. Empty: any.",
+    )
+    environments = forms.ModelMultipleChoiceField(
+        queryset=Environment.objects.order_by("position"), required=False, widget=forms.CheckboxSelectMultiple,
+        label="Only for these environments", help_text="None ticked: any.",
+    )
+
+    def clean_services(self) -> list[ConfigurationItem]:
+        names = [name for name in re.split(r"[\s,]+", self.cleaned_data["services"]) if name]
+        services = []
+        for name in names:
+            service = ConfigurationItem.objects.filter(name__iexact=name).first()
+            if service is None:
+                raise forms.ValidationError(f"No configuration item is named {name!r}.")
+            services.append(service)
+        return services

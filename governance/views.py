@@ -35,12 +35,13 @@ def token_list(request):
             issued = api_token_create(
                 actor=request.user, owner=request.user,
                 name=form.cleaned_data["name"], expires_days=form.cleaned_data["expires_days"],
+                services=form.cleaned_data["services"], environments=form.cleaned_data["environments"],
             )
         except DomainError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
             form = ApiTokenForm()
-    tokens = ApiToken.objects.filter(user=request.user)
+    tokens = ApiToken.objects.filter(user=request.user).prefetch_related("services", "environments")
     response = render(request, "governance/token_list.html", {"form": form, "issued": issued, "tokens": tokens})
     if issued:
         response["Cache-Control"] = "no-store"

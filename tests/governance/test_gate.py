@@ -5,9 +5,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from cmdb.models import Environment
 from governance.audit.ledger import audit_seal
 from governance.calendar.services import lockdown_declare, window_occurrences_refresh
-from governance.models import AuditEvent, ChangeStatus, DeploymentCheck, FreezeWindow
+from governance.models import AuditEvent, ChangeStatus, DeploymentCheck, FreezeWindow, Lockdown
 from releases.models import Artifact, Deployment, GatePolicy, Promotion, ScanResult
 from tests.factories import make_ci, make_environment
 from tests.governance.gate_world import CHECKS, DIGEST
@@ -48,6 +49,9 @@ def test_everything_in_order_is_allowed_for_a_few_minutes(api, pipeline, world):
     (lambda w: _freeze(w["prod"]), "hard_freeze"),
     (lambda w: _set(w["change"], pinned_digests=["sha256:" + "e" * 64]), "artifact_not_pinned"),
     (lambda w: _live(w, version="4.3.0"), "out_of_order"),
+    (lambda w: _set(w["change"], held_by=Lockdown.objects.create(
+        reason="INC-9, over: the change waits for its owner", everything=True, declared_by=w["artifact"].created_by,
+        lifted_at=datetime.now(UTC))), "change_on_hold"),
     (lambda w: GatePolicy.objects.create(environment=w["prod"], required_scans=["dast"]), "scan_missing"),
     (lambda w: _scan(w, verdict="warn", critical=1) and GatePolicy.objects.create(
         environment=w["prod"], require_signature=True, max_critical=0), "scan_findings"),
@@ -119,6 +123,15 @@ def test_a_required_scan_that_failed_does_not_count_as_done(api, pipeline, world
     GatePolicy.objects.create(environment=world["prod"], require_signature=True, required_scans=["dependency"])
     _scan(world, verdict="fail")
     assert codes(ask(api, pipeline, world)) == ["scan_failed", "scan_missing"]
+
+
+def test_a_build_of_another_service_is_denied(api, pipeline, world):
+    ledger = make_ci("ledger", team=world["team"])
+    other = Artifact.objects.create(service=ledger, version="1.0.0", digest="sha256:" + "b" * 64,
+                                    created_by=pipeline, signature_status="valid")
+    for environment in (world["staging"], *Environment.objects.filter(name="dev")):
+        Promotion.objects.create(artifact=other, environment=environment, recorded_by=pipeline)
+    assert codes(ask(api, pipeline, world, artifact=other.digest)) == ["artifact_not_for_service"]
 
 
 def test_an_unknown_artifact_is_denied(api, pipeline, world):

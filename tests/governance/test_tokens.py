@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 from governance.errors import Forbidden, InvalidInput
 from governance.models import ApiToken
 from governance.services import api_token_authenticate, api_token_create, api_token_revoke
+from tests.factories import make_ci, make_environment
 
 pytestmark = pytest.mark.django_db
 
@@ -155,9 +156,36 @@ def test_the_tokens_page_keeps_a_fixed_number_of_queries(client, requester, djan
     client.force_login(requester)
     api_token_create(actor=requester, owner=requester, name="first")
     client.get(reverse("token_list"))  # warm the session and permission caches of this client
-    with django_assert_max_num_queries(6) as few:
+    with django_assert_max_num_queries(9) as few:
         client.get(reverse("token_list"))
     for n in range(20):
         api_token_create(actor=requester, owner=requester, name=f"token {n}")
     with django_assert_max_num_queries(len(few.captured_queries)):
         assert client.get(reverse("token_list")).status_code == 200
+
+
+def test_the_tokens_page_issues_a_token_scoped_to_services_and_environments(client, requester):
+    prod = make_environment("prod", 3, is_production=True)
+    make_environment("staging", 2)
+    service = make_ci("payments-api")
+    client.force_login(requester)
+    response = client.post(reverse("token_list"), {"name": "deploy", "services": "Payments-API",
+                                                   "environments": [prod.pk]})
+    assert response.status_code == 200
+    token = ApiToken.objects.get(user=requester)
+    assert list(token.services.all()) == [service] and list(token.environments.all()) == [prod]
+    assert '<span class="tag">payments-api</span>' in response.content.decode()
+
+
+def test_an_unknown_service_in_the_scope_is_refused_on_its_field_and_no_token_made(client, requester):
+    client.force_login(requester)
+    response = client.post(reverse("token_list"), {"name": "deploy", "services": "no-such-service"})
+    assert "no-such-service" in str(response.context["form"].errors["services"])
+    assert not ApiToken.objects.exists()
+
+
+@pytest.mark.parametrize("secret", ["plain-secret-without-the-prefix-0123456789abcdef", "cbt_short"])
+def test_a_chosen_secret_must_look_like_a_token(requester, secret):
+    with pytest.raises(InvalidInput) as error:
+        api_token_create(actor=requester, owner=requester, name="demo", secret=secret)
+    assert error.value.field == "secret" and not ApiToken.objects.exists()
