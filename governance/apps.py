@@ -14,9 +14,11 @@ class GovernanceConfig(AppConfig):
         from governance import checks  # noqa: F401  (registers the system checks)
         from governance.audit import context, signals
         from governance.audit.capture import install_after_migrate
+        from governance.gate import facts
 
         connection_created.connect(context.install_wrapper)
         post_migrate.connect(install_after_migrate, sender=self)
+        post_migrate.connect(facts.install_after_migrate, sender=self)
         before_task_publish.connect(context.attach_actor_to_task)
         task_prerun.connect(context.enter_task_context)
         task_postrun.connect(context.leave_task_context)

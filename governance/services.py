@@ -99,26 +99,30 @@ def api_token_authenticate(secret: str) -> ApiToken | None:
     return token
 
 
-def token_scope_refusal(token: ApiToken | None, service: ConfigurationItem | None,
-                        environment: Environment | None) -> tuple[str, str] | None:
-    """(field, message) if this token may not act for this service or environment; people's sessions and
-    unscoped tokens may act for any."""
-    if token is None:
-        return None
-    scope = ApiToken.objects.filter(pk=token.pk).aggregate(
-        services=ArrayAgg("services", distinct=True, filter=Q(services__isnull=False), default=[]),
-        environments=ArrayAgg("environments", distinct=True, filter=Q(environments__isnull=False), default=[]),
-    )
-    if service is not None and scope["services"] and service.pk not in scope["services"]:
+def token_scope_refusal(token: ApiToken, scope_services: list[int], scope_environments: list[int],
+                        service: ConfigurationItem | None, environment: Environment | None) -> tuple[str, str] | None:
+    """(field, message) if a token with this scope may not act for this service or environment; an empty scope
+    allows any."""
+    if service is not None and scope_services and service.pk not in scope_services:
         return "service", f"The token {token.name!r} is not scoped to {service.name}."
-    if environment is not None and scope["environments"] and environment.pk not in scope["environments"]:
+    if environment is not None and scope_environments and environment.pk not in scope_environments:
         return "environment", f"The token {token.name!r} is not scoped to {environment.name}."
     return None
 
 
 def require_token_scope(token: ApiToken | None, *, service: ConfigurationItem | None = None,
-                        environment: Environment | None = None) -> None:
-    refusal = token_scope_refusal(token, service, environment)
+                        environment: Environment | None = None, scope: tuple[list[int], list[int]] | None = None,
+                        ) -> None:
+    """Refuse a token scoped elsewhere (people's sessions act for any); `scope` when the caller read it already."""
+    if token is None:
+        return
+    if scope is None:
+        read = ApiToken.objects.filter(pk=token.pk).aggregate(
+            services=ArrayAgg("services", distinct=True, filter=Q(services__isnull=False), default=[]),
+            environments=ArrayAgg("environments", distinct=True, filter=Q(environments__isnull=False), default=[]),
+        )
+        scope = read["services"], read["environments"]
+    refusal = token_scope_refusal(token, *scope, service, environment)
     if refusal is not None:
         field, message = refusal
         raise Forbidden(message, field=field, code="token_out_of_scope")

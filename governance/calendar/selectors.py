@@ -68,15 +68,21 @@ _COVERS_ANY = """({s}.everything OR (
   END))"""
 
 
-def covers_any_sql(model, cis: list[ConfigurationItem], environment_id: int | None,
-                   alias: str | None = None) -> RawSQL:
-    """A condition on `model` (FreezeWindow, MaintenanceWindow or Lockdown), its table joined as `alias`: true
-    where covers_any(row, cis, environment_id) would be."""
+def covers_any_template(model, alias: str | None = None) -> str:
+    """covers_any() as SQL over `model`'s table (FreezeWindow, MaintenanceWindow or Lockdown) joined as `alias`,
+    with three %s placeholders: the environment id, then the CI ids twice."""
     names = {"s": alias or model._meta.db_table, "owner": model.environments.field.m2m_column_name(),
              "envs": model.environments.through._meta.db_table, "items": model.cis.through._meta.db_table}
-    sql = _COVERS_ANY.format(**names, ci_conditions=_SCOPE_CI_CONDITIONS.format(**names))
+    return _COVERS_ANY.format(**names, ci_conditions=_SCOPE_CI_CONDITIONS.format(**names))
+
+
+def covers_any_sql(model, cis: list[ConfigurationItem], environment_id: int | None,
+                   alias: str | None = None) -> RawSQL:
+    """A condition on `model`, its table joined as `alias`: true where covers_any(row, cis, environment_id) would
+    be."""
     ids = [ci.pk for ci in cis]
-    return RawSQL(sql, [environment_id, ids, ids], output_field=BooleanField())  # noqa: S611 (names from model meta)
+    return RawSQL(covers_any_template(model, alias), [environment_id, ids, ids],  # noqa: S611 (names from model meta)
+                  output_field=BooleanField())
 
 
 @dataclass(frozen=True)

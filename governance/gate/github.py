@@ -111,7 +111,7 @@ def protection_rule_review(*, actor, request: ProtectionRuleRequest) -> tuple[Gi
     if existing is not None:
         return existing, False
     service = ConfigurationItem.objects.filter(attributes__repository__iexact=request.repository).first()
-    environment = Environment.objects.select_related("gate_policy").filter(name__iexact=request.environment).first()
+    environment = Environment.objects.filter(name__iexact=request.environment).first()
     check = None
     if service is None:
         state, comment = _rejection([f"No service in the CMDB has the repository {request.repository}."])
@@ -125,7 +125,8 @@ def protection_rule_review(*, actor, request: ProtectionRuleRequest) -> tuple[Gi
         change = (ChangeRequest.objects.filter(number=request.change_number).first() if request.change_number
                   else change_for_deployment(service, environment, now, digest))
         check = deployment_check(actor=actor, token=None, question=Question(
-            change=change, service=service, environment=environment, digest=digest or f"commit {request.sha}"))
+            change=change.number if change else "", service=service.name, environment=environment.name,
+            digest=digest or f"commit {request.sha}"))
         if check.decision == GateDecision.ALLOW:
             state = GitHubReview.State.APPROVED
             comment = _comment(f"Changeboard allows this deployment under {change.number}",

@@ -7,17 +7,15 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from cmdb.models import ConfigurationItem, Environment
-from governance.calendar.selectors import freezes_covering, lockdowns_covering
 from governance.changes.workflow import EARLY_START
 from governance.errors import Conflict, Forbidden, InvalidInput
+from governance.gate.facts import GateFacts, gate_facts
 from governance.models import ApiToken
-from governance.models.calendar import Severity
 from governance.models.changes import ChangeRequest, ChangeType
 from governance.models.changes import ChangeStatus as S
 from governance.models.gate import DeploymentCheck, GateDecision
 from governance.services import require_token_scope
 from releases.models import (
-    Artifact,
     Deployment,
     DeploymentStatus,
     GatePolicy,
@@ -33,11 +31,11 @@ VALID_FOR = timedelta(minutes=5)
 
 @dataclass(frozen=True)
 class Question:
-    """What a pipeline asks; `change` is None when the protocol could not name one (the answer is then deny)."""
+    """What a pipeline asks, by name; `change` is empty when the protocol named none (the answer is then deny)."""
 
-    change: ChangeRequest | None
-    service: ConfigurationItem
-    environment: Environment
+    change: str
+    service: str
+    environment: str
     digest: str
 
 
@@ -46,110 +44,119 @@ class Reasons(list):
         self.append({"code": code, "message": message})
 
 
-# --- the reasons to deny ---------------------------------------------------------------------------------------
+# --- the reasons to deny, from the facts ------------------------------------------------------------------------
 
-def _change_reasons(q: Question, now: datetime, reasons: Reasons) -> None:
-    change = q.change
+def _change_reasons(facts: GateFacts, q: Question, now: datetime, reasons: Reasons) -> None:
+    change, service, environment = facts.change, facts.service["name"], facts.environment
     if change is None:
-        reasons.deny("change_missing", f"No approved change covers {q.service.name} in {q.environment.name} now.")
+        reasons.deny("change_missing", f"No approved change covers {service} in {environment['name']} now.")
         return
-    if change.status not in DEPLOYABLE:
-        reasons.deny("change_not_approved", f"{change.number} is {S(change.status).label}, not approved.")
-    if not change.affected_cis.filter(pk=q.service.pk).exists():
-        reasons.deny("change_not_for_service", f"{change.number} does not cover {q.service.name}.")
-    if change.environment_id != q.environment.pk:
+    number = change["number"]
+    if change["status"] not in DEPLOYABLE:
+        reasons.deny("change_not_approved", f"{number} is {S(change['status']).label}, not approved.")
+    if not change["covers_service"]:
+        reasons.deny("change_not_for_service", f"{number} does not cover {service}.")
+    if change["environment_id"] != environment["id"]:
         reasons.deny("change_not_for_environment",
-                     f"{change.number} is for {change.environment}, not {q.environment.name}.")
-    if change.held_by_id is not None:
-        reasons.deny("change_on_hold", f"{change.number} is on hold: {change.held_by}.")
-    if change.planned_start is None or change.planned_end is None or not (
-            change.planned_start - EARLY_START <= now <= change.planned_end):
-        reasons.deny("outside_window", f"Now is outside the window of {change.number}.")
-    if change.pinned_digests and q.digest not in change.pinned_digests:
-        reasons.deny("artifact_not_pinned", f"{change.number} was approved for other builds only: "
-                                            f"{', '.join(change.pinned_digests)}.")
+                     f"{number} is for {change['environment']}, not {environment['name']}.")
+    if change["held_by"] is not None:
+        reasons.deny("change_on_hold", f"{number} is on hold: {change['held_by']}.")
+    start, end = change["planned_start"], change["planned_end"]
+    if start is None or end is None or not (start - EARLY_START <= now <= end):
+        reasons.deny("outside_window", f"Now is outside the window of {number}.")
+    if change["pinned_digests"] and q.digest not in change["pinned_digests"]:
+        reasons.deny("artifact_not_pinned",
+                     f"{number} was approved for other builds only: {', '.join(change['pinned_digests'])}.")
 
 
-def _calendar_reasons(q: Question, now: datetime, reasons: Reasons) -> None:
-    for lockdown in lockdowns_covering([q.service], q.environment.pk, now):
-        reasons.deny("lockdown", f"A lockdown stops the line: {lockdown.reason}.")
-    if q.change is not None and q.change.change_type == ChangeType.EMERGENCY:
+def _calendar_reasons(facts: GateFacts, reasons: Reasons) -> None:
+    for lockdown in facts.lockdowns:
+        reasons.deny("lockdown", f"A lockdown stops the line: {lockdown}.")
+    if facts.change is not None and facts.change["change_type"] == ChangeType.EMERGENCY:
         return  # an approved emergency change goes through a freeze; only a lockdown stops it
-    for hit in freezes_covering([q.service], q.environment.pk, now, now + timedelta(microseconds=1)):
-        if hit.freeze.severity == Severity.HARD:
-            reasons.deny("hard_freeze", f"The hard freeze {hit.freeze.name} is on until {hit.ends:%Y-%m-%d %H:%M} UTC.")
+    for hit in facts.hard_freezes:
+        reasons.deny("hard_freeze", f"The hard freeze {hit['name']} is on until {hit['ends']:%Y-%m-%d %H:%M} UTC.")
 
 
-def _environment_reasons(q: Question, artifact: Artifact | None, reasons: Reasons) -> None:
+def _environment_reasons(facts: GateFacts, reasons: Reasons) -> None:
     """What runs there now: a deployment in progress holds the environment, and the live build sets the floor."""
-    latest = {d.status: d for d in Deployment.objects.filter(
-        service=q.service, environment=q.environment, status__in=(DeploymentStatus.STARTED, DeploymentStatus.SUCCEEDED),
-    ).select_related("artifact").order_by("status", "-started_at").distinct("status")}
-    running = latest.get(DeploymentStatus.STARTED)
-    if running is not None:
-        reasons.deny("environment_locked",
-                     f"{running.number} is deploying {q.service.name} to {q.environment.name} now.")
-    live = latest.get(DeploymentStatus.SUCCEEDED)
-    rollback = q.change is not None and q.change.rolls_back
-    if (artifact is not None and live is not None and not rollback
-            and artifact.created_at < live.artifact.created_at):
-        reasons.deny("out_of_order", f"{artifact.version} is older than {live.artifact.version}, which runs in "
-                                     f"{q.environment.name}; only a rollback change may go back.")
+    service, environment, artifact, live = facts.service["name"], facts.environment["name"], facts.artifact, facts.live
+    if facts.running is not None:
+        reasons.deny("environment_locked", f"{facts.running} is deploying {service} to {environment} now.")
+    rollback = facts.change is not None and facts.change["rolls_back"]
+    if artifact is not None and live is not None and not rollback and artifact["created_at"] < live["created_at"]:
+        reasons.deny("out_of_order", f"{artifact['version']} is older than {live['version']}, which runs in "
+                                     f"{environment}; only a rollback change may go back.")
 
 
-def _artifact_reasons(q: Question, artifact: Artifact | None, policy: GatePolicy, reasons: Reasons) -> None:
+def _artifact_reasons(facts: GateFacts, q: Question, policy: GatePolicy, reasons: Reasons) -> None:
+    artifact, service = facts.artifact, facts.service
     if artifact is None:
         reasons.deny("artifact_unknown", f"No artifact {q.digest} is registered.")
         return
-    if artifact.service_id != q.service.pk:
-        reasons.deny("artifact_not_for_service", f"{q.digest} is a build of {artifact.service}, not {q.service.name}.")
-    previous = Environment.objects.filter(position__lt=q.environment.position).order_by("-position").first()
-    if previous is not None and previous.pk not in {p.environment_id for p in artifact.promotions.all()}:
-        reasons.deny("artifact_not_promoted", f"{artifact} has not passed {previous.name}.")
-    if policy.require_signature and artifact.signature_status != SignatureStatus.VALID:
-        reasons.deny("signature_required", f"{q.environment.name} takes signed builds only; {artifact} is "
-                                           f"{SignatureStatus(artifact.signature_status).label.lower()}.")
-    _scan_reasons(artifact, policy, reasons)
+    label = f"{artifact['service']} {artifact['version']}"
+    if artifact["service_id"] != service["id"]:
+        reasons.deny("artifact_not_for_service", f"{q.digest} is a build of {artifact['service']}, "
+                                                 f"not {service['name']}.")
+    previous = facts.environment["previous"]
+    if previous is not None and not artifact["passed_previous"]:
+        reasons.deny("artifact_not_promoted", f"{label} has not passed {previous['name']}.")
+    if policy.require_signature and artifact["signature_status"] != SignatureStatus.VALID:
+        reasons.deny("signature_required", f"{facts.environment['name']} takes signed builds only; {label} is "
+                                           f"{SignatureStatus(artifact['signature_status']).label.lower()}.")
+    _scan_reasons(artifact["scans"], policy, facts.environment["name"], reasons)
 
 
-def _scan_reasons(artifact: Artifact, policy: GatePolicy, reasons: Reasons) -> None:
-    scans = list(artifact.scans.all())
-    failed = sorted({s.tool for s in scans if s.verdict == ScanVerdict.FAIL})
+def _scan_reasons(scans: list[dict], policy: GatePolicy, environment: str, reasons: Reasons) -> None:
+    failed = sorted({s["tool"] for s in scans if s["verdict"] == ScanVerdict.FAIL})
     if policy.block_failed_scans and failed:
         reasons.deny("scan_failed", f"Scans failed: {', '.join(failed)}.")
-    passed = {s.kind for s in scans if s.verdict != ScanVerdict.FAIL}
+    passed = {s["kind"] for s in scans if s["verdict"] != ScanVerdict.FAIL}
     missing = [ScanResult.Kind(kind).label for kind in policy.required_scans if kind not in passed]
     if missing:
-        reasons.deny("scan_missing", f"{policy.environment} needs passed scans: {', '.join(missing)}.")
+        reasons.deny("scan_missing", f"{environment} needs passed scans: {', '.join(missing)}.")
     for severity, ceiling in (("critical", policy.max_critical), ("high", policy.max_high)):
-        found = sum(getattr(s, severity) for s in scans)
+        found = sum(s[severity] for s in scans)
         if ceiling is not None and found > ceiling:
-            reasons.deny("scan_findings", f"{found} {severity} findings; {policy.environment} allows {ceiling}.")
+            reasons.deny("scan_findings", f"{found} {severity} findings; {environment} allows {ceiling}.")
 
 
-def gate_reasons(q: Question, *, now: datetime) -> tuple[Artifact | None, Reasons]:
+def gate_reasons(facts: GateFacts, q: Question, *, now: datetime) -> Reasons:
     """Every reason to deny, not only the first."""
-    artifact = Artifact.objects.select_related("service").prefetch_related("scans", "promotions").filter(
-        digest=q.digest).first()
+    environment = facts.environment
+    stand_in = Environment(id=environment["id"], name=environment["name"], is_production=environment["is_production"])
+    policy = (GatePolicy(environment=stand_in, **environment["policy"]) if environment["policy"]
+              else GatePolicy.default(stand_in))
     reasons = Reasons()
-    _change_reasons(q, now, reasons)
-    _calendar_reasons(q, now, reasons)
-    _environment_reasons(q, artifact, reasons)
-    _artifact_reasons(q, artifact, GatePolicy.for_environment(q.environment), reasons)
-    return artifact, reasons
+    _change_reasons(facts, q, now, reasons)
+    _calendar_reasons(facts, reasons)
+    _environment_reasons(facts, reasons)
+    _artifact_reasons(facts, q, policy, reasons)
+    return reasons
 
 
 def deployment_check(*, actor, token: ApiToken | None, question: Question) -> DeploymentCheck:
     """Answer, with every reason found, and record the question and the answer in the ledger."""
-    if not actor.has_perm("governance.add_deploymentcheck"):
-        raise Forbidden("Asking the gate is for pipelines.")
-    require_token_scope(token, service=question.service, environment=question.environment)
     now = timezone.now()
-    artifact, reasons = gate_reasons(question, now=now)
+    facts = gate_facts(change=question.change, service=question.service, environment=question.environment,
+                       digest=question.digest, user_id=actor.pk, token_id=token.pk if token else None, at=now)
+    for field, part, given in (("service", facts.service, question.service),
+                               ("environment", facts.environment, question.environment),
+                               ("change", facts.change if question.change else True, question.change)):
+        if part is None:
+            raise InvalidInput(f"No {field} is named {given!r}.", field=field, code="does_not_exist")
+    if not facts.may_ask:
+        raise Forbidden("Asking the gate is for pipelines.")
+    service = ConfigurationItem(id=facts.service["id"], name=facts.service["name"])
+    environment = Environment(id=facts.environment["id"], name=facts.environment["name"])
+    require_token_scope(token, service=service, environment=environment,
+                        scope=(facts.scope_services, facts.scope_environments))
+    reasons = gate_reasons(facts, question, now=now)
     return DeploymentCheck.objects.create(
-        change=question.change, service=question.service, environment=question.environment,
-        digest=question.digest, artifact=artifact, decision=GateDecision.DENY if reasons else GateDecision.ALLOW,
-        reasons=list(reasons), asked_by=actor, asked_at=now, valid_until=now + VALID_FOR,
+        change_id=facts.change["id"] if facts.change else None, service=service, environment=environment,
+        digest=question.digest, artifact_id=facts.artifact["id"] if facts.artifact else None,
+        decision=GateDecision.DENY if reasons else GateDecision.ALLOW, reasons=list(reasons), asked_by=actor,
+        asked_at=now, valid_until=now + VALID_FOR,
     )
 
 
