@@ -181,4 +181,8 @@ class GatePolicy(models.Model):
         try:
             return environment.gate_policy
         except cls.DoesNotExist:
-            return cls(environment=environment, require_signature=environment.is_production)
+            return cls.default(environment)
+
+    @classmethod
+    def default(cls, environment: Environment) -> "GatePolicy":
+        return cls(environment=environment, require_signature=environment.is_production)
