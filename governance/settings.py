@@ -141,6 +141,7 @@ CELERY_BEAT_SCHEDULE = {
     "calendar-occurrences": {"task": "governance.tasks.calendar_occurrences_refresh", "schedule": 86400.0},
     "approval-reminders": {"task": "governance.tasks.approval_reminders", "schedule": 900.0},
     "approval-expiry": {"task": "governance.tasks.approval_requests_expire", "schedule": 3600.0},
+    "github-reviews-resend": {"task": "governance.tasks.github_reviews_resend", "schedule": 600.0},
     "audit-checkpoint": {
         "task": "governance.tasks.audit_checkpoint",
         "schedule": env_int("AUDIT_CHECKPOINT_SECONDS", 600),

@@ -66,3 +66,16 @@ def github_review_send(self, review_id: int) -> None:
     except GitHubUnavailable as error:
         countdown = settings.GITHUB_REVIEW_RETRY_SECONDS * 2 ** self.request.retries
         raise self.retry(exc=error, countdown=countdown) from error
+
+
+@shared_task(ignore_result=True)
+def github_reviews_resend() -> int:
+    """Queue again every review still owed to GitHub (a broker down at the webhook, retries used up)."""
+    from django.utils import timezone
+
+    from governance.gate.github import reviews_unanswered
+
+    owed = list(reviews_unanswered(timezone.now()).values_list("pk", flat=True))
+    for review_id in owed:
+        github_review_send.delay(review_id)
+    return len(owed)

@@ -8,6 +8,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import jwt
@@ -32,8 +33,8 @@ def signature_valid(body: bytes, header: str, secret: str) -> bool:
     """X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body with the webhook secret>."""
     if not secret or not header.startswith("sha256="):
         return False
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, header.removeprefix("sha256="))
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest().encode()
+    return hmac.compare_digest(expected, header.removeprefix("sha256=").encode(errors="replace"))
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class ProtectionRuleRequest:
     callback_url: str
     installation_id: int
     change_number: str
+    service_name: str
 
     @classmethod
     def parse(cls, delivery: str, payload) -> "ProtectionRuleRequest":
@@ -61,29 +63,38 @@ class ProtectionRuleRequest:
         for field, value in given.items():
             if value in (None, ""):
                 raise InvalidInput(f"{field} is missing.", field=field)
-        if not isinstance(given["installation.id"], int):
+        if not isinstance(given["installation.id"], int) or not 0 < given["installation.id"] < 2 ** 63:
             raise InvalidInput("installation.id must be a number.", field="installation.id")
+        for field, value, longest in (("repository.full_name", repository, 200), ("environment",
+                                      given["environment"], 100), ("sha", payload.get("sha") or "", 64)):
+            if not isinstance(value, str) or len(value) > longest:
+                raise InvalidInput(f"{field} must be text of at most {longest} characters.", field=field)
+        # Only ever call GitHub back about a run of this repository, at a URL built here: the one given could
+        # point anywhere.
         prefix = f"{settings.GITHUB_API_URL}/repos/{repository}/actions/runs/"
-        callback = str(given["deployment_callback_url"])
-        # Only ever call GitHub back about this repository: the URL comes from the request, and could point anywhere.
-        if not callback.startswith(prefix) or not callback.endswith("/deployment_protection_rule"):
+        run = str(given["deployment_callback_url"]).removeprefix(prefix).removesuffix("/deployment_protection_rule")
+        if not (run.isdigit() and str(given["deployment_callback_url"]) == f"{prefix}{run}/deployment_protection_rule"):
             raise InvalidInput(f"deployment_callback_url must be a run of {repository} on {settings.GITHUB_API_URL}.",
                                field="deployment_callback_url")
-        return cls(delivery=delivery, repository=str(repository), environment=str(given["environment"]),
-                   sha=str(payload.get("sha") or ""), callback_url=callback,
-                   installation_id=given["installation.id"], change_number=_change_named(payload.get("deployment")))
+        named = _deployment_payload(payload.get("deployment"))
+        return cls(delivery=delivery, repository=repository, environment=given["environment"],
+                   sha=payload.get("sha") or "", callback_url=f"{prefix}{int(run)}/deployment_protection_rule",
+                   installation_id=given["installation.id"], change_number=named.get("change", ""),
+                   service_name=named.get("service", ""))
 
 
-def _change_named(deployment) -> str:
-    """A workflow may name its change in the deployment's payload: {"change": "CHG0000123"}."""
+def _deployment_payload(deployment) -> dict[str, str]:
+    """A workflow may name its change and service in the deployment's payload:
+    {"change": "CHG0000123", "service": "payments-api"}."""
     payload = deployment.get("payload") if isinstance(deployment, dict) else None
     if isinstance(payload, str):
         try:
             payload = json.loads(payload)
         except ValueError:
-            return ""
-    change = payload.get("change") if isinstance(payload, dict) else None
-    return change if isinstance(change, str) else ""
+            return {}
+    if not isinstance(payload, dict):
+        return {}
+    return {key: payload[key][:200] for key in ("change", "service") if isinstance(payload.get(key), str)}
 
 
 def gate_account():
@@ -104,20 +115,28 @@ def _comment(headline: str, lines: list[str]) -> str:
     return text if len(text) <= COMMENT_LIMIT else text[:COMMENT_LIMIT - 1] + "…"
 
 
-def protection_rule_review(*, actor, request: ProtectionRuleRequest) -> tuple[GitHubReview, bool]:
-    """Decide once per delivery and record the review to send; a redelivered webhook gets the same review.
-    Returns the review and whether it is new."""
+def protection_rule_review(*, actor, request: ProtectionRuleRequest) -> GitHubReview:
+    """Decide once per delivery and record the review to send; a redelivered webhook gets the same review."""
     existing = GitHubReview.objects.filter(delivery=request.delivery).first()
     if existing is not None:
-        return existing, False
-    service = ConfigurationItem.objects.filter(attributes__repository__iexact=request.repository).first()
+        return existing
+    services = ConfigurationItem.objects.filter(attributes__repository__iexact=request.repository)
+    if request.service_name:
+        services = services.filter(name__iexact=request.service_name)
+    services = list(services[:2])
     environment = Environment.objects.filter(name__iexact=request.environment).first()
     check = None
-    if service is None:
-        state, comment = _rejection([f"No service in the CMDB has the repository {request.repository}."])
+    if not services:
+        named = f" named {request.service_name}" if request.service_name else ""
+        state, comment = _rejection([f"No service{named} in the CMDB has the repository {request.repository}."])
+    elif len(services) > 1:
+        # A repository that builds several services (a monorepo): the run must say which one it deploys.
+        state, comment = _rejection([f"Several services have the repository {request.repository}: name the one "
+                                     'deployed in the deployment payload, {"service": "<CI name>"}.'])
     elif environment is None:
         state, comment = _rejection([f"Changeboard has no environment named {request.environment}."])
     else:
+        [service] = services
         artifact = (Artifact.objects.filter(service=service, source_commit=request.sha).order_by("-created_at")
                     .first() if request.sha else None)
         digest = artifact.digest if artifact else ""
@@ -140,8 +159,8 @@ def protection_rule_review(*, actor, request: ProtectionRuleRequest) -> tuple[Gi
                 sha=request.sha, installation_id=request.installation_id, callback_url=request.callback_url,
                 gate_check=check, state=state, comment=comment)
     except IntegrityError:  # the same delivery, racing in twice: the first one answers
-        return GitHubReview.objects.get(delivery=request.delivery), False
-    return review, True
+        return GitHubReview.objects.get(delivery=request.delivery)
+    return review
 
 
 # --- answering GitHub ------------------------------------------------------------------------------------------
@@ -158,6 +177,16 @@ def _app_jwt() -> str:
     return jwt.encode({"iat": now - 60, "exp": now + 540, "iss": str(settings.GITHUB_APP_ID)}, key, algorithm="RS256")
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is answered as the error it is: followed, it would carry the installation token elsewhere."""
+
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
 def _call(url: str, *, token: str, body: dict) -> tuple[int, bytes]:
     # The URL is GITHUB_API_URL's, checked on intake; http only where a test stands in for GitHub.
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers={  # noqa: S310
@@ -165,7 +194,7 @@ def _call(url: str, *, token: str, body: dict) -> tuple[int, bytes]:
         "X-GitHub-Api-Version": API_VERSION, "Content-Type": "application/json", "User-Agent": "Changeboard",
     })
     try:
-        with urllib.request.urlopen(request, timeout=REVIEW_TIMEOUT) as response:  # noqa: S310
+        with _opener.open(request, timeout=REVIEW_TIMEOUT) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
@@ -181,6 +210,18 @@ def _installation_token(installation_id: int) -> str:
     return json.loads(body)["token"]
 
 
+# GitHub fails a job that waits longer than 30 days; a review is sent again until then, this many tries at most.
+REVIEW_PATIENCE = timedelta(days=30)
+REVIEW_TRIES = 50
+
+
+def reviews_unanswered(now: datetime):
+    """Reviews still owed to GitHub, past their first try's moment: for the periodic resend."""
+    return GitHubReview.objects.filter(answered_at__isnull=True, attempts__lt=REVIEW_TRIES,
+                                       received_at__gt=now - REVIEW_PATIENCE,
+                                       received_at__lt=now - timedelta(minutes=1))
+
+
 def review_send(review_id: int) -> GitHubReview | None:
     """Send the review once. A worker holding the review locks it; another worker racing for it skips it."""
     with transaction.atomic():
@@ -192,15 +233,13 @@ def review_send(review_id: int) -> GitHubReview | None:
         try:
             status, body = _call(review.callback_url, token=_installation_token(review.installation_id), body={
                 "environment_name": review.environment_name, "state": review.state, "comment": review.comment})
-        except GitHubUnavailable as error:
-            review.last_error = str(error)
-            review.save(update_fields=["attempts", "last_error"])
-            raise
+        except GitHubUnavailable as error:  # recorded like any other failed try, then tried again
+            status, body = None, str(error).encode()
         if status == 204:
             review.answered_at, review.last_error = timezone.now(), ""
         else:
             # 422: nothing is pending any more, or not yet; worth a few more tries before giving up.
-            review.last_error = f"HTTP {status}: {body[:500].decode(errors='replace')}"
+            review.last_error = (f"HTTP {status}: " if status else "") + body[:500].decode(errors="replace")
         review.save(update_fields=["attempts", "last_error", "answered_at"])
     if review.answered_at is None:
         raise GitHubUnavailable(review.last_error)

@@ -7,6 +7,7 @@ import json
 import threading
 import time
 import uuid
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
@@ -15,11 +16,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.test import Client
 
+from governance.gate.github import reviews_unanswered
 from governance.models import ChangeStatus, DeploymentCheck, GitHubReview
 from governance.roles import Role
 from governance.tasks import github_review_send
 from releases.models import Artifact
-from tests.factories import make_user, sealed
+from tests.factories import make_ci, make_user, sealed
 from tests.governance.gate_world import DIGEST
 
 WEBHOOK = "/api/v1/github/webhook/"
@@ -53,9 +55,15 @@ class GitHubStandIn:
                     status = stand_in.review_statuses.pop(0) if stand_in.review_statuses else 204
                     self._answer(status, {"message": "No pending deployment requests"} if status == 422 else None)
 
+            def do_GET(self):
+                stand_in.requests.append({"path": self.path, "headers": {}, "body": None, "method": "GET"})
+                self._answer(404, {"message": "Not Found"})
+
             def _answer(self, status, body):
                 data = json.dumps(body).encode() if body is not None else b""
                 self.send_response(status)
+                if status in (301, 302, 303, 307):
+                    self.send_header("Location", "/elsewhere")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -262,3 +270,50 @@ def test_a_real_worker_sends_the_review(github, migration_data, celery_worker_pr
     while GitHubReview.objects.filter(answered_at__isnull=True).exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert GitHubReview.objects.get().answered_at is not None
+
+
+def test_a_repository_of_several_services_needs_the_run_to_name_its_service(gated, github):
+    other = make_ci("payments-batch", team=gated["team"])
+    other.attributes = {"repository": "octo-bank/payments-api"}
+    other.save()
+    ambiguous = answer(deliver(payload(github)))
+    assert ambiguous.state == "rejected" and "Several services have the repository" in ambiguous.comment
+    named = answer(deliver(payload(github, deployment={"id": 7, "payload": {"service": "payments-api"}})))
+    assert named.state == "approved"
+    check = DeploymentCheck.objects.get(pk=named.gate_check_id)
+    assert check.service == gated["service"]
+
+
+def test_a_signature_that_is_not_hex_is_refused_not_a_crash(gated, github):
+    response = Client().post(WEBHOOK, json.dumps(payload(github)), content_type="application/json", headers={
+        "X-GitHub-Event": "deployment_protection_rule", "X-GitHub-Delivery": "x",
+        "X-Hub-Signature-256": "sha256=\u00e9\u00e9"})
+    assert response.status_code == 401
+
+
+def test_an_environment_name_too_long_for_changeboard_is_a_400(gated, github):
+    response = deliver(payload(github, environment="e" * 150))
+    assert response.status_code == 400 and response.json()["errors"][0]["field"] == "environment"
+
+
+def test_a_callback_url_with_more_than_a_run_id_is_refused(gated, github):
+    body = payload(github)
+    body["deployment_callback_url"] = body["deployment_callback_url"].replace(f"/runs/{RUN}/", f"/runs/{RUN}/../../x/")
+    assert deliver(body).status_code == 400 and not github.requests
+
+
+def test_github_unreachable_is_recorded_and_tried_again_later(gated, github, settings):
+    response = deliver(payload(github))
+    github.server.shutdown()
+    github.server.server_close()
+    review = answer(response)
+    assert review.answered_at is None and review.attempts == 6 and "unreachable" in review.last_error
+    [owed] = reviews_unanswered(review.received_at + timedelta(minutes=5))
+    assert owed == review
+
+
+def test_a_redirect_from_github_is_not_followed_with_the_token(gated, github):
+    github.review_statuses = [302] * 6
+    review = answer(deliver(payload(github)))
+    assert review.answered_at is None and review.last_error.startswith("HTTP 302")
+    assert not [r for r in github.requests if r["path"] == "/elsewhere"]

@@ -41,9 +41,10 @@ def github_webhook(request: HttpRequest) -> JsonResponse:
         asked = ProtectionRuleRequest.parse(delivery, payload)
         request.user = gate_account()  # the ledger records the App's service account as the one who asked
         with transaction.atomic():
-            review, new = protection_rule_review(actor=request.user, request=asked)
-            if new:
-                transaction.on_commit(lambda: github_review_send.delay(review.pk))
+            review = protection_rule_review(actor=request.user, request=asked)
+            if review.answered_at is None:  # new, or redelivered while still owed: send (again)
+                # robust: with the broker down the webhook is still acknowledged; the periodic resend answers
+                transaction.on_commit(lambda: github_review_send.delay(review.pk), robust=True)
     except ValueError:
         return _error(400, "invalid", "The body is not JSON.")
     except DomainError as error:
