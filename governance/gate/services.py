@@ -185,8 +185,20 @@ def deployment_start(*, actor, token: ApiToken | None, check: DeploymentCheck) -
     if check.decision != GateDecision.ALLOW:
         raise Conflict("The gate denied this check: nothing may be deployed under it.", field="check_id",
                        code="check_denied")
-    if check.valid_until < timezone.now():
+    now = timezone.now()
+    if check.valid_until < now:
         raise Conflict("This check has expired: ask the gate again.", field="check_id", code="check_expired")
+    # The answer holds for minutes; a lockdown, a newer build gone live or a change put on hold since then wins.
+    question = Question(change=check.change.number if check.change else "", service=check.service.name,
+                        environment=check.environment.name, digest=check.digest)
+    facts = gate_facts(change=question.change, service=question.service, environment=question.environment,
+                       digest=question.digest, user_id=actor.pk, token_id=token.pk if token else None, at=now)
+    reasons = gate_reasons(facts, question, now=now)
+    if reasons:
+        message = "What this check allowed no longer holds: ask the gate again."
+        raise Conflict(message, field="check_id", code="check_outdated", details=[
+            {"code": "check_outdated", "message": message, "field": "check_id"},
+            *({**reason, "field": "check_id"} for reason in reasons)])
     try:
         with transaction.atomic():
             return Deployment.objects.create(

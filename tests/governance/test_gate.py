@@ -281,3 +281,22 @@ def test_the_gate_sees_the_freezes_and_lockdowns_the_calendar_sees(world, pipeli
             assert sorted(facts.lockdowns) == sorted(lockdowns), (ci.name, environment.name)
             found += len(freezes) + len(lockdowns)
     assert found  # the scopes cover some and miss others
+
+
+@pytest.mark.parametrize("since", ["lockdown", "newer_build_live", "change_on_hold"])
+def test_an_allowed_check_no_longer_starts_a_deployment_once_the_facts_change(api, pipeline, release_manager, world,
+                                                                              since):
+    client = api.as_user(pipeline)
+    check_id = ask(api, pipeline, world).json()["check_id"]
+    if since == "lockdown":
+        lockdown_declare(actor=release_manager, reason="INC-12", scope={"everything": True})
+    elif since == "newer_build_live":
+        _live(world, version="4.3.0")
+    else:
+        _set(world["change"], status=ChangeStatus.CAB_REVIEW)
+    response = client.post("/api/v1/deployments/", {"check_id": check_id, "status": "started"}, format="json")
+    assert response.status_code == 409
+    errors = response.json()["errors"]
+    assert {e["field"] for e in errors} == {"check_id"} and errors[0]["code"] == "check_outdated"
+    assert {e["code"] for e in errors[1:]} & {"lockdown", "change_on_hold", "out_of_order", "change_not_approved"}
+    assert not Deployment.objects.filter(check_id=check_id).exists()
