@@ -32,7 +32,7 @@ from governance.models import (
     StandardChangeTemplate,
 )
 from governance.models import ChangeStatus as S
-from governance.services import api_token_revoke
+from governance.services import api_token_revoke, api_token_scope_set
 
 
 class RecordAdmin(admin.ModelAdmin):
@@ -66,6 +66,10 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    def save_related(self, request, form, formsets, change) -> None:
+        api_token_scope_set(form.instance, services=list(form.cleaned_data["services"]),
+                            environments=list(form.cleaned_data["environments"]))
 
     @admin.action(description="Revoke the selected tokens")
     def revoke(self, request, queryset):

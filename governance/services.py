@@ -63,8 +63,7 @@ def api_token_create(*, actor, owner, name: str, expires_days: int | None = None
             created_by=actor,
             expires_at=now + timedelta(days=expires_days) if expires_days else None,
         )
-        token.services.set(services)
-        token.environments.set(environments)
+        api_token_scope_set(token, services=services, environments=environments)
     return IssuedToken(token=token, secret=secret)
 
 
@@ -99,13 +98,20 @@ def api_token_authenticate(secret: str) -> ApiToken | None:
     return token
 
 
+def api_token_scope_set(token: ApiToken, *, services, environments) -> None:
+    """Scope a token to these services and environments; none of either means any of it."""
+    token.services.set(services)
+    token.environments.set(environments)
+    token.services_scoped, token.environments_scoped = bool(services), bool(environments)
+    token.save(update_fields=["services_scoped", "environments_scoped"])
+
+
 def token_scope_refusal(token: ApiToken, scope_services: list[int], scope_environments: list[int],
                         service: ConfigurationItem | None, environment: Environment | None) -> tuple[str, str] | None:
-    """(field, message) if a token with this scope may not act for this service or environment; an empty scope
-    allows any."""
-    if service is not None and scope_services and service.pk not in scope_services:
+    """(field, message) if a token with this scope may not act for this service or environment."""
+    if service is not None and token.services_scoped and service.pk not in scope_services:
         return "service", f"The token {token.name!r} is not scoped to {service.name}."
-    if environment is not None and scope_environments and environment.pk not in scope_environments:
+    if environment is not None and token.environments_scoped and environment.pk not in scope_environments:
         return "environment", f"The token {token.name!r} is not scoped to {environment.name}."
     return None
 

@@ -35,6 +35,9 @@ class ApiToken(models.Model):
                                       help_text="Services this token may act for; none means any.")
     environments = models.ManyToManyField("cmdb.Environment", blank=True, related_name="+",
                                           help_text="Environments this token may act for; none means any.")
+    # Whether a scope was given: one whose CIs or environments were all deleted since then allows nothing.
+    services_scoped = models.BooleanField(default=False, editable=False)
+    environments_scoped = models.BooleanField(default=False, editable=False)
 
     objects = ApiTokenQuerySet.as_manager()
 

@@ -81,3 +81,25 @@ def test_the_command_issues_a_scoped_token(pipeline, world):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {out.getvalue().strip()}")
     assert client.post(CHECKS, question(world), format="json").status_code == 200
+
+
+def test_a_token_whose_scoped_service_was_deleted_acts_for_none(pipeline, world):
+    doomed = make_ci("tempsvc", team=world["team"])
+    client = client_for(pipeline, services=[doomed])
+    doomed.delete()
+    response = client.post(CHECKS, question(world), format="json")
+    assert response.status_code == 403 and response.json()["errors"][0]["field"] == "service"
+
+
+def test_an_administrator_scopes_a_token_in_the_admin(client, pipeline, world, admin_user):
+    issued = api_token_create(actor=pipeline, owner=pipeline, name="ci")
+    admin_user.is_staff = True
+    admin_user.save()
+    client.force_login(admin_user)
+    response = client.post(f"/admin/governance/apitoken/{issued.token.pk}/change/",
+                           {"services": [make_ci("ledger", team=world["team"]).pk], "environments": [],
+                            "_save": "Save"})
+    assert response.status_code == 302, response.content.decode()[:1500]
+    bearer = APIClient()
+    bearer.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.secret}")
+    assert bearer.post(CHECKS, question(world), format="json").status_code == 403
