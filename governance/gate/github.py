@@ -14,7 +14,7 @@ from pathlib import Path
 import jwt
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from cmdb.models import ConfigurationItem, Environment
@@ -116,7 +116,10 @@ def _comment(headline: str, lines: list[str]) -> str:
 
 
 def protection_rule_review(*, actor, request: ProtectionRuleRequest) -> GitHubReview:
-    """Decide once per delivery and record the review to send; a redelivered webhook gets the same review."""
+    """Decide once per delivery and record the review to send; a redelivered webhook gets the same review.
+    Runs in the caller's transaction."""
+    with connection.cursor() as cursor:  # the same delivery twice at once: the second waits, then finds the first
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"github-delivery:{request.delivery}"])
     existing = GitHubReview.objects.filter(delivery=request.delivery).first()
     if existing is not None:
         return existing
@@ -152,15 +155,10 @@ def protection_rule_review(*, actor, request: ProtectionRuleRequest) -> GitHubRe
                                [f"check {check.pk}, {artifact.version} ({digest})"])
         else:
             state, comment = _rejection([reason["message"] for reason in check.reasons])
-    try:
-        with transaction.atomic():
-            review = GitHubReview.objects.create(
-                delivery=request.delivery, repository=request.repository, environment_name=request.environment,
-                sha=request.sha, installation_id=request.installation_id, callback_url=request.callback_url,
-                gate_check=check, state=state, comment=comment)
-    except IntegrityError:  # the same delivery, racing in twice: the first one answers
-        return GitHubReview.objects.get(delivery=request.delivery)
-    return review
+    return GitHubReview.objects.create(
+        delivery=request.delivery, repository=request.repository, environment_name=request.environment,
+        sha=request.sha, installation_id=request.installation_id, callback_url=request.callback_url,
+        gate_check=check, state=state, comment=comment)
 
 
 # --- answering GitHub ------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from django.db import connections
 from django.test import Client
 
 from governance.gate.github import reviews_unanswered
@@ -317,3 +318,25 @@ def test_a_redirect_from_github_is_not_followed_with_the_token(gated, github):
     review = answer(deliver(payload(github)))
     assert review.answered_at is None and review.last_error.startswith("HTTP 302")
     assert not [r for r in github.requests if r["path"] == "/elsewhere"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_delivery_arriving_twice_at_once_is_decided_once(github, migration_data, world):
+    make_user("github", Role.SERVICE_ACCOUNT)
+    world["service"].attributes = {"repository": "octo-bank/payments-api"}
+    world["service"].save()
+    body, delivery = payload(github), str(uuid.uuid4())
+    barrier, answers = threading.Barrier(2), []
+
+    def post():
+        barrier.wait()
+        answers.append(deliver(body, delivery=delivery).status_code)
+        connections.close_all()
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [202, 202]
+    assert GitHubReview.objects.count() == 1 and DeploymentCheck.objects.count() == 1
