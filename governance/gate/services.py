@@ -135,9 +135,8 @@ def gate_reasons(facts: GateFacts, q: Question, *, now: datetime) -> Reasons:
     return reasons
 
 
-def deployment_check(*, actor, token: ApiToken | None, question: Question) -> DeploymentCheck:
-    """Answer, with every reason found, and record the question and the answer in the ledger."""
-    now = timezone.now()
+def _facts_allowed(*, actor, token: ApiToken | None, question: Question, now: datetime) -> GateFacts:
+    """The facts of a question this asker may put: every name known, a pipeline asking, within its token's scope."""
     facts = gate_facts(change=question.change, service=question.service, environment=question.environment,
                        digest=question.digest, user_id=actor.pk, token_id=token.pk if token else None, at=now)
     for field, part, given in (("service", facts.service, question.service),
@@ -146,15 +145,22 @@ def deployment_check(*, actor, token: ApiToken | None, question: Question) -> De
         if part is None:
             raise InvalidInput(f"No {field} is named {given!r}.", field=field, code="does_not_exist")
     if not facts.may_ask:
-        raise Forbidden("Asking the gate is for pipelines.")
-    service = ConfigurationItem(id=facts.service["id"], name=facts.service["name"])
-    environment = Environment(id=facts.environment["id"], name=facts.environment["name"])
-    require_token_scope(token, service=service, environment=environment,
+        raise Forbidden("The gate is for pipelines.")
+    require_token_scope(token, service=ConfigurationItem(id=facts.service["id"], name=facts.service["name"]),
+                        environment=Environment(id=facts.environment["id"], name=facts.environment["name"]),
                         scope=(facts.scope_services, facts.scope_environments))
+    return facts
+
+
+def deployment_check(*, actor, token: ApiToken | None, question: Question) -> DeploymentCheck:
+    """Answer, with every reason found, and record the question and the answer in the ledger."""
+    now = timezone.now()
+    facts = _facts_allowed(actor=actor, token=token, question=question, now=now)
     reasons = gate_reasons(facts, question, now=now)
     return DeploymentCheck.objects.create(
-        change_id=facts.change["id"] if facts.change else None, service=service, environment=environment,
-        digest=question.digest, artifact_id=facts.artifact["id"] if facts.artifact else None,
+        change_id=facts.change["id"] if facts.change else None, service_id=facts.service["id"],
+        environment_id=facts.environment["id"], digest=question.digest,
+        artifact_id=facts.artifact["id"] if facts.artifact else None,
         decision=GateDecision.DENY if reasons else GateDecision.ALLOW, reasons=list(reasons), asked_by=actor,
         asked_at=now, valid_until=now + VALID_FOR,
     )
@@ -179,20 +185,16 @@ FINISHED = (DeploymentStatus.SUCCEEDED, DeploymentStatus.FAILED, DeploymentStatu
 
 def deployment_start(*, actor, token: ApiToken | None, check: DeploymentCheck) -> Deployment:
     """The pipeline reports that it started what the gate allowed; one deployment at a time per environment."""
-    if not actor.has_perm("governance.add_deploymentcheck"):
-        raise Forbidden("Reporting deployments is for pipelines.")
-    require_token_scope(token, service=check.service, environment=check.environment)
+    now = timezone.now()
+    question = Question(change=check.change.number if check.change else "", service=check.service.name,
+                        environment=check.environment.name, digest=check.digest)
+    facts = _facts_allowed(actor=actor, token=token, question=question, now=now)
     if check.decision != GateDecision.ALLOW:
         raise Conflict("The gate denied this check: nothing may be deployed under it.", field="check_id",
                        code="check_denied")
-    now = timezone.now()
     if check.valid_until < now:
         raise Conflict("This check has expired: ask the gate again.", field="check_id", code="check_expired")
     # The answer holds for minutes; a lockdown, a newer build gone live or a change put on hold since then wins.
-    question = Question(change=check.change.number if check.change else "", service=check.service.name,
-                        environment=check.environment.name, digest=check.digest)
-    facts = gate_facts(change=question.change, service=question.service, environment=question.environment,
-                       digest=question.digest, user_id=actor.pk, token_id=token.pk if token else None, at=now)
     reasons = gate_reasons(facts, question, now=now)
     if reasons:
         message = "What this check allowed no longer holds: ask the gate again."
