@@ -1,3 +1,4 @@
+from operator import attrgetter
 from zoneinfo import ZoneInfo
 
 from django import forms
@@ -6,6 +7,7 @@ from django.utils import timezone
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
+from governance.calendar.permissions import can_declare_lockdown
 from governance.calendar.services import lockdown_declare, lockdown_lift, window_occurrences_refresh
 from governance.changes.services import (
     approval_record,
@@ -112,18 +114,18 @@ class StatusChangeInline(RecordInline):
     fields = ["at", "from_status", "to_status", "actor", "reason"]
 
 
-def _each(modeladmin, request, queryset, service, done: str) -> None:
-    """Call `service` on each selected change as the signed-in user; a refusal is shown, never worked around."""
+def _each(modeladmin, request, queryset, service, done: str, noun: str = "change", label=attrgetter("number")) -> None:
+    """Call `service` on each selected record as the signed-in user; a refusal is shown, never worked around."""
     succeeded = 0
-    for change in queryset.order_by("pk"):
+    for record in queryset.order_by("pk"):
         try:
-            service(change)
+            service(record)
         except DomainError as exc:
-            modeladmin.message_user(request, f"{change.number}: {exc.message}", messages.ERROR)
+            modeladmin.message_user(request, f"{label(record)}: {exc.message}", messages.ERROR)
         else:
             succeeded += 1
     if succeeded:
-        modeladmin.message_user(request, f"{succeeded} change(s) {done}.", messages.SUCCESS)
+        modeladmin.message_user(request, f"{succeeded} {noun}(s) {done}.", messages.SUCCESS)
 
 
 def _move_action(target: str, description: str):
@@ -360,7 +362,7 @@ class LockdownAdmin(admin.ModelAdmin):
         return [field.name for field in Lockdown._meta.fields if field.name != "id"] + ["environments", "cis"]
 
     def has_add_permission(self, request) -> bool:
-        return request.user.has_perm("governance.declare_lockdown")
+        return can_declare_lockdown(request.user)
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False  # the record of a lockdown is written by the services alone
@@ -369,7 +371,7 @@ class LockdownAdmin(admin.ModelAdmin):
         return False
 
     def has_declare_lockdown_permission(self, request) -> bool:
-        return request.user.has_perm("governance.declare_lockdown")
+        return can_declare_lockdown(request.user)
 
     def save_model(self, request, obj, form, change) -> None:
         declared = form.declared  # written by lockdown_declare when the form was validated
@@ -381,16 +383,8 @@ class LockdownAdmin(admin.ModelAdmin):
 
     @admin.action(description="Lift", permissions=["declare_lockdown"])
     def lift(self, request, queryset):
-        lifted = 0
-        for lockdown in queryset.order_by("pk"):
-            try:
-                lockdown_lift(actor=request.user, lockdown=lockdown, reason="lifted in the admin")
-            except DomainError as exc:
-                self.message_user(request, f"{lockdown}: {exc.message}", messages.ERROR)
-            else:
-                lifted += 1
-        if lifted:
-            self.message_user(request, f"{lifted} lockdown(s) lifted.", messages.SUCCESS)
+        _each(self, request, queryset, lambda lockdown: lockdown_lift(
+            actor=request.user, lockdown=lockdown, reason="lifted in the admin"), "lifted", noun="lockdown", label=str)
 
 
 @admin.register(Occurrence)

@@ -34,3 +34,11 @@ class Forbidden(DomainError):
 class Conflict(DomainError):
     status = 409
     code = "conflict"
+
+
+def refuse_if_forbidden(exc: DomainError) -> None:
+    """For pages: a service's refusal for want of permission is a 403 page, like any other permission check."""
+    from django.core.exceptions import PermissionDenied
+
+    if exc.status == 403:
+        raise PermissionDenied(exc.message)

@@ -119,7 +119,7 @@ def maintenance_occurrences_between(start: datetime, end: datetime) -> QuerySet[
 def lockdowns_active(at: datetime) -> QuerySet[Lockdown]:
     return (Lockdown.objects.filter(declared_at__lte=at)
             .filter(Q(lifted_at__isnull=True) | Q(lifted_at__gt=at)).filter(Q(until__isnull=True) | Q(until__gt=at))
-            .prefetch_related(*SCOPE_PREFETCH))
+            .select_related("declared_by", "lifted_by").prefetch_related(*SCOPE_PREFETCH))
 
 
 def lockdowns_covering(cis: list[ConfigurationItem], environment_id: int | None, at: datetime) -> list[Lockdown]:

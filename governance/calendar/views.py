@@ -14,10 +14,11 @@ from django.views.decorators.http import require_POST
 from cmdb.models import ConfigurationItem, Team
 from governance.calendar import selectors, services
 from governance.calendar.forms import CalendarFilterForm, FeedForm, LockdownForm
+from governance.calendar.permissions import can_declare_lockdown, can_read_calendar
 from governance.changes.permissions import can_view_changes
 from governance.changes.selectors import change_requests_visible_to
 from governance.changes.services import change_request_update
-from governance.errors import DomainError
+from governance.errors import DomainError, refuse_if_forbidden
 from governance.models.calendar import Lockdown, MaintenanceWindow, Occurrence
 from governance.models.changes import ChangeStatus
 
@@ -26,7 +27,7 @@ CALENDAR_CHANGES = [ChangeStatus.APPROVED, ChangeStatus.SCHEDULED, ChangeStatus.
 
 
 def _require_reader(user) -> None:
-    if not (can_view_changes(user) and user.has_perm("governance.view_freezewindow")):
+    if not (can_view_changes(user) and can_read_calendar(user)):
         raise PermissionDenied("The release calendar is open to people who follow changes.")
 
 
@@ -75,10 +76,9 @@ def calendar_page(request):
         "next": (anchor.replace(day=28) + timedelta(days=4)).replace(day=1) if view == "month" else anchor + step,
         "lockdowns": selectors.lockdowns_active(datetime.now(UTC)),
         "lockdown_form": LockdownForm(),
-        "can_lock": request.user.has_perm("governance.declare_lockdown"),
+        "can_lock": can_declare_lockdown(request.user),
         "upcoming": _upcoming_freezes(),
         "maintenance": MaintenanceWindow.objects.filter(active=True),
-        "query": request.GET.urlencode(),
     })
 
 
@@ -122,8 +122,7 @@ def lockdown_declare(request):
         services.lockdown_declare(actor=request.user, reason=data["reason"], until=data.get("until"),
                                   scope={"everything": not environments}, environments=environments)
     except DomainError as exc:
-        if exc.status == 403:
-            raise PermissionDenied(exc.message) from None
+        refuse_if_forbidden(exc)
         messages.error(request, exc.message)
     else:
         messages.success(request, "Lockdown declared: the line is stopped.")
@@ -137,8 +136,7 @@ def lockdown_lift(request, pk: int):
     try:
         services.lockdown_lift(actor=request.user, lockdown=lockdown, reason=request.POST.get("reason", ""))
     except DomainError as exc:
-        if exc.status == 403:
-            raise PermissionDenied(exc.message) from None
+        refuse_if_forbidden(exc)
         messages.error(request, exc.message)
     else:
         messages.success(request, "Lockdown lifted.")
@@ -170,8 +168,7 @@ def change_reschedule(request, number: str):
     try:
         change_request_update(actor=request.user, change=change, planned_start=start, planned_end=end)
     except DomainError as exc:
-        if exc.status == 403:
-            raise PermissionDenied(exc.message) from None
+        refuse_if_forbidden(exc)
         messages.error(request, exc.message)
     else:
         messages.success(request, f"{change.number} moved to {start:%Y-%m-%d %H:%M} UTC.")

@@ -43,7 +43,7 @@ from governance.changes.services import (
     change_retrospective_record,
 )
 from governance.changes.workflow import TRANSITIONS, MoverFacts, user_moves
-from governance.errors import DomainError
+from governance.errors import DomainError, refuse_if_forbidden
 from governance.models.changes import CabMeeting, ChangeRequest, ChangeType
 from governance.models.changes import ChangeStatus as S
 from governance.roles import Role
@@ -70,12 +70,6 @@ def _require_change_reader(user) -> None:
 
 def _visible_change(user, number: str) -> ChangeRequest:
     return get_object_or_404(selectors.change_requests_visible_to(user), number=number)
-
-
-def _refused(exc: DomainError) -> None:
-    """A service's refusal for want of permission is a 403 page, like any other permission check."""
-    if exc.status == 403:
-        raise PermissionDenied(exc.message)
 
 
 # --- the CAB queue -----------------------------------------------------------------------------------------
@@ -294,7 +288,7 @@ def change_create(request):
                 change = change_request_create(actor=request.user, cis=list(form.cleaned_data["cis"]),
                                                **form.service_fields())
             except DomainError as exc:
-                _refused(exc)
+                refuse_if_forbidden(exc)
                 _add_service_error(form, exc)
             else:
                 messages.success(request, f"{change.number} saved as a draft. Submit it for review when ready.")
@@ -317,7 +311,7 @@ def change_edit(request, number: str):
                 change = change_request_update(actor=request.user, change=change,
                                                cis=list(form.cleaned_data["cis"]), **form.changed_service_fields())
             except DomainError as exc:
-                _refused(exc)
+                refuse_if_forbidden(exc)
                 _add_service_error(form, exc)
             else:
                 messages.success(request, f"{change.number} saved.")
@@ -368,7 +362,7 @@ def cab_meetings(request):
                                              starts_at=form.cleaned_data["starts_at"],
                                              attendees=form.cleaned_data["attendees"])
             except DomainError as exc:
-                _refused(exc)
+                refuse_if_forbidden(exc)
                 form.add_error(exc.field if exc.field in form.fields else None, exc.message)
             else:
                 count = meeting.agenda.count()
@@ -407,7 +401,7 @@ def cab_meeting_detail(request, pk: int):
                 cab_meeting_record(actor=request.user, meeting=meeting, minutes=form.cleaned_data["minutes"],
                                    outcomes=form.outcomes(), attendees=form.cleaned_data["attendees"])
             except DomainError as exc:
-                _refused(exc)
+                refuse_if_forbidden(exc)
                 form.add_error(exc.field if exc.field in form.fields else None, exc.message)
             else:
                 messages.success(request, "Minutes and outcomes saved.")
@@ -430,7 +424,7 @@ def cab_meeting_refresh(request, pk: int):
     try:
         cab_meeting_refresh_agenda(actor=request.user, meeting=meeting)
     except DomainError as exc:
-        _refused(exc)
+        refuse_if_forbidden(exc)
         messages.error(request, exc.message)
     else:
         added = meeting.agenda.count() - before

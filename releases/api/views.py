@@ -4,6 +4,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from governance.authentication import request_token
+from governance.serializers import validated
 from releases import services
 from releases.api.serializers import (
     ArtifactRegistrationSerializer,
@@ -19,12 +20,6 @@ from releases.models import Artifact, TrustedKey
 class CanReadReleases(permissions.BasePermission):
     def has_permission(self, request, view) -> bool:
         return request.user.is_authenticated and request.user.has_perm("releases.view_artifact")
-
-
-def _valid(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 class ArtifactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -44,7 +39,7 @@ class ArtifactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     @extend_schema(request=ArtifactRegistrationSerializer, responses={201: ArtifactSerializer})
     def create(self, request):
-        data = _valid(ArtifactRegistrationSerializer, request.data)
+        data = validated(ArtifactRegistrationSerializer, request.data)
         artifact = services.artifact_register(actor=request.user, token=request_token(request), **data)
         return Response(ArtifactSerializer(self.get_queryset().get(pk=artifact.pk)).data,
                         status=status.HTTP_201_CREATED)
@@ -52,7 +47,7 @@ class ArtifactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @extend_schema(request=ScanSerializer, responses={201: ScanSerializer})
     @action(detail=True, methods=["post"])
     def scans(self, request, digest=None):
-        data = _valid(ScanSerializer, request.data)
+        data = validated(ScanSerializer, request.data)
         scan = services.scan_attach(actor=request.user, token=request_token(request), artifact=self.get_object(),
                                     **data)
         return Response(ScanSerializer(scan).data, status=status.HTTP_201_CREATED)
@@ -60,7 +55,7 @@ class ArtifactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @extend_schema(request=PromotionRequestSerializer, responses={201: PromotionSerializer})
     @action(detail=True, methods=["post"])
     def promotions(self, request, digest=None):
-        data = _valid(PromotionRequestSerializer, request.data)
+        data = validated(PromotionRequestSerializer, request.data)
         promotion = services.artifact_promote(actor=request.user, token=request_token(request),
                                                artifact=self.get_object(), **data)
         return Response(PromotionSerializer(promotion).data, status=status.HTTP_201_CREATED)

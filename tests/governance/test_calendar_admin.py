@@ -137,12 +137,10 @@ def test_a_lockdown_is_lifted_by_the_admin_action_and_never_edited(lockdown_admi
     page = lockdown_admin.get(f"{ADMIN}lockdown/{lockdown.pk}/change/")
     assert page.status_code == 200
     assert b'name="lifted_at' not in page.content and b'name="reason"' not in page.content
-    forged = datetime(2030, 1, 1, tzinfo=UTC)
     assert lockdown_admin.post(f"{ADMIN}lockdown/{lockdown.pk}/change/", {
         "lifted_at_0": "2030-01-01", "lifted_at_1": "00:00", "reason": "forged"}).status_code == 403
     lockdown.refresh_from_db()
     assert (lockdown.lifted_at, lockdown.reason) == (None, "DNS trouble")
-    assert lockdown.lifted_at != forged
 
     response = lockdown_admin.post(f"{ADMIN}lockdown/", {"action": "lift", "_selected_action": [lockdown.pk],
                                                          "index": 0}, follow=True)

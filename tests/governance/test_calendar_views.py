@@ -72,11 +72,15 @@ def test_an_environment_filter_leaves_out_freezes_of_other_environments(client, 
 
 
 def test_a_release_manager_stops_the_line_from_the_calendar_and_it_holds_at_once(client, estate, release_manager):
+    scheduled = make_change(make_user("rita", "requester"), cis=[estate["ci"]], environment=estate["prod"],
+                            status=ChangeStatus.SCHEDULED)
     client.force_login(release_manager)
     response = client.post(reverse("calendar:lockdown_declare"), {"reason": "Payments outage INC-42"})
     assert response.status_code == 302
     [lockdown] = lockdowns_active(datetime.now(UTC))
     assert lockdown.everything and lockdown.declared_by == release_manager
+    scheduled.refresh_from_db()
+    assert scheduled.held_by == lockdown
     assert "LOCKDOWN" in client.get(URL).content.decode()
     client.post(reverse("calendar:lockdown_lift", args=[lockdown.pk]), {"reason": "resolved"})
     assert list(lockdowns_active(datetime.now(UTC))) == []
@@ -112,7 +116,9 @@ def test_an_unknown_slot_value_is_refused_without_moving_the_change(client, esta
     change = make_change(make_user("rita", "requester"), cis=[estate["ci"]], environment=estate["prod"])
     before = change.planned_start
     client.force_login(release_manager)
-    client.post(reverse("calendar:change_reschedule", args=[change.number]), {"start": "tomorrow", "end": "x"})
+    response = client.post(reverse("calendar:change_reschedule", args=[change.number]),
+                           {"start": "tomorrow", "end": "x"}, follow=True)
+    assert "Pick one of the suggested slots." in response.content.decode()
     change.refresh_from_db()
     assert change.planned_start == before
 

@@ -32,6 +32,7 @@ from governance.changes.permissions import can_view_changes
 from governance.changes.selectors import change_requests_visible_to
 from governance.errors import InvalidInput
 from governance.models.calendar import CalendarFeed, FreezeWindow, Lockdown, MaintenanceWindow, Severity
+from governance.serializers import validated
 
 VERBS = {"POST": "add", "PUT": "change", "PATCH": "change", "DELETE": "delete"}
 MAX_SLOTS = 50
@@ -163,7 +164,7 @@ class LockdownViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @extend_schema(request=LockdownInputSerializer, responses={201: LockdownSerializer})
     def create(self, request):
         """Declare a lockdown now; changes in flight in its scope go on hold at once."""
-        data = _validated(LockdownInputSerializer, request.data)
+        data = validated(LockdownInputSerializer, request.data)
         lockdown = services.lockdown_declare(
             actor=request.user, reason=data.pop("reason"), until=data.pop("until"),
             environments=data.pop("environments", []), cis=data.pop("cis", []), scope=data)
@@ -174,7 +175,7 @@ class LockdownViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def lift(self, request, pk=None):
         """Lift the lockdown: the changes it held are released."""
         lockdown = self.get_object()
-        data = _validated(LiftInputSerializer, request.data)
+        data = validated(LiftInputSerializer, request.data)
         lockdown = services.lockdown_lift(actor=request.user, lockdown=lockdown, reason=data["reason"])
         return Response(self._fresh(lockdown))
 
@@ -213,7 +214,7 @@ class CalendarFeedViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
 
     @extend_schema(request=CalendarFeedInputSerializer, responses={201: IssuedFeedSerializer})
     def create(self, request):
-        data = _validated(CalendarFeedInputSerializer, request.data)
+        data = validated(CalendarFeedInputSerializer, request.data)
         issued = services.calendar_feed_create(actor=request.user, name=data["name"], team=data["team"])
         issued.feed.url = request.build_absolute_uri(reverse("calendar_feed", args=[issued.secret]))
         return Response(IssuedFeedSerializer(issued.feed).data, status=status.HTTP_201_CREATED)
@@ -224,12 +225,6 @@ class CalendarFeedViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         """Stop the feed: its URL answers 404 from now on."""
         feed = services.calendar_feed_revoke(actor=request.user, feed=self.get_object())
         return Response(CalendarFeedSerializer(feed).data)
-
-
-def _validated(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
 
 
 def _moment(value: str | None, *, field: str) -> datetime | None:

@@ -21,6 +21,7 @@ from governance.changes.api.serializers import (
 from governance.changes.filters import ChangeRequestFilter
 from governance.changes.permissions import can_view_changes
 from governance.models.changes import ApprovalPolicy, ChangeRequest, ChangeStatusChange
+from governance.serializers import validated
 
 
 class ChangeReader(permissions.BasePermission):
@@ -76,7 +77,7 @@ class ChangeRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
     @extend_schema(request=ChangeRequestInputSerializer, responses={201: ChangeRequestDetailSerializer})
     def create(self, request):
         """Raise a change as a draft; the caller is its requester."""
-        data = _validated(ChangeRequestInputSerializer, request.data)
+        data = validated(ChangeRequestInputSerializer, request.data)
         change = services.change_request_create(actor=request.user, cis=data.pop("affected_cis", []), **data)
         return self._detail(change, status.HTTP_201_CREATED)
 
@@ -84,7 +85,7 @@ class ChangeRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
     def partial_update(self, request, number=None):
         """Edit a change: anything while it is a draft; afterwards its window, environment, CIs and wording."""
         change = self.get_object()
-        data = _validated(ChangeRequestInputSerializer, request.data, partial=True)
+        data = validated(ChangeRequestInputSerializer, request.data, partial=True)
         change = services.change_request_update(actor=request.user, change=change,
                                                 cis=data.pop("affected_cis", None), **data)
         return self._detail(change)
@@ -94,7 +95,7 @@ class ChangeRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
     def transitions(self, request, number=None):
         """Move the change (submit, schedule, implement, complete, close, cancel...); 409 says why not."""
         change = self.get_object()
-        data = _validated(TransitionInputSerializer, request.data)
+        data = validated(TransitionInputSerializer, request.data)
         change = services.change_request_transition(actor=request.user, change=change, target=data["target"],
                                                     reason=data["reason"])
         return self._detail(change)
@@ -108,7 +109,7 @@ class ChangeRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
         if request.method == "GET":
             approvals = change.approvals.select_related("approver", "role")
             return Response(ApprovalSerializer(approvals, many=True, context={"change": change}).data)
-        data = _validated(ApprovalInputSerializer, request.data)
+        data = validated(ApprovalInputSerializer, request.data)
         approval = services.approval_record(actor=request.user, change=change, decision=data["decision"],
                                             comment=data["comment"])
         return Response(ApprovalResultSerializer(approval).data, status=status.HTTP_201_CREATED)
@@ -118,15 +119,9 @@ class ChangeRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
     def retrospective(self, request, number=None):
         """Record the retrospective review an approved emergency change owes."""
         change = self.get_object()
-        data = _validated(RetrospectiveInputSerializer, request.data)
+        data = validated(RetrospectiveInputSerializer, request.data)
         change = services.change_retrospective_record(actor=request.user, change=change, notes=data["notes"])
         return self._detail(change)
-
-
-def _validated(serializer_class, data, *, partial: bool = False) -> dict:
-    serializer = serializer_class(data=data, partial=partial)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
 
 
 class ApprovalPolicyViewSet(viewsets.ModelViewSet):
