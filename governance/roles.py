@@ -22,7 +22,11 @@ APPROVER_ROLES = (Role.CAB_MEMBER, Role.SRE, Role.BUSINESS_OWNER, Role.COMPLIANC
 
 def team_role_permission(role: str) -> str:
     """The django-guardian permission, on a cmdb Team, that makes a person hold `role` for that team."""
-    return f"cmdb.approve_as_{role}"
+    return f"cmdb.{team_role_codename(role)}"
+
+
+def team_role_codename(role: str) -> str:
+    return f"approve_as_{role}"
 
 
 def user_roles(user) -> set[str]:

@@ -17,6 +17,7 @@ from governance.models.changes import (
     CabMeeting,
     ChangeRequest,
     ChangeType,
+    Decision,
     ReleaseStrategy,
     StandardChangeTemplate,
 )
@@ -143,7 +144,7 @@ class ChangeRequestForm(forms.Form):
 
 
 class ChangeDecisionForm(forms.Form):
-    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
+    decision = forms.ChoiceField(choices=Decision.choices)
     comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
 

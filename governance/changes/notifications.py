@@ -7,8 +7,9 @@ from django.urls import reverse
 from guardian.shortcuts import get_users_with_perms
 
 from governance.changes.permissions import owning_teams
-from governance.models.changes import ApprovalRequirement, ChangeRequest
-from governance.roles import team_role_permission
+from governance.changes.selectors import outstanding_approvals
+from governance.models.changes import Approval, ChangeRequest
+from governance.roles import team_role_codename
 
 SUBJECTS = {
     "review": "Approval needed: {number} {title}",
@@ -19,15 +20,16 @@ SUBJECTS = {
 
 def approvers_to_notify(change: ChangeRequest) -> list:
     """Everyone holding a role the current revision still needs, globally or for an owning team, except the
-    requester and the implementer."""
-    roles = list(ApprovalRequirement.objects.filter(change=change, revision=change.revision)
-                 .values_list("role__name", flat=True))
+    requester, the implementer and whoever already decided on this revision."""
+    roles = [o.role for o in outstanding_approvals(change) if o.given < o.needed]
+    decided = set(Approval.objects.filter(change=change, revision=change.revision).values_list("approver_id",
+                                                                                              flat=True))
     users = set(get_user_model().objects.filter(groups__name__in=roles, is_active=True))
     for team in owning_teams(change):
         for role in roles:
-            codename = team_role_permission(role).split(".", 1)[1]
+            codename = team_role_codename(role)
             users |= set(get_users_with_perms(team, only_with_perms_in=[codename], with_superusers=False))
-    return sorted((u for u in users if u.pk not in (change.requester_id, change.implementer_id) and u.email),
+    return sorted((u for u in users if u.pk not in {change.requester_id, change.implementer_id, *decided} and u.email),
                   key=lambda u: u.pk)
 
 

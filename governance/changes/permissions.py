@@ -1,10 +1,10 @@
 """Who may do what with changes. Segregation of duties lives here and in the approval service."""
 
-from django.contrib.auth.models import Group
 
 from cmdb.models import Team
+from governance.changes.workflow import MoverFacts
 from governance.models.changes import ChangeRequest
-from governance.roles import APPROVER_ROLES, team_role_permission
+from governance.roles import APPROVER_ROLES, team_role_codename, team_role_permission
 
 
 def can_view_changes(user) -> bool:
@@ -17,7 +17,7 @@ def can_view_changes(user) -> bool:
 def holds_team_role(user) -> bool:
     from guardian.models import UserObjectPermission
 
-    codenames = [team_role_permission(role).split(".", 1)[1] for role in APPROVER_ROLES]
+    codenames = [team_role_codename(role) for role in APPROVER_ROLES]
     return UserObjectPermission.objects.filter(user=user, permission__codename__in=codenames).exists()
 
 
@@ -53,5 +53,21 @@ def segregation_refusal(user, change: ChangeRequest) -> str | None:
     return None
 
 
-def approver_groups() -> dict[str, Group]:
-    return {group.name: group for group in Group.objects.filter(name__in=APPROVER_ROLES)}
+def mover_facts(user, change: ChangeRequest) -> MoverFacts:
+    """The parts `user` plays in `change`, as the lifecycle table names them."""
+    return MoverFacts(is_requester=user.pk == change.requester_id, is_implementer=user.pk == change.implementer_id,
+                      is_release_manager=is_release_manager(user))
+
+
+def may_edit_change(user, change: ChangeRequest) -> bool:
+    """Its requester and release managers edit a change (what they may still change depends on its state)."""
+    mover = mover_facts(user, change)
+    return mover.is_requester or mover.is_release_manager
+
+
+def retrospective_refusal(user, change: ChangeRequest) -> str | None:
+    """Why `user` may not record the retrospective review of an emergency change, if they may not."""
+    refusal = segregation_refusal(user, change)
+    if refusal or not (approver_roles(user, change) or is_release_manager(user)):
+        return refusal or "A CAB member or release manager reviews emergency changes."
+    return None

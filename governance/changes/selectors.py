@@ -12,7 +12,7 @@ from guardian.models import UserObjectPermission
 from governance.changes.permissions import approver_roles, can_view_changes, owning_teams
 from governance.models.changes import Approval, ApprovalRequirement, ChangeRequest, Decision
 from governance.models.changes import ChangeStatus as S
-from governance.roles import APPROVER_ROLES, team_role_permission
+from governance.roles import APPROVER_ROLES, team_role_codename
 
 ACTIVE = [S.SUBMITTED, S.ASSESSED, S.CAB_REVIEW, S.APPROVED, S.SCHEDULED, S.IMPLEMENTING]
 
@@ -66,7 +66,7 @@ def _lacking(roles: list[str]) -> QuerySet[ApprovalRequirement]:
 
 
 def _team_role_grants(user) -> list[tuple[int, str]]:
-    codenames = {team_role_permission(role).split(".", 1)[1]: role for role in APPROVER_ROLES}
+    codenames = {team_role_codename(role): role for role in APPROVER_ROLES}
     grants = UserObjectPermission.objects.filter(user=user, permission__codename__in=codenames,
                                                  content_type__app_label="cmdb", content_type__model="team")
     return [(int(g.object_pk), codenames[g.permission.codename]) for g in grants.select_related("permission")]

@@ -22,12 +22,14 @@ from governance.changes import risk
 from governance.changes.permissions import (
     approver_roles,
     can_raise_change,
-    is_release_manager,
+    may_edit_change,
+    mover_facts,
     owning_teams,
+    retrospective_refusal,
     segregation_refusal,
 )
 from governance.changes.selectors import outstanding_approvals
-from governance.changes.workflow import ChangeFacts, MoverFacts, transition_refusal
+from governance.changes.workflow import ChangeFacts, transition_refusal
 from governance.errors import Conflict, Forbidden, InvalidInput
 from governance.models.calendar import MaintenanceEnforcement, Severity
 from governance.models.changes import (
@@ -72,11 +74,6 @@ def _facts(change: ChangeRequest) -> ChangeFacts:
         has_backout_plan=bool(change.backout_plan.strip()), has_template=change.template_id is not None,
         retrospective_done=change.retrospective_done_at is not None,
     )
-
-
-def _mover(actor, change: ChangeRequest) -> MoverFacts:
-    return MoverFacts(is_requester=actor.pk == change.requester_id, is_implementer=actor.pk == change.implementer_id,
-                      is_release_manager=is_release_manager(actor))
 
 
 def _locked(change: ChangeRequest) -> ChangeRequest:
@@ -134,15 +131,11 @@ def change_request_update(*, actor, change: ChangeRequest, cis: list[Configurati
     now = timezone.now()
     with transaction.atomic():
         change = _locked(change)
-        mover = _mover(actor, change)
-        if change.status == S.DRAFT:
-            if not (mover.is_requester or mover.is_release_manager):
-                raise Forbidden("Only the requester or a release manager may edit this change.")
-        else:
-            if change.status not in (S.SUBMITTED, S.ASSESSED, S.CAB_REVIEW, S.APPROVED, S.SCHEDULED):
-                raise Conflict(f"A change in {S(change.status).label} can no longer be edited.")
-            if not (mover.is_requester or mover.is_release_manager):
-                raise Forbidden("Only the requester or a release manager may edit this change.")
+        if change.status not in (S.DRAFT, S.SUBMITTED, S.ASSESSED, S.CAB_REVIEW, S.APPROVED, S.SCHEDULED):
+            raise Conflict(f"A change in {S(change.status).label} can no longer be edited.")
+        if not may_edit_change(actor, change):
+            raise Forbidden("Only the requester or a release manager may edit this change.")
+        if change.status != S.DRAFT:
             locked = set(fields) - set(MATERIAL_FIELDS) - {"title", "description"}
             if locked:
                 field = sorted(locked)[0]
@@ -238,7 +231,7 @@ def change_request_transition(*, actor, change: ChangeRequest, target: str, reas
     now = timezone.now()
     with transaction.atomic():
         change = _locked(change)
-        refusal = transition_refusal(_facts(change), target, _mover(actor, change), now)
+        refusal = transition_refusal(_facts(change), target, mover_facts(actor, change), now)
         if refusal is None and target in (S.SCHEDULED, S.IMPLEMENTING):
             refusal = calendar_refusal(change, target=target, now=now)
         if refusal:
@@ -412,9 +405,9 @@ def change_retrospective_record(*, actor, change: ChangeRequest, notes: str) -> 
             raise Conflict("Only an approved emergency change has a retrospective review.")
         if change.retrospective_done_at is not None:
             raise Conflict("The retrospective review is already recorded.")
-        refusal = segregation_refusal(actor, change)
-        if refusal or not (approver_roles(actor, change) or is_release_manager(actor)):
-            raise Forbidden(refusal or "A CAB member or release manager reviews emergency changes.")
+        refusal = retrospective_refusal(actor, change)
+        if refusal:
+            raise Forbidden(refusal)
         change.retrospective_done_at, change.retrospective_notes = timezone.now(), notes
         change.save(update_fields=["retrospective_done_at", "retrospective_notes", "updated_at"])
     return change

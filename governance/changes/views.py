@@ -26,11 +26,12 @@ from governance.changes.forms import (
     RetrospectiveForm,
 )
 from governance.changes.permissions import (
-    approver_roles,
     can_raise_change,
     can_view_changes,
     is_release_manager,
-    segregation_refusal,
+    may_edit_change,
+    mover_facts,
+    retrospective_refusal,
 )
 from governance.changes.services import (
     approval_record,
@@ -42,9 +43,9 @@ from governance.changes.services import (
     change_request_update,
     change_retrospective_record,
 )
-from governance.changes.workflow import TRANSITIONS, MoverFacts, user_moves
+from governance.changes.workflow import TRANSITIONS, user_moves
 from governance.errors import DomainError, refuse_if_forbidden
-from governance.models.changes import CabMeeting, ChangeRequest, ChangeType
+from governance.models.changes import CabMeeting, ChangeRequest, ChangeType, Decision
 from governance.models.changes import ChangeStatus as S
 from governance.roles import Role
 
@@ -97,22 +98,16 @@ def cab_queue(request):
 # --- one change --------------------------------------------------------------------------------------------
 
 
-def _mover(user, change: ChangeRequest) -> MoverFacts:
-    return MoverFacts(is_requester=user.pk == change.requester_id, is_implementer=user.pk == change.implementer_id,
-                      is_release_manager=is_release_manager(user))
-
-
 def _offered_moves(user, change: ChangeRequest) -> list[tuple[str, str]]:
     """Buttons for the moves this person plays a part in; whether the move may happen now is the service's
     answer when they press one."""
-    mover = _mover(user, change)
+    mover = mover_facts(user, change)
     return [(target, MOVE_LABELS.get(target, S(target).label)) for target in user_moves(change.status)
             if any(mover.plays(m) for m in TRANSITIONS[(change.status, target)])]
 
 
 def _may_edit(user, change: ChangeRequest) -> bool:
-    mover = _mover(user, change)
-    return can_view_changes(user) and (mover.is_requester or mover.is_release_manager)
+    return can_view_changes(user) and may_edit_change(user, change)
 
 
 def _retrospective_pending(change: ChangeRequest) -> bool:
@@ -121,8 +116,7 @@ def _retrospective_pending(change: ChangeRequest) -> bool:
 
 
 def _may_review_retrospective(user, change: ChangeRequest) -> bool:
-    return (_retrospective_pending(change) and segregation_refusal(user, change) is None
-            and (is_release_manager(user) or bool(approver_roles(user, change))))
+    return _retrospective_pending(change) and retrospective_refusal(user, change) is None
 
 
 def _state_context(user, change: ChangeRequest, *, form: ChangeDecisionForm | None = None, error: str = "",
@@ -200,7 +194,7 @@ def change_decide(request, number: str):
         except DomainError as exc:
             error, status = exc.message, exc.status
         else:
-            done = "Your approval is recorded." if form.cleaned_data["decision"] == "approve" else \
+            done = "Your approval is recorded." if form.cleaned_data["decision"] == Decision.APPROVE else \
                 "Your rejection is recorded."
             form = ChangeDecisionForm()
     change = _visible_change(request.user, number)

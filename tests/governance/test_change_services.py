@@ -10,6 +10,7 @@ from django.core import mail
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
+from governance.changes.notifications import approvers_to_notify
 from governance.changes.selectors import (
     awaiting_approval_by,
     change_conflicts,
@@ -179,7 +180,7 @@ def test_an_emergency_change_follows_only_the_emergency_cab_policy(people, envs,
     ci = make_ci("ledger", team=team, criticality=1, sox_scoped=True)
     change = submit(make_change(people.requester, cis=[ci], environment=envs.prod, change_type="emergency"))
     assert change.status == S.CAB_REVIEW
-    assert change.risk_level in ("high", "critical")
+    assert (change.risk_level, change.risk_score) == ("high", 60)  # tier 1, production, emergency
     assert needs(change) == {"cab_member": (1, [EMERGENCY_CAB])}
 
 
@@ -788,6 +789,16 @@ def test_a_reminder_is_claimed_once_and_reaches_the_approvers_not_the_requester(
     assert recipients() == ["carlos@bank.example", "chen@bank.example"]
     assert "rc@bank.example" not in recipients()
     assert mail.outbox[0].subject == f"Reminder, approval still needed: {old.number} {old.title}"
+
+
+def test_a_reminder_skips_those_who_decided_and_roles_already_satisfied(people, envs, team):
+    only_policies(("A", {"cab_member": 2, "sre": 1}, {}))
+    change = in_review(people, envs, team)
+    approval_record(actor=people.cab1, change=change, decision="approve")
+    approval_record(actor=people.sre, change=change, decision="approve")
+    waiting = [user.username for user in approvers_to_notify(change)]
+    assert people.cab2.username in waiting
+    assert people.cab1.username not in waiting and people.sre.username not in waiting
 
 
 def test_a_reminder_is_sent_again_after_another_reminder_period(people, envs, team, settings):
