@@ -151,8 +151,7 @@ def schedule_suggestions(change, *, count: int = 5, after: datetime | None = Non
                          horizon: timedelta = timedelta(days=60)) -> list[tuple[datetime, datetime]]:
     """The next `count` slots for this change: inside a maintenance window that governs it (else on the hour),
     clear of every freeze and lockdown in its scope, and of other changes touching its CIs or blast radius."""
-    from governance.changes.selectors import ACTIVE
-    from governance.models.changes import ChangeRequest
+    from governance.changes.selectors import changes_in_the_way
 
     after = (after or timezone.now()).replace(second=0, microsecond=0)
     length = (change.planned_end - change.planned_start) if change.planned_start and change.planned_end \
@@ -166,14 +165,10 @@ def schedule_suggestions(change, *, count: int = 5, after: datetime | None = Non
     else:
         first = after if after.minute == 0 else after.replace(minute=0) + timedelta(hours=1)
         spans = [(first + timedelta(hours=h), end) for h in range(int(horizon.total_seconds() // 3600))]
-    blocked = [(p.lower, p.upper) for p in Occurrence.objects.filter(freeze__active=True, period__overlap=(after, end))
-               .filter(covers_any_sql(FreezeWindow, cis, change.environment_id)).values_list("period", flat=True)]
+    blocked = [(hit.starts, hit.ends) for hit in freezes_covering(cis, change.environment_id, after, end)]
     blocked += [(lockdown.declared_at, lockdown.until or end)
                 for lockdown in lockdowns_covering(cis, change.environment_id, after)]
-    own = [ci.pk for ci in cis]
-    blocked += list(ChangeRequest.objects.filter(status__in=ACTIVE, planned_start__lt=end, planned_end__gt=after)
-                    .exclude(pk=change.pk)
-                    .filter(Q(affected_cis__in=change.impacted_ci_ids or own) | Q(impacted_ci_ids__overlap=own))
+    blocked += list(changes_in_the_way(change, [ci.pk for ci in cis], after, end)
                     .values_list("planned_start", "planned_end").distinct())
     merged: list[list[datetime]] = []  # what is in the way, as sorted disjoint spans, searched by their ends
     for busy_start, busy_end in sorted(blocked):

@@ -2,6 +2,7 @@
 
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import connection
 from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
@@ -91,11 +92,16 @@ def change_conflicts(change: ChangeRequest) -> QuerySet[ChangeRequest]:
     if change.planned_start is None or change.planned_end is None:
         return ChangeRequest.objects.none()
     own = list(change.affected_cis.values_list("pk", flat=True))
-    return (change_requests().filter(status__in=ACTIVE, planned_start__lt=change.planned_end,
-                                     planned_end__gt=change.planned_start)
-            .exclude(pk=change.pk)
-            .filter(Q(affected_cis__in=change.impacted_ci_ids or own) | Q(impacted_ci_ids__overlap=own))
-            .distinct())
+    return changes_in_the_way(change, own, change.planned_start, change.planned_end, change_requests()).distinct()
+
+
+def changes_in_the_way(change: ChangeRequest, own: list[int], start: datetime, end: datetime,
+                       changes: QuerySet[ChangeRequest] | None = None) -> QuerySet[ChangeRequest]:
+    """Of `changes` (all by default), the other active ones with a window meeting [start, end) that touch the
+    CIs `own` of `change` or their blast radius, or whose blast radius holds them."""
+    changes = ChangeRequest.objects.all() if changes is None else changes
+    return (changes.filter(status__in=ACTIVE, planned_start__lt=end, planned_end__gt=start).exclude(pk=change.pk)
+            .filter(Q(affected_cis__in=change.impacted_ci_ids or own) | Q(impacted_ci_ids__overlap=own)))
 
 
 def approval_checklist(change: ChangeRequest) -> list[dict]:
