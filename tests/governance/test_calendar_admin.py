@@ -175,3 +175,20 @@ def test_occurrences_are_read_only_in_the_admin(client):
     assert client.post(f"{ADMIN}occurrence/{occurrence.pk}/delete/", {"post": "yes"}).status_code == 403
     occurrence.refresh_from_db()
     assert occurrence.period.lower == datetime(2026, 12, 24, tzinfo=UTC)
+
+
+def test_the_window_list_shows_each_next_occurrence_in_a_fixed_number_of_queries(calendar_admin, prod,
+                                                                                  django_assert_max_num_queries):
+    for n in range(3):
+        calendar_admin.post(f"{ADMIN}freezewindow/add/", {**WINDOW, "name": f"Friday {n}", "severity": "hard",
+                                                            "reason": "quiet", "environments": [prod.pk]})
+    calendar_admin.get(f"{ADMIN}freezewindow/")
+    with django_assert_max_num_queries(12) as few:
+        page = calendar_admin.get(f"{ADMIN}freezewindow/").content.decode()
+    assert page.count(" UTC</td>") == 3
+    bound = len(few.captured_queries)  # read now: the next request empties the connection's query log
+    for n in range(3, 9):
+        calendar_admin.post(f"{ADMIN}freezewindow/add/", {**WINDOW, "name": f"Friday {n}", "severity": "hard",
+                                                            "reason": "quiet", "environments": [prod.pk]})
+    with django_assert_max_num_queries(bound):
+        assert calendar_admin.get(f"{ADMIN}freezewindow/").content.decode().count(" UTC</td>") == 9
