@@ -1,14 +1,12 @@
 """Writes about artifacts: registering a build once, trusting signing keys, recording scans and promotions."""
 
-import hashlib
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from cmdb.models import ConfigurationItem, Environment, Team
+from governance.audit.signing import key_id, load_public_key_pem, signature_valid
 from governance.errors import Conflict, Forbidden, InvalidInput
 from governance.services import require_token_scope
 from releases.models import Artifact, Promotion, ScanResult, SignatureStatus, TrustedKey
@@ -16,23 +14,20 @@ from releases.models import Artifact, Promotion, ScanResult, SignatureStatus, Tr
 
 def _public_key(pem: str) -> Ed25519PublicKey:
     try:
-        key = serialization.load_pem_public_key(pem.encode())
-    except ValueError:
-        raise InvalidInput("Not a PEM public key.", field="public_key_pem") from None
-    if not isinstance(key, Ed25519PublicKey):
-        raise InvalidInput("Only Ed25519 keys are trusted.", field="public_key_pem")
-    return key
+        return load_public_key_pem(pem)
+    except (ValueError, TypeError):
+        raise InvalidInput("Not an Ed25519 public key in PEM: only Ed25519 keys are trusted.",
+                           field="public_key_pem") from None
 
 
 def trusted_key_add(*, actor, team: Team, name: str, public_key_pem: str) -> TrustedKey:
     if not actor.has_perm("releases.add_trustedkey"):
         raise Forbidden("Only administrators manage the keys a team trusts.")
     key = _public_key(public_key_pem)
-    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     try:
         with transaction.atomic():
             return TrustedKey.objects.create(team=team, name=name.strip(), public_key_pem=public_key_pem.strip(),
-                                             key_id=hashlib.sha256(raw).hexdigest())
+                                             key_id=key_id(key))
     except IntegrityError:
         raise Conflict("This key, or a key of this name, is already trusted.", field="public_key_pem") from None
 
@@ -41,17 +36,10 @@ def signature_check(service: ConfigurationItem, digest: str, signature: str) -> 
     """Whether `signature` over `digest` comes from a key the service's owner team trusts."""
     if not signature:
         return SignatureStatus.UNSIGNED, None
-    try:
-        raw = bytes.fromhex(signature)
-    except ValueError:
-        return SignatureStatus.INVALID, None
     keys = list(TrustedKey.objects.filter(team_id=service.owner_team_id, revoked_at__isnull=True))
     for key in keys:
-        try:
-            _public_key(key.public_key_pem).verify(raw, digest.encode())
-        except InvalidSignature:
-            continue
-        return SignatureStatus.VALID, key
+        if signature_valid(load_public_key_pem(key.public_key_pem), digest.encode(), signature):
+            return SignatureStatus.VALID, key
     return (SignatureStatus.INVALID if keys else SignatureStatus.UNTRUSTED), None
 
 
@@ -63,22 +51,33 @@ def artifact_register(*, actor, token=None, service: ConfigurationItem, version:
     if not actor.has_perm("releases.add_artifact"):
         raise Forbidden("Registering artifacts is for pipelines and administrators.")
     require_token_scope(token, service=service)
-    with transaction.atomic():
-        existing = Artifact.objects.select_for_update().filter(service=service, version=version).first()
-        if existing is not None:
-            if existing.digest != digest:
-                raise Conflict(f"{service} {version} was built as {existing.digest}: rebuilds are refused; "
-                               "give the new build a new version.", field="digest", code="rebuild_refused")
-            return existing
-        if Artifact.objects.filter(digest=digest).exists():
-            raise Conflict("This digest is already registered for another version.", field="digest")
-        status, key = signature_check(service, digest, signature)
-        artifact = Artifact(service=service, version=version, digest=digest, source_commit=source_commit,
-                            build_url=build_url, created_by=actor, signature=signature, signed_by=key,
-                            signature_status=status, provenance=provenance or {})
-        artifact.full_clean(exclude=["created_by", "service", "signed_by"])
-        artifact.save()
+    existing = _registered(service, version, digest)
+    if existing is not None:
+        return existing
+    status, key = signature_check(service, digest, signature)
+    artifact = Artifact(service=service, version=version, digest=digest, source_commit=source_commit,
+                        build_url=build_url, created_by=actor, signature=signature, signed_by=key,
+                        signature_status=status, provenance=provenance or {})
+    artifact.full_clean(exclude=["created_by", "service", "signed_by"], validate_unique=False)
+    try:
+        with transaction.atomic():
+            artifact.save()
+    except IntegrityError:  # the same build registered at the same moment: answer as for a retry or a rebuild
+        return _registered(service, version, digest)
     return artifact
+
+
+def _registered(service: ConfigurationItem, version: str, digest: str) -> Artifact | None:
+    """The artifact already registered as this build; a conflict if the version or the digest names another."""
+    existing = Artifact.objects.filter(service=service, version=version).first()
+    if existing is not None:
+        if existing.digest != digest:
+            raise Conflict(f"{service} {version} was built as {existing.digest}: rebuilds are refused; "
+                           "give the new build a new version.", field="digest", code="rebuild_refused")
+        return existing
+    if Artifact.objects.filter(digest=digest).exists():
+        raise Conflict("This digest is already registered for another version.", field="digest")
+    return None
 
 
 def artifact_promote(*, actor, token=None, artifact: Artifact, environment: Environment) -> Promotion:

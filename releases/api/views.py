@@ -15,11 +15,12 @@ from releases.api.serializers import (
     TrustedKeySerializer,
 )
 from releases.models import Artifact, TrustedKey
+from releases.permissions import can_view_releases
 
 
 class CanReadReleases(permissions.BasePermission):
     def has_permission(self, request, view) -> bool:
-        return request.user.is_authenticated and request.user.has_perm("releases.view_artifact")
+        return can_view_releases(request.user)
 
 
 class ArtifactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

@@ -1,9 +1,16 @@
 """Artifacts through the API: built once, signed by trusted keys, scanned, promoted one environment at a time."""
 
+import threading
+
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.db import connections
+from django.utils import timezone
+from rest_framework.test import APIClient
 
+from governance.services import api_token_create
 from releases.models import Artifact, TrustedKey
 from releases.services import trusted_key_add
 from tests.factories import make_ci, make_environment, make_team
@@ -94,12 +101,70 @@ def test_a_signature_from_a_key_nobody_trusts_is_untrusted(api, pipeline, servic
     assert response.json()["signature_status"] == "untrusted"
 
 
-def test_only_ed25519_public_keys_are_trusted(api, admin_user, service):
+def test_only_the_owner_teams_unrevoked_keys_count(api, pipeline, admin_user, service):
+    private, pem = _keypair()
+    trusted_key_add(actor=admin_user, team=make_team("ledger"), name="theirs", public_key_pem=pem)
+    signed = {"signature": private.sign(DIGEST.encode()).hex()}
+    assert register(api.as_user(pipeline), **signed).json()["signature_status"] == "untrusted"
+    revoked = trusted_key_add(actor=admin_user, team=service.owner_team, name="old", public_key_pem=_keypair()[1])
+    TrustedKey.objects.filter(pk=revoked.pk).update(revoked_at=timezone.now())
+    other = {"version": "4.2.1", "digest": OTHER, "signature": private.sign(OTHER.encode()).hex()}
+    assert register(api.as_user(pipeline), **other).json()["signature_status"] == "untrusted"
+    trusted_key_add(actor=admin_user, team=service.owner_team, name="current", public_key_pem=_keypair()[1])
+    third = "sha256:" + "c" * 64
+    response = register(api.as_user(pipeline), version="4.2.2", digest=third,
+                        signature=private.sign(third.encode()).hex())
+    assert response.json()["signature_status"] == "invalid"  # the team trusts a key, but not this one
+
+
+@pytest.mark.parametrize("pem", ["-----BEGIN PUBLIC KEY-----\nnope\n", rsa.generate_private_key(
+    public_exponent=65537, key_size=2048).public_key().public_bytes(
+    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()])
+def test_only_ed25519_public_keys_are_trusted(api, admin_user, service, pem):
     response = api.as_user(admin_user).post("/api/v1/trusted-keys/", {
-        "team": "payments", "name": "bad", "public_key_pem": "-----BEGIN PUBLIC KEY-----\nnope\n"}, format="json")
+        "team": "payments", "name": "bad", "public_key_pem": pem}, format="json")
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "public_key_pem"
     assert not TrustedKey.objects.exists()
+
+
+def test_only_administrators_add_trusted_keys(api, pipeline, service):
+    response = api.as_user(pipeline).post("/api/v1/trusted-keys/", {
+        "team": "payments", "name": "mine", "public_key_pem": _keypair()[1]}, format="json")
+    assert response.status_code == 403 and not TrustedKey.objects.exists()
+
+
+def test_people_without_the_pipeline_role_cannot_promote_or_scan(api, pipeline, requester, service, chain):
+    register(api.as_user(pipeline))
+    client = api.as_user(requester)
+    assert client.post(f"{ARTIFACTS}{DIGEST}/promotions/", {"environment": "dev"}, format="json").status_code == 403
+    assert client.post(f"{ARTIFACTS}{DIGEST}/scans/", {"kind": "sast", "tool": "semgrep", "verdict": "pass"},
+                       format="json").status_code == 403
+    artifact = Artifact.objects.get()
+    assert not artifact.promotions.exists() and not artifact.scans.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_build_registered_twice_at_once_is_one_artifact(migration_data, pipeline):
+    make_ci("payments-api", team=make_team("payments"))
+    clients = []
+    for n in range(2):  # a client and token each: the two requests share nothing but the database
+        clients.append(APIClient())
+        clients[-1].credentials(HTTP_AUTHORIZATION="Bearer " + api_token_create(
+            actor=pipeline, owner=pipeline, name=f"runner {n}").secret)
+    barrier, answers = threading.Barrier(2), []
+
+    def send(client):
+        barrier.wait()
+        answers.append(register(client).status_code)
+        connections.close_all()
+
+    threads = [threading.Thread(target=send, args=(client,)) for client in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == [201, 201] and Artifact.objects.count() == 1
 
 
 def test_an_artifact_is_promoted_one_environment_at_a_time(api, pipeline, service, chain):
