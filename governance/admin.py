@@ -9,6 +9,7 @@ from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
 from governance.calendar.permissions import can_declare_lockdown
+from governance.calendar.selectors import names_a_scope
 from governance.calendar.services import lockdown_declare, lockdown_lift, window_occurrences_refresh
 from governance.changes.services import (
     approval_record,
@@ -271,6 +272,18 @@ class RecurringWindowAdmin(admin.ModelAdmin):
     filter_horizontal = ["environments"]
     autocomplete_fields = ["cis"]
     readonly_fields = ["next_occurrences", "created_at"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+
+        class ScopedWindowForm(form):
+            def clean(self):
+                cleaned = super().clean()
+                if not names_a_scope(cleaned):
+                    self.add_error(None, "Say what the window covers, or that it covers everything.")
+                return cleaned
+
+        return ScopedWindowForm
 
     def get_queryset(self, request):
         # The list shows each window's next occurrence: found for all rows in the one query.

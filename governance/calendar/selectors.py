@@ -1,6 +1,7 @@
 """Questions the calendar answers: which freezes and lockdowns cover this scope at this time, and when."""
 
 from bisect import bisect_right
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -15,6 +16,13 @@ from governance.models.calendar import CalendarFeed, FreezeWindow, Lockdown, Mai
 from governance.services import token_digest
 
 SCOPE_PREFETCH = ("environments", "cis")
+SCOPE_FIELDS = ("everything", "environments", "cis", "ci_types", "tags", "max_criticality", "sox_scoped", "phi", "pci")
+
+
+def names_a_scope(scope: Mapping) -> bool:
+    """Whether a freeze, maintenance window or lockdown scope names anything: one that names nothing covers
+    nothing, and is refused rather than saved as a silent no-op."""
+    return any(scope.get(name) for name in SCOPE_FIELDS)
 
 
 def covers(scope, ci: ConfigurationItem | None, environment_id: int | None) -> bool:

@@ -11,7 +11,7 @@ from cmdb.models import Team
 from governance.audit.ledger import audit_record
 from governance.calendar.permissions import can_manage_feed, can_read_calendar
 from governance.calendar.recurrence import occurrences
-from governance.calendar.selectors import covers_any
+from governance.calendar.selectors import covers_any, names_a_scope
 from governance.errors import Conflict, Forbidden, InvalidInput
 from governance.models.calendar import CalendarFeed, FreezeWindow, Lockdown, MaintenanceWindow, Occurrence
 from governance.models.changes import ChangeRequest
@@ -52,7 +52,7 @@ def lockdown_declare(*, actor, reason: str, until: datetime | None = None, scope
     if until is not None and until <= now:
         raise InvalidInput("A lockdown must last into the future.", field="until")
     scope = scope or {}
-    if not (scope.get("everything") or environments or cis or any(scope.values())):
+    if not names_a_scope({**scope, "environments": environments, "cis": cis}):
         raise InvalidInput("Say what the lockdown covers, or that it covers everything.", field="everything")
     with transaction.atomic():
         lockdown = Lockdown.objects.create(reason=reason, declared_by=actor, declared_at=now, until=until, **scope)

@@ -66,7 +66,7 @@ def test_a_freeze_saved_in_the_admin_gets_its_occurrences_and_shows_the_next_one
 def test_a_freeze_with_a_bad_rule_is_refused_on_the_rule_field_and_nothing_is_saved(calendar_admin, prod):
     response = calendar_admin.post(f"{ADMIN}freezewindow/add/", {
         **WINDOW, "name": "Broken", "rrule": "FREQ=SOMETIMES", "severity": "hard", "reason": "",
-        "extra_approval_role": ""})
+        "extra_approval_role": "", "environments": [prod.pk]})
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
     assert list(errors) == ["rrule"]
@@ -192,3 +192,11 @@ def test_the_window_list_shows_each_next_occurrence_in_a_fixed_number_of_queries
                                                             "reason": "quiet", "environments": [prod.pk]})
     with django_assert_max_num_queries(bound):
         assert calendar_admin.get(f"{ADMIN}freezewindow/").content.decode().count(" UTC</td>") == 9
+
+
+def test_a_window_that_covers_nothing_is_refused_in_the_admin(calendar_admin):
+    response = calendar_admin.post(f"{ADMIN}freezewindow/add/", {**WINDOW, "name": "Nothing", "severity": "hard",
+                                                                 "reason": "quiet"})
+    assert response.status_code == 200
+    assert "Say what the window covers" in response.content.decode()
+    assert not FreezeWindow.objects.exists()

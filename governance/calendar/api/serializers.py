@@ -12,12 +12,11 @@ from cmdb.api.serializers import CINameField
 from cmdb.choices import CIType, Criticality
 from cmdb.models import Environment, Team
 from governance.calendar.recurrence import occurrences
+from governance.calendar.selectors import SCOPE_FIELDS, names_a_scope
 from governance.changes.api.serializers import ApproverRoleField, StrictInputMixin
 from governance.models.calendar import CalendarFeed, FreezeWindow, Lockdown, MaintenanceWindow
 from governance.serializers import ModelRulesSerializer
 
-SCOPE_FIELDS = ["everything", "environments", "cis", "ci_types", "tags", "max_criticality", "sox_scoped", "phi",
-                "pci"]
 WINDOW_FIELDS = ["id", "name", "timezone", "recurrence", "start_date", "start_time", "duration_minutes", "rrule",
                  "business_days", "holiday_region", "active", *SCOPE_FIELDS, "created_at", "next_occurrences"]
 NEXT_OCCURRENCES = 5
@@ -40,7 +39,8 @@ class ScopeFields(serializers.Serializer):
     max_criticality = serializers.ChoiceField(choices=Criticality.choices, required=False, allow_null=True)
 
 
-def _covers_something(attrs: Mapping, instance) -> bool:
+def _scope(attrs: Mapping, instance) -> dict:
+    """The scope as it will be saved: what is given, else what the window has."""
     def current(name: str):
         if name in attrs:
             return attrs[name]
@@ -49,7 +49,7 @@ def _covers_something(attrs: Mapping, instance) -> bool:
         value = getattr(instance, name)
         return list(value.all()) if name in ("environments", "cis") else value
 
-    return any(current(name) for name in SCOPE_FIELDS)
+    return {name: current(name) for name in SCOPE_FIELDS}
 
 
 class WindowSerializer(StrictInputMixin, ScopeFields, ModelRulesSerializer):
@@ -64,7 +64,7 @@ class WindowSerializer(StrictInputMixin, ScopeFields, ModelRulesSerializer):
         scope = {name: attrs.pop(name) for name in ("environments", "cis") if name in attrs}
         attrs = super().validate(attrs)  # the model's clean(): time zone, recurrence, severity and its approver
         attrs.update(scope)
-        if not _covers_something(attrs, self.instance):
+        if not names_a_scope(_scope(attrs, self.instance)):
             raise serializers.ValidationError({"everything": "Say what the window covers, or that it covers "
                                                              "everything."})
         return attrs
