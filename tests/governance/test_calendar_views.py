@@ -71,6 +71,31 @@ def test_an_environment_filter_leaves_out_freezes_of_other_environments(client, 
     assert "❄" not in client.get(URL, {"environment": "staging", "date": "2026-12-01"}).content.decode()
 
 
+def test_the_filters_apply_to_maintenance_windows_and_to_services(client, estate, cab_member):
+    staging = make_environment("staging", 2)
+    other = make_ci("ledger-api", team=make_team("ledger"))
+    window = MaintenanceWindow.objects.create(
+        name="Staging Tuesday", timezone="UTC", recurrence="rrule", rrule="FREQ=WEEKLY;BYDAY=TU",
+        start_date=date(2026, 1, 6), start_time=time(22), duration_minutes=240)
+    window.environments.set([staging])
+    window_occurrences_refresh(window)
+    freeze = friday_freeze(estate["prod"])
+    freeze.environments.clear()
+    freeze.cis.set([other])
+    window_occurrences_refresh(freeze)
+    client.force_login(cab_member)
+
+    def grid(**filters) -> str:
+        return client.get(URL, {"date": "2026-12-01", **filters}).content.decode().split("Freezes: next", 1)[0]
+
+    assert "Staging Tuesday" in grid(environment="staging")
+    assert "Staging Tuesday" not in grid(environment="prod")
+    assert "❄" in grid(ci=other.name)
+    assert "❄" not in grid(ci=estate["ci"].name)
+    assert "❄" not in grid(team=estate["team"].slug)
+    assert "❄" in grid(team=other.owner_team.slug) and "❄" in grid()
+
+
 def test_a_release_manager_stops_the_line_from_the_calendar_and_it_holds_at_once(client, estate, release_manager):
     scheduled = make_change(make_user("rita", "requester"), cis=[estate["ci"]], environment=estate["prod"],
                             status=ChangeStatus.SCHEDULED)
