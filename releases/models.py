@@ -10,6 +10,8 @@ from django.utils import timezone
 from cmdb.models import ConfigurationItem, Environment, Team
 
 digest_validator = RegexValidator(r"^sha256:[0-9a-f]{64}$", "A digest is sha256: followed by 64 lower-case hex digits.")
+source_commit_validator = RegexValidator(r"^[0-9a-f]{7,64}$", "A source commit is 7 to 64 lower-case hex digits.")
+signature_validator = RegexValidator(r"^[0-9a-fA-F]*$", "A signature is given in hex.")
 
 
 class SignatureStatus(models.TextChoices):
@@ -43,11 +45,12 @@ class Artifact(models.Model):
     service = models.ForeignKey(ConfigurationItem, on_delete=models.PROTECT, related_name="artifacts")
     version = models.CharField(max_length=100)
     digest = models.CharField(max_length=71, unique=True, validators=[digest_validator])
-    source_commit = models.CharField(max_length=64, blank=True)
+    source_commit = models.CharField(max_length=64, blank=True, validators=[source_commit_validator])
     build_url = models.URLField(max_length=500, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
-    signature = models.CharField(max_length=200, blank=True, help_text="Ed25519 signature over the digest, hex.")
+    signature = models.CharField(max_length=200, blank=True, validators=[signature_validator],
+                                 help_text="Ed25519 signature over the digest, hex.")
     signed_by = models.ForeignKey(TrustedKey, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     signature_status = models.CharField(max_length=20, choices=SignatureStatus.choices,
                                         default=SignatureStatus.UNSIGNED)

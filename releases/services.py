@@ -54,11 +54,10 @@ def artifact_register(*, actor, token=None, service: ConfigurationItem, version:
     existing = _registered(service, version, digest)
     if existing is not None:
         return existing
-    status, key = signature_check(service, digest, signature)
     artifact = Artifact(service=service, version=version, digest=digest, source_commit=source_commit,
-                        build_url=build_url, created_by=actor, signature=signature, signed_by=key,
-                        signature_status=status, provenance=provenance or {})
+                        build_url=build_url, created_by=actor, signature=signature, provenance=provenance or {})
     artifact.full_clean(exclude=["created_by", "service", "signed_by"], validate_unique=False)
+    artifact.signature_status, artifact.signed_by = signature_check(service, digest, signature)
     try:
         with transaction.atomic():
             artifact.save()

@@ -2,7 +2,15 @@ from rest_framework import serializers
 
 from cmdb.api.serializers import CINameField
 from cmdb.models import Environment, Team
-from releases.models import Artifact, Promotion, ScanResult, TrustedKey, digest_validator
+from releases.models import (
+    Artifact,
+    Promotion,
+    ScanResult,
+    TrustedKey,
+    digest_validator,
+    signature_validator,
+    source_commit_validator,
+)
 
 
 class PromotionSerializer(serializers.ModelSerializer):
@@ -37,9 +45,11 @@ class ArtifactRegistrationSerializer(serializers.Serializer):
     service = CINameField()
     version = serializers.CharField(max_length=100)
     digest = serializers.CharField(max_length=71, validators=[digest_validator])
-    source_commit = serializers.RegexField(r"^[0-9a-f]{7,64}$", required=False, allow_blank=True)
+    source_commit = serializers.CharField(max_length=64, required=False, allow_blank=True,
+                                          validators=[source_commit_validator])
     build_url = serializers.URLField(max_length=500, required=False, allow_blank=True)
-    signature = serializers.RegexField(r"^[0-9a-fA-F]*$", max_length=200, required=False, allow_blank=True)
+    signature = serializers.CharField(max_length=200, required=False, allow_blank=True,
+                                      validators=[signature_validator])
     provenance = serializers.DictField(required=False)
 
 

@@ -6,13 +6,14 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.core.exceptions import ValidationError
 from django.db import connections
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from governance.services import api_token_create
 from releases.models import Artifact, TrustedKey
-from releases.services import trusted_key_add
+from releases.services import artifact_register, trusted_key_add
 from tests.factories import make_ci, make_environment, make_team
 
 pytestmark = pytest.mark.django_db
@@ -66,6 +67,19 @@ def test_bad_input_names_the_field_and_writes_nothing(api, pipeline, service, fi
     response = register(api.as_user(pipeline), **fields)
     assert response.status_code == 400
     assert field in [e["field"] for e in response.json()["errors"]]
+    assert not Artifact.objects.exists()
+
+
+@pytest.mark.parametrize(("fields", "field"), [
+    ({"source_commit": "ABC1234"}, "source_commit"), ({"source_commit": "abc"}, "source_commit"),
+    ({"signature": "not hex"}, "signature"), ({"digest": "sha256:" + "A" * 64}, "digest"),
+])
+def test_the_service_keeps_the_hex_rules_for_every_caller(pipeline, service, fields, field):
+    """Not only the API: the GitHub flow, the demo and the admin register through the same service."""
+    given = {"version": "4.2.0", "digest": DIGEST, **fields}
+    with pytest.raises(ValidationError) as refused:
+        artifact_register(actor=pipeline, service=service, **given)
+    assert field in refused.value.message_dict
     assert not Artifact.objects.exists()
 
 
