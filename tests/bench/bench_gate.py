@@ -4,11 +4,14 @@ authenticated endpoint on the same server.
 A plain script, not a test (pytest does not collect tests/bench). From the project root:
 
     .venv/bin/python tests/bench/bench_gate.py [--seconds 20] [--rounds 4] [--clients 16] [--workers 4]
-        [--worker-class sync|gthread] [--threads 1] [--keep]
+        [--worker-class sync|gthread] [--threads 1] [--keep] [--reuse]
 
 It creates its own scratch database `changeboard_bench_gate` next to DATABASE_URL's (default
 postgres://postgres@127.0.0.1:5432), migrates it and drops it at the end, whatever happens (--keep leaves it,
-to profile by hand). The estate: 10,000 CIs in 25 teams with 20,000 dependencies; dev, staging and prod, with
+to profile by hand, with its questions in the temporary directory; --reuse then serves it again without building,
+under a new token: the checks of earlier runs stay in it).
+
+The estate: 10,000 CIs in 25 teams with 20,000 dependencies; dev, staging and prod, with
 gate policies (prod: signed builds, passed SAST and dependency scans, no critical finding); 50,000 changes over
 every state, environment and a year of windows, each touching 1 to 3 CIs; 1,000 freeze windows and 30
 maintenance windows as tests/bench/bench_calendar.py makes them, their occurrences computed (a hard freeze of a
@@ -612,15 +615,35 @@ def one_check_in_process(world: World) -> tuple[int, float]:
     return len(queries), statistics.median(times[1:])
 
 
+KEPT = Path(tempfile.gettempdir()) / f"{BENCH_DB}.json"
+
+
+def kept_world() -> World:
+    """The questions of the kept database, asked under a new token of its pipeline account."""
+    from django.contrib.auth import get_user_model
+
+    from governance.services import api_token_create
+
+    pipeline = get_user_model().objects.get(username="pipeline")
+    token = api_token_create(actor=pipeline, owner=pipeline, name=f"bench pipeline {uuid.uuid4().hex[:8]}")
+    return World(token=token.secret, **json.loads(KEPT.read_text()))
+
+
 def run(url: str, options, log) -> bool:
-    """Build, serve, load, print; True when a target is missed."""
+    """Build (or reuse), serve, load, print; True when a target is missed."""
     setup_django(url, test_environment=True)
     from django.core.management import call_command
     from django.db import connections
 
-    call_command("migrate", verbosity=0)
     started = time.perf_counter()
-    world = build(options, random.Random(SEED))
+    if options.reuse:
+        world = kept_world()
+    else:
+        call_command("migrate", verbosity=0)
+        world = build(options, random.Random(SEED))
+        if options.keep:
+            KEPT.write_text(json.dumps({"questions": world.questions, "counts": world.counts,
+                                        "frozen_share": world.frozen_share, "phases": world.phases}))
     c = world.counts
     print(f"built {c['cis']:,} CIs, {c['changes']:,} changes ({c['targets']} deployable now), {options.freezes:,} "
           f"freezes ({c['occurrences']:,} occurrences; {c['softened']} blanket hard freezes on now made soft; a "
@@ -686,10 +709,15 @@ def main() -> None:
     parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"])
     parser.add_argument("--threads", type=int, default=1, help="threads per gthread worker")
     parser.add_argument("--keep", action="store_true", help="leave the scratch database, to profile by hand")
+    parser.add_argument("--reuse", action="store_true", help="serve the database an earlier --keep left")
     options = parser.parse_args()
+    options.keep = options.keep or options.reuse
     url = scratch_url(BENCH_DB)
-    admin(url, f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-    admin(url, f"CREATE DATABASE {BENCH_DB}")
+    if options.reuse and not KEPT.exists():
+        parser.error(f"nothing to reuse: run with --keep first ({KEPT} is missing)")
+    if not options.reuse:
+        admin(url, f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        admin(url, f"CREATE DATABASE {BENCH_DB}")
     failed = True
     log_path = Path(tempfile.gettempdir()) / f"bench_gate_gunicorn_{os.getpid()}.log"
     try:
