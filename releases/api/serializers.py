@@ -32,7 +32,7 @@ class ArtifactSerializer(serializers.ModelSerializer):
     service = serializers.CharField(source="service.name")
     created_by = serializers.CharField(source="created_by.username")
     signed_by = serializers.CharField(source="signed_by.name", default=None)
-    promotions = PromotionSerializer(many=True)
+    promotions = PromotionSerializer(many=True, source="passed", help_text="In the order of the chain.")
     scans = ScanSerializer(many=True)
 
     class Meta:

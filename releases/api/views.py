@@ -5,7 +5,7 @@ from rest_framework.response import Response
 
 from governance.authentication import request_token
 from governance.serializers import validated
-from releases import services
+from releases import selectors, services
 from releases.api.serializers import (
     ArtifactRegistrationSerializer,
     ArtifactSerializer,
@@ -14,7 +14,7 @@ from releases.api.serializers import (
     ScanSerializer,
     TrustedKeySerializer,
 )
-from releases.models import Artifact, TrustedKey
+from releases.models import TrustedKey
 from releases.permissions import can_view_releases
 
 
@@ -35,8 +35,7 @@ class ArtifactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     ordering_fields = ["created_at"]
 
     def get_queryset(self):
-        return (Artifact.objects.select_related("service", "created_by", "signed_by")
-                .prefetch_related("promotions__environment", "scans"))
+        return selectors.artifacts()
 
     @extend_schema(request=ArtifactRegistrationSerializer, responses={201: ArtifactSerializer})
     def create(self, request):
