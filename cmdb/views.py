@@ -1,12 +1,12 @@
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, render
 
 from cmdb import selectors
 from cmdb.filters import ConfigurationItemFilter
 from cmdb.graph import NODE_HEIGHT, NODE_WIDTH, impact_picture
 from cmdb.permissions import can_change_ci, can_view_cmdb
+from governance.pagination import page_of
 
 IMPACT_TABLE_LIMIT = 200
 
@@ -20,10 +20,8 @@ def _require_cmdb_reader(user) -> None:
 def ci_list(request):
     _require_cmdb_reader(request.user)
     filterset = ConfigurationItemFilter(request.GET or None, queryset=selectors.configuration_items())
-    page = Paginator(filterset.qs, 50).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
-    return render(request, "cmdb/ci_list.html", {"filter": filterset, "page": page, "query": query.urlencode()})
+    page, query = page_of(request, filterset.qs, 50)
+    return render(request, "cmdb/ci_list.html", {"filter": filterset, "page": page, "query": query})
 
 
 @login_required

@@ -3,7 +3,6 @@ import csv
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models.expressions import RawSQL
 from django.http import JsonResponse, StreamingHttpResponse
@@ -18,6 +17,7 @@ from governance.errors import DomainError
 from governance.filters import AuditEventFilter
 from governance.forms import ApiTokenForm
 from governance.models import ApiToken
+from governance.pagination import page_of
 from governance.permissions import can_export_ledger, can_read_history, can_read_ledger
 from governance.services import api_token_create, api_token_revoke
 
@@ -83,13 +83,10 @@ def audit_search(request):
             return _export_csv(request, filterset, events)
         # Leaving an invalid filter out would export more than was asked for: show the errors instead.
         status = 400
-    page = Paginator(events, 50).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
-    query.pop("format", None)
+    page, query = page_of(request, events, 50, drop=("format",))
     latest = selectors.audit_checkpoints().first()
     return render(request, "governance/audit_search.html", {
-        "filter": filterset, "page": page, "query": query.urlencode(), "checkpoint": latest,
+        "filter": filterset, "page": page, "query": query, "checkpoint": latest,
         "can_export": can_export_ledger(request.user),
     }, status=status)
 

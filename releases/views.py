@@ -5,11 +5,11 @@ import json
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from cmdb.models import ConfigurationItem
+from governance.pagination import page_of
 from releases import selectors
 from releases.filters import ArtifactFilter
 from releases.permissions import can_view_releases
@@ -28,13 +28,11 @@ def _require_reader(user) -> None:
 def artifact_list(request):
     _require_reader(request.user)
     filterset = ArtifactFilter(request.GET or None, queryset=selectors.artifacts())
-    page = Paginator(filterset.qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    page, query = page_of(request, filterset.qs, PAGE_SIZE)
     environments = selectors.chain()
     rows = [(artifact, selectors.promotion_path(artifact, environments)) for artifact in page]
-    query = request.GET.copy()
-    query.pop("page", None)
     return render(request, "releases/artifact_list.html", {
-        "filter": filterset, "page": page, "rows": rows, "query": query.urlencode(),
+        "filter": filterset, "page": page, "rows": rows, "query": query,
     })
 
 

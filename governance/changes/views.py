@@ -5,7 +5,6 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.db.models import Count, Prefetch
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
@@ -47,6 +46,7 @@ from governance.changes.workflow import TRANSITIONS, user_moves
 from governance.errors import DomainError, refuse_if_forbidden
 from governance.models.changes import CabMeeting, ChangeRequest, ChangeType, Decision
 from governance.models.changes import ChangeStatus as S
+from governance.pagination import page_of
 from governance.roles import Role
 
 QUEUE_PAGE_SIZE = 50
@@ -82,15 +82,13 @@ def cab_queue(request):
     """Open changes, those awaiting my approval first; filters narrow it, the order stays."""
     _require_change_reader(request.user)
     filterset = CabQueueFilter(request.GET or None, queryset=selectors.cab_queue(request.user), request=request)
-    page = Paginator(filterset.qs, QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
+    page, query = page_of(request, filterset.qs, QUEUE_PAGE_SIZE)
     page.object_list = list(page.object_list)
     conflicted = selectors.conflicted_change_ids(page.object_list)
     for change in page.object_list:
         change.has_conflict = change.pk in conflicted
-    query = request.GET.copy()
-    query.pop("page", None)
     return render(request, "governance/changes/cab_queue.html", {
-        "filter": filterset, "page": page, "query": query.urlencode(),
+        "filter": filterset, "page": page, "query": query,
         "can_raise": can_raise_change(request.user),
     })
 
@@ -367,7 +365,7 @@ def cab_meetings(request):
     meetings = (CabMeeting.objects.select_related("organiser")
                 .annotate(items=Count("agenda", distinct=True), people=Count("attendees", distinct=True))
                 .order_by("-starts_at", "-pk"))
-    page = Paginator(meetings, QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
+    page, _ = page_of(request, meetings, QUEUE_PAGE_SIZE)
     return render(request, "governance/changes/cab_meetings.html", {
         "page": page, "form": form, "can_organise": can_organise,
     }, status=status)
