@@ -298,6 +298,7 @@ def _assess(change: ChangeRequest, *, now: datetime) -> None:
     change.risk_score, change.risk_level = assessment.score, assessment.level
     change.risk_factors = assessment.factors
     change.recommended_strategy = assessment.recommended_strategy
+    change.recommended_strategy_reason = assessment.strategy_reason
     change.impacted_ci_ids = sorted(impacted)
     change.save()
 

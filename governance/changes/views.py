@@ -14,7 +14,7 @@ from cmdb import selectors as cmdb_selectors
 from cmdb.filters import ConfigurationItemFilter
 from cmdb.graph import NODE_HEIGHT, NODE_WIDTH, impact_picture
 from cmdb.models import ConfigurationItem
-from governance.changes import risk, selectors
+from governance.changes import selectors
 from governance.changes.forms import (
     CabMeetingForm,
     CabMeetingRecordForm,
@@ -145,13 +145,6 @@ def change_detail(request, number: str):
     focus = next((ci for ci in cis if str(ci.pk) == request.GET.get("ci")), cis[0] if cis else None)
     impact = cmdb_selectors.ci_impact(focus, limit=IMPACT_LIMIT) if focus else None
     own = {ci.pk for ci in cis}
-    strategy_reason = ""
-    if change.recommended_strategy and change.risk_level:
-        tier = min((ci.criticality for ci in cis), default=None)
-        triggers = any(value is not None for value in (change.rollback_error_rate_pct, change.rollback_latency_p99_ms,
-                                                       change.rollback_failed_health_checks))
-        strategy, reason = risk.recommend_strategy(tier, change.risk_level, triggers)
-        strategy_reason = reason if strategy == change.recommended_strategy else ""
     context = {
         **_state_context(request.user, change),
         "cis": cis,
@@ -161,7 +154,6 @@ def change_detail(request, number: str):
         "node_width": NODE_WIDTH,
         "node_height": NODE_HEIGHT,
         "blast_radius": len(set(change.impacted_ci_ids) - own),
-        "recommendation_reason": strategy_reason,
         "conflicts": list(selectors.change_conflicts(change)),
         "moves": _offered_moves(request.user, change),
         "can_edit": _may_edit(request.user, change),

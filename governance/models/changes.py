@@ -106,6 +106,7 @@ class ChangeRequest(models.Model):
     risk_level = models.CharField(max_length=20, choices=RiskLevel.choices, blank=True)
     risk_factors = models.JSONField(default=list, blank=True)
     recommended_strategy = models.CharField(max_length=20, choices=ReleaseStrategy.choices, blank=True)
+    recommended_strategy_reason = models.CharField(max_length=300, blank=True)
     # The affected CIs and their blast radius at assessment: conflicts are an overlap of these arrays.
     impacted_ci_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
     # Bumped when what was approved changes (CIs, environment, window): older approvals stop counting.

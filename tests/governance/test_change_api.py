@@ -219,6 +219,7 @@ def test_a_change_is_read_by_number_with_its_risk_checklist_conflicts_and_histor
     assert body["risk_level"] == "low"
     assert {"factor", "detail", "points"} <= set(body["risk_factors"][0])
     assert body["recommended_strategy"] == "rolling"
+    assert body["recommended_strategy_reason"]
     assert body["requirements"] == [{"role": "cab_member", "needed": 1, "given": 0, "done": False,
                                      "policies": [CAB_POLICY], "approvals": []}]
     assert body["conflicts"] == [{"number": overlapping.number, "title": "Rotate payments-api keys"}]

@@ -2,6 +2,7 @@
 emergency retrospectives, reminders and expiry, CAB meetings and conflicts."""
 
 from datetime import UTC, datetime, timedelta
+from importlib import import_module
 from types import SimpleNamespace
 
 import pytest
@@ -337,6 +338,7 @@ def test_the_recommended_strategy_follows_criticality_risk_and_rollback_triggers
     extra = {"rollback_error_rate_pct": 2} if triggers else {}
     change = submit(make_change(people.requester, cis=[ci], environment=getattr(envs, env), **extra))
     assert change.recommended_strategy == strategy
+    assert change.recommended_strategy_reason  # kept with the recommendation, as the change page shows it
 
 
 def test_a_high_risk_change_without_triggers_is_recommended_blue_green(people, envs, team):
@@ -938,3 +940,16 @@ def test_a_change_without_a_window_has_no_conflicts(people, envs, team):
     in_review(people, envs, team)
     undated = make_change(people.requester, cis=[ci], planned_start=None, planned_end=None)
     assert list(change_conflicts(undated)) == []
+
+
+def test_changes_assessed_before_the_reason_was_kept_get_it_from_the_migration(people, envs, team):
+    from django.apps import apps
+
+    backfill = import_module("governance.migrations.0017_change_strategy_reason").reasons_of_assessed_changes
+    change = submit(make_change(people.requester, cis=[make_ci(team=team, criticality=2)], environment=envs.staging))
+    kept = change.recommended_strategy_reason
+    untouched = make_change(people.requester, cis=[make_ci(team=team)], environment=envs.staging)
+    ChangeRequest.objects.filter(pk=change.pk).update(recommended_strategy_reason="")
+    backfill(apps, None)
+    assert ChangeRequest.objects.get(pk=change.pk).recommended_strategy_reason == kept != ""
+    assert ChangeRequest.objects.get(pk=untouched.pk).recommended_strategy_reason == ""  # never assessed
