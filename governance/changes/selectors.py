@@ -25,12 +25,27 @@ class Outstanding:
     given: int
 
 
+@dataclass(frozen=True)
+class ApprovalState:
+    """The decisions and requirements of a change's current revision, read once for everything shown of them."""
+
+    approvals: list[Approval]
+    requirements: list[ApprovalRequirement]
+
+    @classmethod
+    def of(cls, change: ChangeRequest) -> "ApprovalState":
+        current = {"change": change, "revision": change.revision}
+        return cls(approvals=list(Approval.objects.filter(**current).select_related("approver", "role")),
+                   requirements=list(ApprovalRequirement.objects.filter(**current).select_related("role")))
+
+    def outstanding(self) -> list[Outstanding]:
+        given = Counter(a.role.name for a in self.approvals if a.decision == Decision.APPROVE and a.role)
+        return [Outstanding(role=r.role.name, needed=r.count, given=given[r.role.name]) for r in self.requirements]
+
+
 def outstanding_approvals(change: ChangeRequest) -> list[Outstanding]:
     """Each requirement of the current revision with how many approvals it still lacks."""
-    given = Counter(Approval.objects.filter(change=change, revision=change.revision, decision=Decision.APPROVE)
-                    .values_list("role__name", flat=True))
-    return [Outstanding(role=r.role.name, needed=r.count, given=given[r.role.name])
-            for r in ApprovalRequirement.objects.filter(change=change, revision=change.revision).select_related("role")]
+    return ApprovalState.of(change).outstanding()
 
 
 def change_requests() -> QuerySet[ChangeRequest]:
@@ -104,29 +119,24 @@ def changes_in_the_way(change: ChangeRequest, own: list[int], start: datetime, e
             .filter(Q(affected_cis__in=change.impacted_ci_ids or own) | Q(impacted_ci_ids__overlap=own)))
 
 
-def approval_checklist(change: ChangeRequest) -> list[dict]:
+def approval_checklist(change: ChangeRequest, state: ApprovalState | None = None) -> list[dict]:
     """Who still has to approve: each role of the current revision, approvals given and still needed."""
-    approvals = list(Approval.objects.filter(change=change, revision=change.revision).select_related(
-        "approver", "role"))
-    requirements = {r.role.name: r for r in ApprovalRequirement.objects.filter(
-        change=change, revision=change.revision).select_related("role")}
-    rows = []
-    for item in outstanding_approvals(change):
-        rows.append({
-            "role": item.role, "needed": item.needed, "given": item.given, "done": item.given >= item.needed,
-            "policies": requirements[item.role].policies,
-            "approvals": [a for a in approvals if a.role and a.role.name == item.role],
-        })
-    return rows
+    state = state or ApprovalState.of(change)
+    policies = {r.role.name: r.policies for r in state.requirements}
+    return [{"role": item.role, "needed": item.needed, "given": item.given, "done": item.given >= item.needed,
+             "policies": policies[item.role],
+             "approvals": [a for a in state.approvals if a.role and a.role.name == item.role]}
+            for item in state.outstanding()]
 
 
-def can_decide(user, change: ChangeRequest) -> bool:
+def can_decide(user, change: ChangeRequest, state: ApprovalState | None = None) -> bool:
     """Whether the approve and reject buttons are offered to `user` (the service decides for real)."""
     if change.status != S.CAB_REVIEW or user.pk in (change.requester_id, change.implementer_id):
         return False
-    if Approval.objects.filter(change=change, revision=change.revision, approver=user).exists():
+    state = state or ApprovalState.of(change)
+    if any(a.approver_id == user.pk for a in state.approvals):
         return False
-    needed = {o.role for o in outstanding_approvals(change) if o.given < o.needed}
+    needed = {o.role for o in state.outstanding() if o.given < o.needed}
     return bool(needed & approver_roles(user, change, owning_teams(change)))
 
 

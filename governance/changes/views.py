@@ -120,7 +120,8 @@ def _may_review_retrospective(user, change: ChangeRequest) -> bool:
 def _state_context(user, change: ChangeRequest, *, form: ChangeDecisionForm | None = None, error: str = "",
                    done: str = "") -> dict:
     """What the approval panel shows: the status, who still has to approve, and the decision form."""
-    checklist = selectors.approval_checklist(change)
+    state = selectors.ApprovalState.of(change)
+    checklist = selectors.approval_checklist(change, state)
     for row in checklist:
         row["label"] = Role(row["role"]).label if row["role"] in Role.values else row["role"]
         row["missing"] = max(0, row["needed"] - row["given"])
@@ -128,7 +129,7 @@ def _state_context(user, change: ChangeRequest, *, form: ChangeDecisionForm | No
         "change": change,
         "checklist": checklist,
         "still_needed": [row for row in checklist if row["missing"]] if change.status == S.CAB_REVIEW else [],
-        "can_decide": selectors.can_decide(user, change),
+        "can_decide": selectors.can_decide(user, change, state),
         "decision_form": form or ChangeDecisionForm(),
         "decision_error": error,
         "decision_done": done,

@@ -33,6 +33,7 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 # The queue's budget: session, user, permissions, the viewer's roles and team grants, the filter form's
 # teams and environments, the count, the page, its conflicts. The same whatever the number of changes.
 QUEUE_QUERY_BOUND = 14
+CHANGE_PAGE_QUERIES = 18
 
 
 def page_url(change) -> str:
@@ -708,3 +709,20 @@ def test_the_meeting_page_takes_the_same_number_of_queries_for_a_short_or_long_a
     CabAgendaItem.objects.bulk_create([CabAgendaItem(meeting=meeting, change=c, position=10 + n)
                                        for n, c in enumerate(changes)])
     assert queue_queries(client, f"{MEETINGS}{meeting.pk}/") == short
+
+
+def test_the_change_page_reads_a_fixed_number_of_queries_whatever_it_shows(client, requester, cab_member, estate,
+                                                                          staging):
+    small = in_review(requester, cis=[estate["dns"]], environment=staging)
+    large = in_review(requester, cis=[estate["db"], estate["api"], estate["web"], estate["dns"]],
+                      environment=staging)  # two owning teams, a blast radius and a conflict
+    in_review(requester, cis=[estate["api"]], environment=staging)
+    client.force_login(cab_member)
+    client.get(page_url(small))  # the content types are cached from the first request on
+    counts = []
+    for change in (small, large):
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(page_url(change)).status_code == 200
+        counts.append(len(queries))
+    # The one CI without dependents skips loading the impact picture's CIs; nothing else varies.
+    assert counts[0] + 1 == counts[1] <= CHANGE_PAGE_QUERIES, counts
