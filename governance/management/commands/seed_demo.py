@@ -20,8 +20,6 @@ from governance.calendar.selectors import freezes_covering, schedule_suggestions
 from governance.calendar.services import window_occurrences_refresh
 from governance.changes.selectors import outstanding_approvals
 from governance.changes.services import (
-    _assess,
-    _move,
     approval_record,
     cab_meeting_create,
     calendar_refusal,
@@ -121,8 +119,8 @@ class DemoChange:
 DEMO_CHANGES = [
     DemoChange("Migrate general-ledger-export to Parquet files", ["general-ledger-export"], "staging", 24 * 8,
                S.DRAFT),
-    DemoChange("Add idempotency keys to sepa-connector retries", ["sepa-connector"], "prod", 24 * 6, S.SUBMITTED),
-    DemoChange("Tune fraud-scoring model thresholds", ["fraud-scoring"], "staging", 24 * 5, S.ASSESSED),
+    DemoChange("Add idempotency keys to sepa-connector retries", ["sepa-connector"], "prod", 24 * 6, S.CAB_REVIEW),
+    DemoChange("Tune fraud-scoring model thresholds", ["fraud-scoring"], "staging", 24 * 5, S.CAB_REVIEW),
     # Awaiting the CAB member, the SRE and the business owner (the compliance officer has approved); its
     # window overlaps the network patch below, whose blast radius holds payments-api: a conflict to see.
     DemoChange("Upgrade payments-api to 4.2 on JVM 21", ["payments-api"], "prod", 72, S.CAB_REVIEW,
@@ -167,8 +165,8 @@ BY_RELEASE_MANAGER = {S.SCHEDULED, S.CLOSED}  # the implementer makes the others
 
 
 class Command(BaseCommand):
-    help = ("Load the demo bank estate, one user per role (named after the role), and changes in every state "
-            "with a CAB meeting. Safe to run again: a second run adds nothing.")
+    help = ("Load the demo bank estate, one user per role (named after the role), and changes in every state a "
+            "change rests in, with a CAB meeting. Safe to run again: a second run adds nothing.")
 
     def add_arguments(self, parser):
         parser.add_argument("--password", help="Password for every demo user; one is generated if omitted.")
@@ -372,15 +370,6 @@ class Command(BaseCommand):
         )
         self._plan(change, spec, requester=requester, staging=environments["staging"])
         if spec.status == S.DRAFT:
-            return
-        if spec.status in (S.SUBMITTED, S.ASSESSED):
-            # Submitting passes these two states within one transaction; a demo change is left in each by hand.
-            now = timezone.now()
-            _move(change, S.SUBMITTED, actor=requester, now=now)
-            if spec.status == S.ASSESSED:
-                _assess(change, now=now)
-                _move(change, S.ASSESSED, actor=None, reason=f"risk {change.risk_level} ({change.risk_score})",
-                      now=now)
             return
         change = change_request_transition(actor=requester, change=change, target=S.SUBMITTED)
         for role in spec.approved_by:
