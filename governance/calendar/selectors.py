@@ -117,6 +117,13 @@ def freezes_covering(cis: list[ConfigurationItem], environment_id: int | None, s
     return [FreezeHit(o.freeze, o.period.lower, o.period.upper) for o in occurrences]
 
 
+def upcoming_occurrences(at: datetime, count: int = 5) -> Prefetch:
+    """For a list of freezes or maintenance windows: each one's next `count` stored occurrences (one under way
+    first) as `upcoming`, read for the whole list in one query."""
+    return Prefetch("occurrences", to_attr="upcoming",
+                    queryset=Occurrence.objects.filter(period__endswith__gt=at).order_by("period")[:count])
+
+
 def maintenance_occurrences_between(start: datetime, end: datetime) -> QuerySet[Occurrence]:
     """Occurrences of active maintenance windows overlapping [start, end), with each window's scope loaded."""
     windows = MaintenanceWindow.objects.filter(active=True).prefetch_related(*SCOPE_PREFETCH)

@@ -2,7 +2,6 @@
 (the model's clean() holds the row rules); lockdowns and feeds go through their services."""
 
 from collections.abc import Mapping
-from datetime import timedelta
 
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
@@ -11,7 +10,6 @@ from rest_framework import serializers
 from cmdb.api.serializers import CINameField
 from cmdb.choices import CIType, Criticality
 from cmdb.models import Environment, Team
-from governance.calendar.recurrence import occurrences
 from governance.calendar.selectors import SCOPE_FIELDS, names_a_scope
 from governance.changes.api.serializers import ApproverRoleField, StrictInputMixin
 from governance.models.calendar import CalendarFeed, FreezeWindow, Lockdown, MaintenanceWindow
@@ -19,8 +17,6 @@ from governance.serializers import ModelRulesSerializer
 
 WINDOW_FIELDS = ["id", "name", "timezone", "recurrence", "start_date", "start_time", "duration_minutes", "rrule",
                  "business_days", "holiday_region", "active", *SCOPE_FIELDS, "created_at", "next_occurrences"]
-NEXT_OCCURRENCES = 5
-LOOKAHEAD = timedelta(days=400)
 
 
 class SpanSerializer(serializers.Serializer):
@@ -71,9 +67,9 @@ class WindowSerializer(StrictInputMixin, ScopeFields, ModelRulesSerializer):
 
     @extend_schema_field(SpanSerializer(many=True))
     def get_next_occurrences(self, window) -> list:
-        now = timezone.now()
-        spans = occurrences(window, now, now + LOOKAHEAD)[:NEXT_OCCURRENCES] if window.active else []
-        return SpanSerializer([{"start": s, "end": e} for s, e in spans], many=True).data
+        """From the stored occurrences the views prefetch (selectors.upcoming_occurrences)."""
+        return SpanSerializer([{"start": o.period.lower, "end": o.period.upper} for o in window.upcoming],
+                              many=True).data
 
 
 class FreezeWindowSerializer(WindowSerializer):

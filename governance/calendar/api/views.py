@@ -76,13 +76,21 @@ class WindowViewSet(viewsets.ModelViewSet):
     search_fields = ["name"]
     ordering_fields = ["name", "start_date", "created_at"]
 
+    def get_queryset(self):
+        return super().get_queryset().prefetch_related(selectors.upcoming_occurrences(timezone.now()))
+
     @transaction.atomic
     def perform_create(self, serializer):
-        services.window_occurrences_refresh(serializer.save())
+        self._saved(serializer)
 
     @transaction.atomic
     def perform_update(self, serializer):
-        services.window_occurrences_refresh(serializer.save())
+        self._saved(serializer)
+
+    def _saved(self, serializer) -> None:
+        window = serializer.save()
+        services.window_occurrences_refresh(window)
+        serializer.instance = self.get_queryset().get(pk=window.pk)  # answered with its new occurrences
 
 
 class FreezeWindowViewSet(WindowViewSet):
