@@ -1,5 +1,6 @@
 """GitHub's custom deployment protection rules: a GitHub environment asks Changeboard, as a GitHub App, whether a
-job may deploy; the gate decides and the answer goes back through the run's review call."""
+job may deploy; the gate decides and the answer goes back through the run's review call. The statuses of the
+deployment GitHub then runs are recorded as what ran."""
 
 import hashlib
 import hmac
@@ -19,10 +20,16 @@ from django.utils import timezone
 
 from cmdb.models import ConfigurationItem, Environment
 from governance.errors import Conflict, InvalidInput
-from governance.gate.services import Question, change_for_deployment, deployment_check
+from governance.gate.services import (
+    Question,
+    change_for_deployment,
+    deployment_check,
+    deployment_finish,
+    deployment_start,
+)
 from governance.models import ChangeRequest
 from governance.models.gate import GateDecision, GitHubReview
-from releases.models import Artifact
+from releases.models import Artifact, Deployment, DeploymentStatus
 
 COMMENT_LIMIT = 1024  # GitHub truncates review comments beyond this
 REVIEW_TIMEOUT = 10  # seconds for each call to GitHub
@@ -47,6 +54,7 @@ class ProtectionRuleRequest:
     installation_id: int
     change_number: str
     service_name: str
+    deployment_id: int | None = None
 
     @classmethod
     def parse(cls, delivery: str, payload) -> "ProtectionRuleRequest":
@@ -76,17 +84,48 @@ class ProtectionRuleRequest:
         if not (run.isdigit() and str(given["deployment_callback_url"]) == f"{prefix}{run}/deployment_protection_rule"):
             raise InvalidInput(f"deployment_callback_url must be a run of {repository} on {settings.GITHUB_API_URL}.",
                                field="deployment_callback_url")
-        named = _deployment_payload(payload.get("deployment"))
+        deployment = payload.get("deployment") if isinstance(payload.get("deployment"), dict) else {}
+        named = _deployment_payload(deployment)
         return cls(delivery=delivery, repository=repository, environment=given["environment"],
                    sha=payload.get("sha") or "", callback_url=f"{prefix}{int(run)}/deployment_protection_rule",
                    installation_id=given["installation.id"], change_number=named.get("change", ""),
-                   service_name=named.get("service", ""))
+                   service_name=named.get("service", ""),
+                   deployment_id=deployment["id"] if _is_id(deployment.get("id")) else None)
 
 
-def _deployment_payload(deployment) -> dict[str, str]:
+def _is_id(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2 ** 63
+
+
+@dataclass(frozen=True)
+class DeploymentStatusReport:
+    """A deployment_status webhook: how a deployment GitHub runs is going."""
+
+    repository: str
+    deployment_id: int
+    state: str
+
+    @classmethod
+    def parse(cls, payload) -> "DeploymentStatusReport":
+        if not isinstance(payload, dict):
+            raise InvalidInput("The webhook body must be a JSON object.")
+        parts = {name: payload.get(name) if isinstance(payload.get(name), dict) else {}
+                 for name in ("repository", "deployment", "deployment_status")}
+        repository, state = parts["repository"].get("full_name"), parts["deployment_status"].get("state")
+        if not isinstance(repository, str) or not 0 < len(repository) <= 200:
+            raise InvalidInput("repository.full_name must be text of at most 200 characters.",
+                               field="repository.full_name")
+        if not _is_id(parts["deployment"].get("id")):
+            raise InvalidInput("deployment.id must be a number.", field="deployment.id")
+        if not isinstance(state, str) or not state:
+            raise InvalidInput("deployment_status.state is missing.", field="deployment_status.state")
+        return cls(repository=repository, deployment_id=parts["deployment"]["id"], state=state)
+
+
+def _deployment_payload(deployment: dict) -> dict[str, str]:
     """A workflow may name its change and service in the deployment's payload:
     {"change": "CHG0000123", "service": "payments-api"}."""
-    payload = deployment.get("payload") if isinstance(deployment, dict) else None
+    payload = deployment.get("payload")
     if isinstance(payload, str):
         try:
             payload = json.loads(payload)
@@ -158,7 +197,36 @@ def protection_rule_review(*, actor, request: ProtectionRuleRequest) -> GitHubRe
     return GitHubReview.objects.create(
         delivery=request.delivery, repository=request.repository, environment_name=request.environment,
         sha=request.sha, installation_id=request.installation_id, callback_url=request.callback_url,
-        gate_check=check, state=state, comment=comment)
+        deployment_id=request.deployment_id, gate_check=check, state=state, comment=comment)
+
+
+# What GitHub's deployment states say about what ran; queued, pending and inactive say nothing.
+REPORTED_STATES = {"in_progress": DeploymentStatus.STARTED, "success": DeploymentStatus.SUCCEEDED,
+                   "failure": DeploymentStatus.FAILED, "error": DeploymentStatus.FAILED}
+
+
+def deployment_status_record(*, actor, report: DeploymentStatusReport) -> Deployment | None:
+    """What GitHub ran under a deployment Changeboard approved, as its statuses come: started, then succeeded or
+    failed. A status that comes first with the outcome starts and ends the deployment at once; one repeated
+    changes nothing. None for deployments Changeboard did not approve and for states that say nothing."""
+    status = REPORTED_STATES.get(report.state)
+    if status is None:
+        return None
+    with transaction.atomic():
+        # Locked: two statuses of one deployment arriving together record it once.
+        review = (GitHubReview.objects.select_for_update(of=("self",))
+                  .select_related("gate_check__change", "gate_check__service", "gate_check__environment")
+                  .filter(deployment_id=report.deployment_id, repository__iexact=report.repository,
+                          state=GitHubReview.State.APPROVED).first())
+        if review is None:
+            return None
+        deployment = (Deployment.objects.select_related("service", "environment")
+                      .filter(check_id=review.gate_check_id).first())
+        if deployment is None:
+            deployment = deployment_start(actor=actor, token=None, check=review.gate_check)
+        if status != DeploymentStatus.STARTED and deployment.status == DeploymentStatus.STARTED:
+            deployment = deployment_finish(actor=actor, token=None, deployment=deployment, status=status)
+        return deployment
 
 
 # --- answering GitHub ------------------------------------------------------------------------------------------

@@ -52,6 +52,8 @@ class GitHubReview(models.Model):
     environment_name = models.CharField(max_length=100)
     sha = models.CharField(max_length=64, blank=True)
     installation_id = models.BigIntegerField()
+    # GitHub's deployment of the run, when it has one: its statuses report what ran under this review.
+    deployment_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     callback_url = models.URLField(max_length=500)
     gate_check = models.ForeignKey(DeploymentCheck, null=True, blank=True, on_delete=models.PROTECT,
                                    related_name="+")

@@ -18,10 +18,10 @@ from django.db import connections
 from django.test import Client
 
 from governance.gate.github import reviews_unanswered
-from governance.models import ChangeStatus, DeploymentCheck, GitHubReview
+from governance.models import AuditCapture, ChangeStatus, DeploymentCheck, GitHubReview
 from governance.roles import Role
 from governance.tasks import github_review_send
-from releases.models import Artifact
+from releases.models import Artifact, Deployment
 from tests.factories import make_ci, make_user, sealed
 from tests.governance.gate_world import DIGEST
 
@@ -253,6 +253,102 @@ def test_ping_is_answered_and_other_events_ignored(gated, github):
     assert deliver({"zen": "Design for failure."}, event="ping").json() == {"pong": True}
     assert deliver({"action": "created"}, event="deployment").status_code == 202
     assert not GitHubReview.objects.exists()
+
+
+# --- what ran: GitHub's deployment statuses ---------------------------------------------------------------------
+
+DEPLOYMENT = 1_436_284_933
+
+
+def deployment_object(deployment_id=DEPLOYMENT, repository="octo-bank/payments-api") -> dict:
+    """GitHub's deployment of a run, as the protection rule and deployment_status webhooks carry it."""
+    api = f"https://api.github.com/repos/{repository}"
+    return {"url": f"{api}/deployments/{deployment_id}", "id": deployment_id, "node_id": "DE_kwDOAbc123",
+            "sha": SHA, "ref": "main", "task": "deploy", "payload": {}, "original_environment": "prod",
+            "environment": "prod", "description": None, "creator": {"login": "octocat", "id": 583231, "type": "User"},
+            "created_at": "2026-11-27T08:29:00Z", "updated_at": "2026-11-27T08:29:00Z",
+            "statuses_url": f"{api}/deployments/{deployment_id}/statuses", "repository_url": api,
+            "performed_via_github_app": None}
+
+
+def status_payload(github, state, *, deployment_id=DEPLOYMENT) -> dict:
+    """A deployment_status webhook body as GitHub documents it."""
+    base = payload(github)
+    deployment = deployment_object(deployment_id)
+    return {
+        "action": "created",
+        "deployment_status": {
+            "url": f"{deployment['url']}/statuses/9001", "id": 9001, "node_id": "DES_kwDOAbc123", "state": state,
+            "creator": {"login": "github-actions[bot]", "id": 41898282, "type": "Bot"}, "description": "",
+            "environment": "prod", "target_url": "", "log_url": f"https://github.com/octo-bank/payments-api/actions/"
+                                                                f"runs/{RUN}/job/1",
+            "created_at": "2026-11-27T08:30:00Z", "updated_at": "2026-11-27T08:30:00Z",
+            "deployment_url": deployment["url"], "repository_url": deployment["repository_url"],
+            "performed_via_github_app": None},
+        "deployment": deployment,
+        "workflow_run": {"id": RUN, "name": "Deploy", "head_sha": SHA, "status": "in_progress"},
+        **{part: base[part] for part in ("repository", "organization", "installation", "sender")},
+    }
+
+
+def approved(github) -> GitHubReview:
+    review = answer(deliver(payload(github, deployment=deployment_object())))
+    assert review.state == "approved" and review.deployment_id == DEPLOYMENT
+    return review
+
+
+def report(github, state, **options):
+    return deliver(status_payload(github, state, **options), event="deployment_status")
+
+
+def test_github_reports_what_ran_under_an_approval_as_a_deployment(gated, github):
+    review = approved(github)
+    started = report(github, "in_progress")
+    assert started.status_code == 202 and started.json()["status"] == "started"
+    deployment = Deployment.objects.get()
+    assert (deployment.check_id, deployment.artifact, deployment.change_number, deployment.reported_by.username) \
+        == (review.gate_check_id, gated["artifact"], gated["change"].number, "github")
+    assert report(github, "success").json() == {"deployment": deployment.number, "status": "succeeded"}
+    assert report(github, "success").json()["status"] == "succeeded"  # redelivered: nothing more
+    deployment.refresh_from_db()
+    assert deployment.status == "succeeded" and deployment.finished_at is not None
+    assert Deployment.objects.count() == 1
+
+
+def test_an_outcome_reported_first_starts_and_ends_the_deployment(gated, github):
+    approved(github)
+    assert report(github, "queued").json()["ignored"]  # says nothing about what ran
+    assert report(github, "error").json()["status"] == "failed"
+    assert Deployment.objects.get().status == "failed"
+
+
+def test_statuses_of_deployments_changeboard_did_not_approve_record_nothing(gated, github):
+    gated["change"].status = ChangeStatus.CAB_REVIEW
+    gated["change"].save()
+    assert answer(deliver(payload(github, deployment=deployment_object()))).state == "rejected"
+    assert report(github, "in_progress").status_code == 202
+    assert report(github, "success", deployment_id=DEPLOYMENT + 1).status_code == 202
+    assert not Deployment.objects.exists()
+
+
+def test_a_start_the_gate_no_longer_allows_is_refused_and_recorded_in_the_ledger(gated, github):
+    review = approved(github)
+    DeploymentCheck.objects.filter(pk=review.gate_check_id).update(valid_until=review.received_at)
+    response = report(github, "in_progress")
+    assert response.status_code == 409 and response.json()["errors"][0]["code"] == "check_expired"
+    assert not Deployment.objects.exists()
+    [event] = AuditCapture.objects.filter(action="github_deployment_unrecorded")
+    assert event.context["deployment_id"] == DEPLOYMENT and "expired" in event.context["reason"]
+    assert event.actor_name == "github"
+
+
+@pytest.mark.parametrize(("broken", "field"), [
+    ({"deployment": None}, "deployment.id"), ({"deployment": {"id": "1"}}, "deployment.id"),
+    ({"deployment_status": {}}, "deployment_status.state"), ({"repository": {}}, "repository.full_name"),
+])
+def test_a_malformed_deployment_status_is_a_400_naming_the_field(gated, github, broken, field):
+    response = deliver({**status_payload(github, "success"), **broken}, event="deployment_status")
+    assert response.status_code == 400 and response.json()["errors"][0]["field"] == field
 
 
 @pytest.mark.django_db(transaction=True)

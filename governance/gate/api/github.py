@@ -1,4 +1,5 @@
-"""The webhook GitHub calls when a job waits on a Changeboard deployment protection rule."""
+"""The webhooks GitHub calls: a job waiting on a Changeboard deployment protection rule, and the statuses of the
+deployment it then runs."""
 
 import json
 
@@ -10,7 +11,14 @@ from django.views.decorators.http import require_POST
 
 from governance.audit.ledger import audit_record
 from governance.errors import DomainError
-from governance.gate.github import ProtectionRuleRequest, gate_account, protection_rule_review, signature_valid
+from governance.gate.github import (
+    DeploymentStatusReport,
+    ProtectionRuleRequest,
+    deployment_status_record,
+    gate_account,
+    protection_rule_review,
+    signature_valid,
+)
 from governance.tasks import github_review_send
 
 
@@ -31,6 +39,8 @@ def github_webhook(request: HttpRequest) -> JsonResponse:
     event = request.headers.get("X-GitHub-Event", "")
     if event == "ping":
         return JsonResponse({"pong": True})
+    if event == "deployment_status":
+        return _deployment_status(request)
     if event != "deployment_protection_rule":
         return JsonResponse({"ignored": event}, status=202)
     delivery = request.headers.get("X-GitHub-Delivery", "")
@@ -52,3 +62,24 @@ def github_webhook(request: HttpRequest) -> JsonResponse:
         return _error(error.status, first["code"], first["message"], first["field"])
     return JsonResponse({"state": review.state, "comment": review.comment,
                          "check_id": str(review.gate_check_id) if review.gate_check_id else None}, status=202)
+
+
+def _deployment_status(request: HttpRequest) -> JsonResponse:
+    """GitHub reports what ran under an approval: recorded as a deployment, as a pipeline would report it."""
+    try:
+        report = DeploymentStatusReport.parse(json.loads(request.body))
+        request.user = gate_account()
+        deployment = deployment_status_record(actor=request.user, report=report)
+    except ValueError:
+        return _error(400, "invalid", "The body is not JSON.")
+    except DomainError as error:
+        first = error.as_errors()[0]
+        if error.status == 409:  # it ran all the same: the ledger says so, for the CAB to follow up
+            audit_record("github_deployment_unrecorded", context={
+                "repository": report.repository, "deployment_id": report.deployment_id, "state": report.state,
+                "reason": first["message"]})
+        return _error(error.status, first["code"], first["message"], first["field"])
+    if deployment is None:
+        return JsonResponse({"ignored": "not a deployment Changeboard approved, or a state that says nothing"},
+                            status=202)
+    return JsonResponse({"deployment": deployment.number, "status": deployment.status}, status=202)
