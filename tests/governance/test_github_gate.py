@@ -436,3 +436,27 @@ def test_the_same_delivery_arriving_twice_at_once_is_decided_once(github, migrat
         thread.join()
     assert answers == [202, 202]
     assert GitHubReview.objects.count() == 1 and DeploymentCheck.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_statuses_of_one_deployment_arriving_at_once_record_it_once(github, migration_data, world):
+    make_user("github", Role.SERVICE_ACCOUNT)
+    world["service"].attributes = {"repository": "octo-bank/payments-api"}
+    world["service"].save()
+    world["artifact"].source_commit = SHA
+    world["artifact"].save()
+    approved(github)
+    barrier, answers = threading.Barrier(2), []
+
+    def post(state):
+        barrier.wait()
+        answers.append(report(github, state).status_code)
+        connections.close_all()
+
+    threads = [threading.Thread(target=post, args=(state,)) for state in ("in_progress", "success")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [202, 202]
+    assert Deployment.objects.get().status == "succeeded"  # whichever came first, the outcome stands
