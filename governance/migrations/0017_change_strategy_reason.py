@@ -2,11 +2,22 @@
 
 from django.db import migrations, models
 
-from governance.changes.risk import recommend_strategy
+
+def recommend_strategy(tier: int | None, level: str, has_rollback_triggers: bool) -> tuple[str, str]:
+    """governance.changes.risk.recommend_strategy as it stands at this migration, so the backfill stays what it
+    was whatever that function becomes."""
+    if tier == 1 or level in ("high", "critical"):
+        if has_rollback_triggers:
+            return "canary", "critical or risky: expose a small share first, roll back on the triggers"
+        return "blue_green", "critical or risky with no rollback triggers: keep the old version ready"
+    if tier == 2:
+        return "blue_green", "business critical: switch back at once if it goes wrong"
+    return "rolling", "low criticality: replace instances a few at a time"
 
 
 def reasons_of_assessed_changes(apps, schema_editor):
-    """The reason of each recommendation already made, as the assessment gives it from now on."""
+    """The reason of each recommendation already made, as the assessment gives it from now on (from the CIs'
+    criticality today: a recommendation whose reason no longer follows is left without one)."""
     ChangeRequest = apps.get_model("governance", "ChangeRequest")
     assessed = (ChangeRequest.objects.exclude(recommended_strategy="").exclude(risk_level="")
                 .prefetch_related("affected_cis"))

@@ -8,6 +8,8 @@ from types import SimpleNamespace
 import pytest
 from django.contrib.auth.models import Group
 from django.core import mail
+from django.db import connection
+from django.db.migrations.loader import MigrationLoader
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
@@ -943,8 +945,8 @@ def test_a_change_without_a_window_has_no_conflicts(people, envs, team):
 
 
 def test_changes_assessed_before_the_reason_was_kept_get_it_from_the_migration(people, envs, team):
-    from django.apps import apps
-
+    migration = ("governance", "0017_change_strategy_reason")
+    apps = MigrationLoader(connection).project_state(migration).apps  # the models as the migration sees them
     backfill = import_module("governance.migrations.0017_change_strategy_reason").reasons_of_assessed_changes
     change = submit(make_change(people.requester, cis=[make_ci(team=team, criticality=2)], environment=envs.staging))
     kept = change.recommended_strategy_reason
