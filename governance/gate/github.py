@@ -19,13 +19,14 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from cmdb.models import ConfigurationItem, Environment
-from governance.errors import Conflict, InvalidInput
+from governance.audit.ledger import audit_record
+from governance.errors import Conflict, DomainError, InvalidInput
 from governance.gate.services import (
     Question,
     change_for_deployment,
     deployment_check,
     deployment_finish,
-    deployment_start,
+    deployment_observed,
 )
 from governance.models import ChangeRequest
 from governance.models.gate import GateDecision, GitHubReview
@@ -208,25 +209,29 @@ REPORTED_STATES = {"in_progress": DeploymentStatus.STARTED, "success": Deploymen
 def deployment_status_record(*, actor, report: DeploymentStatusReport) -> Deployment | None:
     """What GitHub ran under a deployment Changeboard approved, as its statuses come: started, then succeeded or
     failed. A status that comes first with the outcome starts and ends the deployment at once; one repeated
-    changes nothing. None for deployments Changeboard did not approve and for states that say nothing."""
+    changes nothing. None for deployments Changeboard did not approve and for states that say nothing. What
+    cannot be recorded ran all the same: the ledger says so, with the reason, for the CAB to follow up."""
     status = REPORTED_STATES.get(report.state)
     if status is None:
         return None
-    with transaction.atomic():
-        # Locked: two statuses of one deployment arriving together record it once.
-        review = (GitHubReview.objects.select_for_update(of=("self",))
-                  .select_related("gate_check__change", "gate_check__service", "gate_check__environment")
-                  .filter(deployment_id=report.deployment_id, repository__iexact=report.repository,
-                          state=GitHubReview.State.APPROVED).first())
-        if review is None:
-            return None
-        deployment = (Deployment.objects.select_related("service", "environment")
-                      .filter(check_id=review.gate_check_id).first())
-        if deployment is None:
-            deployment = deployment_start(actor=actor, token=None, check=review.gate_check)
-        if status != DeploymentStatus.STARTED and deployment.status == DeploymentStatus.STARTED:
-            deployment = deployment_finish(actor=actor, token=None, deployment=deployment, status=status)
-        return deployment
+    try:
+        with transaction.atomic():
+            # Locked: two statuses of one deployment arriving together record it once.
+            review = (GitHubReview.objects.select_for_update(of=("self",))
+                      .select_related("gate_check__change", "gate_check__service", "gate_check__environment")
+                      .filter(deployment_id=report.deployment_id, repository__iexact=report.repository,
+                              state=GitHubReview.State.APPROVED).first())
+            if review is None:
+                return None
+            deployment = deployment_observed(actor=actor, check=review.gate_check)
+            if status != DeploymentStatus.STARTED and deployment.status == DeploymentStatus.STARTED:
+                deployment = deployment_finish(actor=actor, token=None, deployment=deployment, status=status)
+            return deployment
+    except DomainError as refusal:
+        audit_record("github_deployment_unrecorded", obj=review.gate_check, context={
+            "repository": report.repository, "deployment_id": report.deployment_id, "state": report.state,
+            "reason": refusal.message})
+        raise
 
 
 # --- answering GitHub ------------------------------------------------------------------------------------------

@@ -184,14 +184,20 @@ FINISHED = (DeploymentStatus.SUCCEEDED, DeploymentStatus.FAILED, DeploymentStatu
 
 
 def deployment_start(*, actor, token: ApiToken | None, check: DeploymentCheck) -> Deployment:
-    """The pipeline reports that it started what the gate allowed; one deployment at a time per environment."""
+    """The pipeline reports that it starts what the gate allowed; one deployment at a time per environment. The
+    same start reported again while it runs (a retry, or GitHub's status of it came first) is the deployment
+    already recorded; a check that started a deployment now ended starts no other."""
     now = timezone.now()
     question = Question(change=check.change.number if check.change else "", service=check.service.name,
                         environment=check.environment.name, digest=check.digest)
     facts = _facts_allowed(actor=actor, token=token, question=question, now=now)
-    if check.decision != GateDecision.ALLOW:
-        raise Conflict("The gate denied this check: nothing may be deployed under it.", field="check_id",
-                       code="check_denied")
+    _require_allowed(check)
+    recorded = Deployment.objects.filter(check_id=check.pk).first()
+    if recorded is not None and recorded.status == DeploymentStatus.STARTED:
+        return recorded
+    if recorded is not None:
+        raise Conflict(f"This check started {recorded.number}, which ended {recorded.status}: ask the gate again.",
+                       field="check_id", code="check_used")
     if check.valid_until < now:
         raise Conflict("This check has expired: ask the gate again.", field="check_id", code="check_expired")
     # The answer holds for minutes; a lockdown, a newer build gone live or a change put on hold since then wins.
@@ -201,6 +207,25 @@ def deployment_start(*, actor, token: ApiToken | None, check: DeploymentCheck) -
         raise Conflict(message, field="check_id", code="check_outdated", details=[
             {"code": "check_outdated", "message": message, "field": "check_id"},
             *({**reason, "field": "check_id"} for reason in reasons)])
+    return _deployment_record(actor=actor, check=check)
+
+
+def deployment_observed(*, actor, check: DeploymentCheck) -> Deployment:
+    """A deployment that started elsewhere under an allowed check without asking again (GitHub runs the job once
+    its review is approved, maybe long after): recorded as it ran, however old the check."""
+    if not actor.has_perm("governance.add_deploymentcheck"):
+        raise Forbidden("Reporting deployments is for pipelines.")
+    _require_allowed(check)
+    return Deployment.objects.filter(check_id=check.pk).first() or _deployment_record(actor=actor, check=check)
+
+
+def _require_allowed(check: DeploymentCheck) -> None:
+    if check.decision != GateDecision.ALLOW:
+        raise Conflict("The gate denied this check: nothing may be deployed under it.", field="check_id",
+                       code="check_denied")
+
+
+def _deployment_record(*, actor, check: DeploymentCheck) -> Deployment:
     try:
         with transaction.atomic():
             return Deployment.objects.create(

@@ -216,11 +216,14 @@ def test_a_pipeline_reports_what_ran_and_the_environment_is_held_meanwhile(api, 
     assert started.status_code == 201 and started.json()["number"].startswith("DEP")
     second = client.post(CHECKS, body, format="json").json()
     assert [r["code"] for r in second["reasons"]] == ["environment_locked"]
-    reused = client.post("/api/v1/deployments/", {"check_id": check_id, "status": "started"}, format="json")
-    assert reused.status_code == 409
+    retried = client.post("/api/v1/deployments/", {"check_id": check_id, "status": "started"}, format="json")
+    assert retried.json()["number"] == started.json()["number"]  # the same report again: the same deployment
     done = client.post("/api/v1/deployments/", {"deployment": started.json()["number"], "status": "succeeded"},
                        format="json")
     assert done.status_code == 200 and done.json()["status"] == "succeeded"
+    reused = client.post("/api/v1/deployments/", {"check_id": check_id, "status": "started"}, format="json")
+    assert reused.status_code == 409 and reused.json()["errors"][0]["code"] == "check_used"
+    assert Deployment.objects.count() == 1
     assert client.post(CHECKS, body, format="json").json()["decision"] == "allow"
 
 

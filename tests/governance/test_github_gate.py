@@ -14,6 +14,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from django.contrib.auth.models import User
 from django.db import connections
 from django.test import Client
 
@@ -331,15 +332,47 @@ def test_statuses_of_deployments_changeboard_did_not_approve_record_nothing(gate
     assert not Deployment.objects.exists()
 
 
-def test_a_start_the_gate_no_longer_allows_is_refused_and_recorded_in_the_ledger(gated, github):
+def test_github_ran_it_long_after_the_check_and_it_is_recorded_all_the_same(gated, github):
+    """GitHub does not ask again: a runner queue or a second reviewer may start the job after the check's five
+    minutes, and what ran is what the record must say."""
     review = approved(github)
     DeploymentCheck.objects.filter(pk=review.gate_check_id).update(valid_until=review.received_at)
+    assert report(github, "in_progress").json()["status"] == "started"
+    assert Deployment.objects.get().check_id == review.gate_check_id
+
+
+def test_a_deployment_that_cannot_be_recorded_is_in_the_ledger_with_the_reason(gated, github, pipeline):
+    review = approved(github)
+    Deployment.objects.create(service=gated["service"], environment=gated["prod"], artifact=gated["artifact"],
+                              check_id=uuid.uuid4(), reported_by=pipeline)  # a pipeline's, never ended
     response = report(github, "in_progress")
-    assert response.status_code == 409 and response.json()["errors"][0]["code"] == "check_expired"
-    assert not Deployment.objects.exists()
+    assert response.status_code == 409 and response.json()["errors"][0]["code"] == "environment_locked"
+    assert Deployment.objects.count() == 1
     [event] = AuditCapture.objects.filter(action="github_deployment_unrecorded")
-    assert event.context["deployment_id"] == DEPLOYMENT and "expired" in event.context["reason"]
-    assert event.actor_name == "github"
+    assert (event.object_id, event.actor_name) == (str(review.gate_check_id), "github")
+    assert event.context["deployment_id"] == DEPLOYMENT and "holds this environment" in event.context["reason"]
+
+
+def test_a_status_of_another_repository_records_nothing(gated, github):
+    approved(github)
+    body = status_payload(github, "in_progress")
+    body["repository"] = {**body["repository"], "full_name": "octo-bank/ledger-api", "name": "ledger-api"}
+    assert deliver(body, event="deployment_status").json()["ignored"]
+    assert not Deployment.objects.exists()
+
+
+def test_a_pipeline_reporting_the_same_start_as_github_gets_the_one_deployment(gated, github, api):
+    review = approved(github)
+    client = api.as_user(User.objects.get(username="github"))
+    reported = client.post("/api/v1/deployments/", {"check_id": str(review.gate_check_id), "status": "started"},
+                           format="json")
+    assert reported.status_code == 201, reported.content
+    assert report(github, "in_progress").json() == {"deployment": reported.json()["number"], "status": "started"}
+    again = client.post("/api/v1/deployments/", {"check_id": str(review.gate_check_id), "status": "started"},
+                        format="json")
+    assert again.json()["number"] == reported.json()["number"]
+    assert report(github, "success").json() == {"deployment": reported.json()["number"], "status": "succeeded"}
+    assert Deployment.objects.count() == 1
 
 
 @pytest.mark.parametrize(("broken", "field"), [

@@ -74,10 +74,6 @@ def _deployment_status(request: HttpRequest) -> JsonResponse:
         return _error(400, "invalid", "The body is not JSON.")
     except DomainError as error:
         first = error.as_errors()[0]
-        if error.status == 409:  # it ran all the same: the ledger says so, for the CAB to follow up
-            audit_record("github_deployment_unrecorded", context={
-                "repository": report.repository, "deployment_id": report.deployment_id, "state": report.state,
-                "reason": first["message"]})
         return _error(error.status, first["code"], first["message"], first["field"])
     if deployment is None:
         return JsonResponse({"ignored": "not a deployment Changeboard approved, or a state that says nothing"},
