@@ -117,6 +117,15 @@ def freezes_covering(cis: list[ConfigurationItem], environment_id: int | None, s
     return [FreezeHit(o.freeze, o.period.lower, o.period.upper) for o in occurrences]
 
 
+def occurrences_covering(occurrences: QuerySet[Occurrence], model, cis: list[ConfigurationItem] | None,
+                         environment_id: int | None) -> QuerySet[Occurrence]:
+    """Those of these occurrences whose freeze or maintenance window (`model`) covers any of `cis` in the
+    environment; all of them when neither is given."""
+    if cis is None and environment_id is None:
+        return occurrences
+    return occurrences.filter(covers_any_sql(model, cis or [], environment_id))
+
+
 def upcoming_occurrences(at: datetime, count: int = 5) -> Prefetch:
     """For a list of freezes or maintenance windows: each one's next `count` stored occurrences (one under way
     first) as `upcoming`, read for the whole list in one query."""

@@ -7,12 +7,11 @@ from datetime import UTC, date, datetime, timedelta
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from cmdb.models import ConfigurationItem, Environment, Team
+from cmdb.models import ConfigurationItem, Team
 from governance.calendar import selectors, services
 from governance.calendar.forms import CalendarFilterForm, FeedForm, LockdownForm
 from governance.calendar.permissions import can_declare_lockdown, can_read_calendar
@@ -20,7 +19,7 @@ from governance.changes.permissions import can_view_changes
 from governance.changes.selectors import change_requests_visible_to
 from governance.changes.services import change_request_update
 from governance.errors import DomainError, refuse_if_forbidden
-from governance.models.calendar import FreezeWindow, Lockdown, MaintenanceWindow, Occurrence
+from governance.models.calendar import FreezeWindow, Lockdown, MaintenanceWindow
 from governance.models.changes import ChangeStatus
 
 CALENDAR_CHANGES = [ChangeStatus.APPROVED, ChangeStatus.SCHEDULED, ChangeStatus.IMPLEMENTING,
@@ -55,9 +54,11 @@ def calendar_page(request):
     end = datetime.combine(days[-1] + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
     cis = _filter_cis(filters)
     environment = filters.get("environment")
-    freezes = _covering(selectors.freeze_occurrences_between(start, end), FreezeWindow, cis, environment)
-    windows = _covering(Occurrence.objects.filter(maintenance__active=True, period__overlap=(start, end))
-                        .select_related("maintenance").order_by("period"), MaintenanceWindow, cis, environment)
+    environment_id = environment.pk if environment else None
+    freezes = selectors.occurrences_covering(selectors.freeze_occurrences_between(start, end), FreezeWindow, cis,
+                                             environment_id)
+    windows = selectors.occurrences_covering(selectors.maintenance_occurrences_between(start, end),
+                                             MaintenanceWindow, cis, environment_id)
     changes = (change_requests_visible_to(request.user).filter(
         status__in=CALENDAR_CHANGES, planned_start__lt=end, planned_end__gt=start).order_by("planned_start"))
     if environment is not None:
@@ -89,14 +90,6 @@ def _filter_cis(filters) -> list[ConfigurationItem] | None:
     if team is not None:
         return list(ConfigurationItem.objects.filter(owner_team=team))
     return None
-
-
-def _covering(occurrences: QuerySet[Occurrence], model, cis: list[ConfigurationItem] | None,
-              environment: Environment | None) -> QuerySet[Occurrence]:
-    """The occurrences of the freezes or maintenance windows whose scope covers the filtered CIs or environment."""
-    if cis is None and environment is None:
-        return occurrences
-    return occurrences.filter(selectors.covers_any_sql(model, cis or [], environment.pk if environment else None))
 
 
 def _on(items, day: date, span) -> list:
