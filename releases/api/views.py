@@ -14,7 +14,7 @@ from releases.api.serializers import (
     ScanSerializer,
     TrustedKeySerializer,
 )
-from releases.models import TrustedKey
+from releases.models import Artifact, TrustedKey
 from releases.permissions import can_view_releases
 
 
@@ -35,6 +35,9 @@ class ArtifactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     ordering_fields = ["created_at"]
 
     def get_queryset(self):
+        # Scans and promotions are recorded on the artifact alone: its service is all their checks read.
+        if self.action in ("scans", "promotions"):
+            return Artifact.objects.select_related("service")
         return selectors.artifacts()
 
     @extend_schema(request=ArtifactRegistrationSerializer, responses={201: ArtifactSerializer})

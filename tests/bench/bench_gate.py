@@ -9,7 +9,8 @@ A plain script, not a test (pytest does not collect tests/bench). From the proje
 It creates its own scratch database `changeboard_bench_gate` next to DATABASE_URL's (default
 postgres://postgres@127.0.0.1:5432), migrates it and drops it at the end, whatever happens (--keep leaves it,
 to profile by hand, with its questions in the temporary directory; --reuse then serves it again without building,
-under a new token: the checks of earlier runs stay in it).
+under a new token: the checks of earlier runs stay in it, and as the clock moves on from the build, changes'
+windows close and freezes end, so reuse it within the hour to measure the same decisions).
 
 The estate: 10,000 CIs in 25 teams with 20,000 dependencies; dev, staging and prod, with
 gate policies (prod: signed builds, passed SAST and dependency scans, no critical finding); 50,000 changes over
@@ -716,6 +717,7 @@ def main() -> None:
     if options.reuse and not KEPT.exists():
         parser.error(f"nothing to reuse: run with --keep first ({KEPT} is missing)")
     if not options.reuse:
+        KEPT.unlink(missing_ok=True)  # its questions were for the database dropped here
         admin(url, f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
         admin(url, f"CREATE DATABASE {BENCH_DB}")
     failed = True

@@ -58,7 +58,7 @@ def counts() -> dict[str, int]:
     return {model.__name__: model.objects.count() for model in models}
 
 
-def test_the_demo_has_a_change_in_every_state_and_a_second_run_adds_nothing():
+def test_the_demo_has_a_change_in_every_state_a_change_rests_in_and_a_second_run_adds_nothing():
     took = seed()
     assert took < 30, f"seed_demo took {took:.1f} s"
     present = set(ChangeRequest.objects.values_list("status", flat=True))
