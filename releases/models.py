@@ -123,6 +123,7 @@ class DeploymentStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     ROLLED_BACK = "rolled_back", "Rolled back"
+    ABANDONED = "abandoned", "Ended by hand"
 
 
 class NextDeploymentNumber(models.Func):

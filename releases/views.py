@@ -1,17 +1,23 @@
 """The release pages: artifacts, how far each got along the chain, and what the gate asks of each environment.
-Read-only: builds, scans and promotions are written by pipelines through the API."""
+Builds, scans and promotions are written by pipelines through the API; a release manager may end by hand a
+deployment whose end never came."""
 
 import json
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
 
 from cmdb.models import ConfigurationItem
+from governance.changes.permissions import is_release_manager
+from governance.errors import DomainError, refuse_if_forbidden
+from governance.gate import services as gate_services
 from governance.pagination import page_of
 from releases import selectors
 from releases.filters import ArtifactFilter
+from releases.models import Deployment
 from releases.permissions import can_view_releases
 
 PAGE_SIZE = 50
@@ -45,6 +51,7 @@ def artifact_detail(request, digest: str):
         "artifact": artifact,
         "path": selectors.promotion_path(artifact, selectors.chain()),
         "deployments": selectors.artifact_deployments(artifact),
+        "can_abandon": is_release_manager(request.user),
         "provenance": json.dumps(artifact.provenance, indent=2, sort_keys=True) if artifact.provenance else "",
     })
 
@@ -62,3 +69,19 @@ def service_artifacts(request, pk: int):
         "rows": [(artifact, selectors.promotion_path(artifact, environments))
                  for artifact in builds[:SERVICE_PANEL_SIZE]],
     })
+
+
+@login_required
+@require_POST
+def deployment_abandon(request, number: str):
+    _require_reader(request.user)
+    deployment = get_object_or_404(Deployment.objects.select_related("artifact"), number=number)
+    try:
+        gate_services.deployment_abandon(actor=request.user, deployment=deployment,
+                                         reason=request.POST.get("reason", ""))
+    except DomainError as exc:
+        refuse_if_forbidden(exc)
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{deployment.number} is ended; {deployment.environment} is free again.")
+    return redirect("releases:artifact_detail", digest=deployment.artifact.digest)

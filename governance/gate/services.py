@@ -7,6 +7,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from cmdb.models import ConfigurationItem, Environment
+from governance.audit.ledger import audit_record
+from governance.changes.permissions import is_release_manager
 from governance.changes.workflow import EARLY_START
 from governance.errors import Conflict, Forbidden, InvalidInput
 from governance.gate.facts import GateFacts, gate_facts
@@ -242,6 +244,24 @@ def deployment_finish(*, actor, token: ApiToken | None, deployment: Deployment, 
     require_token_scope(token, service=deployment.service, environment=deployment.environment)
     if status not in FINISHED:
         raise InvalidInput("status must be succeeded, failed or rolled_back.", field="status")
+    return _deployment_end(deployment, status)
+
+
+def deployment_abandon(*, actor, deployment: Deployment, reason: str) -> Deployment:
+    """A release manager ends a deployment whose end never came (a cancelled job, a lost runner), freeing the
+    environment it holds; what ran is unknown, so it ends abandoned, with the reason in the ledger."""
+    if not is_release_manager(actor):
+        raise Forbidden("Only a release manager ends a deployment by hand.")
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("Say why the deployment is ended by hand.", field="reason")
+    with transaction.atomic():
+        deployment = _deployment_end(deployment, DeploymentStatus.ABANDONED)
+        audit_record("deployment_abandoned", obj=deployment, context={"reason": reason[:1000]})
+    return deployment
+
+
+def _deployment_end(deployment: Deployment, status: str) -> Deployment:
     with transaction.atomic():
         deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)
         if deployment.status != DeploymentStatus.STARTED:

@@ -10,7 +10,9 @@ from cmdb.models import Environment
 from governance.audit.ledger import audit_seal
 from governance.calendar.selectors import freezes_covering, lockdowns_covering
 from governance.calendar.services import lockdown_declare, window_occurrences_refresh
+from governance.errors import Forbidden
 from governance.gate.facts import gate_facts
+from governance.gate.services import deployment_abandon
 from governance.models import AuditEvent, ChangeStatus, DeploymentCheck, FreezeWindow, Lockdown
 from releases.models import Artifact, Deployment, GatePolicy, Promotion, ScanResult
 from tests.factories import make_ci, make_environment
@@ -225,6 +227,19 @@ def test_a_pipeline_reports_what_ran_and_the_environment_is_held_meanwhile(api, 
     assert reused.status_code == 409 and reused.json()["errors"][0]["code"] == "check_used"
     assert Deployment.objects.count() == 1
     assert client.post(CHECKS, body, format="json").json()["decision"] == "allow"
+
+
+def test_a_deployment_ended_by_hand_frees_the_environment_for_the_gate(api, pipeline, world, release_manager):
+    client = api.as_user(pipeline)
+    body = {"change": world["change"].number, "service": "payments-api", "environment": "prod", "artifact": DIGEST}
+    check_id = client.post(CHECKS, body, format="json").json()["check_id"]
+    client.post("/api/v1/deployments/", {"check_id": check_id, "status": "started"}, format="json")
+    assert [r["code"] for r in client.post(CHECKS, body, format="json").json()["reasons"]] == ["environment_locked"]
+    with pytest.raises(Forbidden):
+        deployment_abandon(actor=pipeline, deployment=Deployment.objects.get(), reason="stuck")
+    deployment_abandon(actor=release_manager, deployment=Deployment.objects.get(), reason="The runner was lost.")
+    assert client.post(CHECKS, body, format="json").json()["decision"] == "allow"
+    assert Deployment.objects.get().status == "abandoned"
 
 
 def test_a_denied_check_cannot_start_a_deployment(api, pipeline, world):

@@ -10,6 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from governance.models import AuditCapture
 from governance.models.gate import DeploymentCheck, GateDecision
 from releases.models import (
     Deployment,
@@ -391,3 +392,52 @@ def test_the_gate_log_keeps_a_fixed_query_count_as_rows_grow(reader, chain, pipe
     with django_assert_max_num_queries(budget):
         response = reader.get(f"{GATE_LOG}{query}")
     assert len(logged_checks(response)) == 33
+
+
+# Ending by hand a deployment whose end never came
+
+@pytest.fixture
+def stuck(artifact, chain, service, pipeline):
+    """A deployment to prod its pipeline never reported ended: it holds prod for payments-api."""
+    return Deployment.objects.create(service=service, environment=chain["prod"], artifact=artifact,
+                                     change_number="CHG0000043", check_id=uuid.uuid4(), reported_by=pipeline)
+
+
+def abandon(client, deployment, reason="The job was cancelled; nothing was rolled out."):
+    return client.post(reverse("releases:deployment_abandon", args=[deployment.number]), {"reason": reason},
+                       follow=True)
+
+
+def test_a_release_manager_ends_a_stuck_deployment_and_the_ledger_keeps_why(client, release_manager, stuck):
+    client.force_login(release_manager)
+    page = client.get(detail_url(stuck.artifact)).content.decode()
+    assert page.count("End by hand") == 1  # only the deployment still running, not the finished one
+    response = abandon(client, stuck)
+    assert f"{stuck.number} is ended; prod is free again." in response.content.decode()
+    stuck.refresh_from_db()
+    assert stuck.status == DeploymentStatus.ABANDONED and stuck.finished_at is not None
+    [event] = AuditCapture.objects.filter(action="deployment_abandoned")
+    assert (event.object_id, event.actor_name) == (str(stuck.pk), "release_manager")
+    assert event.context["reason"] == "The job was cancelled; nothing was rolled out."
+    assert "Ended by hand" in client.get(detail_url(stuck.artifact)).content.decode()
+
+
+def test_only_a_release_manager_ends_a_deployment_by_hand(client, requester, auditor, stuck):
+    for person in (requester, auditor):
+        client.force_login(person)
+        assert "End by hand" not in client.get(detail_url(stuck.artifact)).content.decode()
+        assert abandon(client, stuck).status_code == 403
+    stuck.refresh_from_db()
+    assert stuck.status == DeploymentStatus.STARTED
+    assert not AuditCapture.objects.filter(action="deployment_abandoned").exists()
+
+
+def test_ending_by_hand_needs_a_reason_and_a_deployment_still_running(client, release_manager, stuck, artifact):
+    client.force_login(release_manager)
+    assert "Say why the deployment is ended by hand." in abandon(client, stuck, reason="  ").content.decode()
+    stuck.refresh_from_db()
+    assert stuck.status == DeploymentStatus.STARTED
+    finished = Deployment.objects.get(status=DeploymentStatus.SUCCEEDED)
+    assert f"{finished.number} already ended succeeded." in abandon(client, finished).content.decode()
+    finished.refresh_from_db()
+    assert finished.status == DeploymentStatus.SUCCEEDED
