@@ -22,7 +22,7 @@ from governance.gate.github import reviews_unanswered
 from governance.models import AuditCapture, ChangeStatus, DeploymentCheck, GitHubReview
 from governance.roles import Role
 from governance.tasks import github_review_send
-from releases.models import Artifact, Deployment
+from releases.models import Deployment
 from tests.factories import make_ci, make_user, sealed
 from tests.governance.gate_world import DIGEST
 
@@ -98,14 +98,20 @@ def github(settings, monkeypatch, tmp_path):
     stand_in.server.shutdown()
 
 
-@pytest.fixture
-def gated(db, github, world):
+def github_ready(world) -> dict:
+    """The gate's world as the GitHub App meets it: its service account, the service's repository, the build's
+    commit."""
     make_user("github", Role.SERVICE_ACCOUNT)
     world["service"].attributes = {"repository": "octo-bank/payments-api"}
     world["service"].save()
     world["artifact"].source_commit = SHA
     world["artifact"].save()
     return world
+
+
+@pytest.fixture
+def gated(db, github, world):
+    return github_ready(world)
 
 
 def payload(github, *, environment="prod", deployment=None, repository="octo-bank/payments-api", **overrides):
@@ -386,10 +392,7 @@ def test_a_malformed_deployment_status_is_a_400_naming_the_field(gated, github, 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_real_worker_sends_the_review(github, migration_data, celery_worker_process, world):
-    make_user("github", Role.SERVICE_ACCOUNT)
-    world["service"].attributes = {"repository": "octo-bank/payments-api"}
-    world["service"].save()
-    Artifact.objects.filter(pk=world["artifact"].pk).update(source_commit=SHA)
+    github_ready(world)
     assert deliver(payload(github)).status_code == 202
     deadline = time.monotonic() + 20
     while not github.reviews() and time.monotonic() < deadline:
@@ -451,9 +454,7 @@ def test_a_redirect_from_github_is_not_followed_with_the_token(gated, github):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_same_delivery_arriving_twice_at_once_is_decided_once(github, migration_data, world):
-    make_user("github", Role.SERVICE_ACCOUNT)
-    world["service"].attributes = {"repository": "octo-bank/payments-api"}
-    world["service"].save()
+    github_ready(world)
     body, delivery = payload(github), str(uuid.uuid4())
     barrier, answers = threading.Barrier(2), []
 
@@ -473,11 +474,7 @@ def test_the_same_delivery_arriving_twice_at_once_is_decided_once(github, migrat
 
 @pytest.mark.django_db(transaction=True)
 def test_two_statuses_of_one_deployment_arriving_at_once_record_it_once(github, migration_data, world):
-    make_user("github", Role.SERVICE_ACCOUNT)
-    world["service"].attributes = {"repository": "octo-bank/payments-api"}
-    world["service"].save()
-    world["artifact"].source_commit = SHA
-    world["artifact"].save()
+    github_ready(world)
     approved(github)
     barrier, answers = threading.Barrier(2), []
 
