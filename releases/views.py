@@ -11,9 +11,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from cmdb.models import ConfigurationItem
-from governance.changes.permissions import is_release_manager
 from governance.errors import DomainError, refuse_if_forbidden
 from governance.gate import services as gate_services
+from governance.gate.permissions import can_end_deployment
 from governance.pagination import page_of
 from releases import selectors
 from releases.filters import ArtifactFilter
@@ -51,7 +51,7 @@ def artifact_detail(request, digest: str):
         "artifact": artifact,
         "path": selectors.promotion_path(artifact, selectors.chain()),
         "deployments": selectors.artifact_deployments(artifact),
-        "can_abandon": is_release_manager(request.user),
+        "can_abandon": can_end_deployment(request.user),
         "provenance": json.dumps(artifact.provenance, indent=2, sort_keys=True) if artifact.provenance else "",
     })
 
@@ -75,7 +75,8 @@ def service_artifacts(request, pk: int):
 @require_POST
 def deployment_abandon(request, number: str):
     _require_reader(request.user)
-    deployment = get_object_or_404(Deployment.objects.select_related("artifact"), number=number)
+    deployment = get_object_or_404(Deployment.objects.select_related("artifact", "service", "environment"),
+                                   number=number)
     try:
         gate_services.deployment_abandon(actor=request.user, deployment=deployment,
                                          reason=request.POST.get("reason", ""))
@@ -83,5 +84,6 @@ def deployment_abandon(request, number: str):
         refuse_if_forbidden(exc)
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"{deployment.number} is ended; {deployment.environment} is free again.")
+        messages.success(request, f"{deployment.number} is ended: {deployment.service} may be deployed to "
+                                  f"{deployment.environment} again.")
     return redirect("releases:artifact_detail", digest=deployment.artifact.digest)

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from cmdb.models import ConfigurationItem, Environment
 from governance.audit.ledger import audit_record
-from governance.errors import Conflict, DomainError, InvalidInput
+from governance.errors import Conflict, InvalidInput
 from governance.gate.services import (
     Question,
     change_for_deployment,
@@ -226,11 +226,15 @@ def deployment_status_record(*, actor, report: DeploymentStatusReport) -> Deploy
             deployment = deployment_observed(actor=actor, check=review.gate_check)
             if status != DeploymentStatus.STARTED and deployment.status == DeploymentStatus.STARTED:
                 deployment = deployment_finish(actor=actor, token=None, deployment=deployment, status=status)
+            elif status != DeploymentStatus.STARTED and deployment.status == DeploymentStatus.ABANDONED:
+                # Ended by hand for want of news; the news comes after all, and the ledger keeps it.
+                audit_record("deployment_outcome_after_abandon", obj=deployment, context={"state": report.state})
             return deployment
-    except DomainError as refusal:
-        audit_record("github_deployment_unrecorded", obj=review.gate_check, context={
-            "repository": report.repository, "deployment_id": report.deployment_id, "state": report.state,
-            "reason": refusal.message})
+    except Conflict as refusal:
+        if refusal.code == "environment_locked":
+            audit_record("github_deployment_unrecorded", obj=review.gate_check, context={
+                "repository": report.repository, "deployment_id": report.deployment_id, "state": report.state,
+                "reason": refusal.message})
         raise
 
 

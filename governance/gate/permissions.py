@@ -1,5 +1,12 @@
-"""Who may read the gate's answers."""
+"""Who may read the gate's answers, and who ends a deployment by hand."""
+
+from governance.changes.permissions import is_release_manager
 
 
 def can_read_gate_log(user) -> bool:
     return user.is_authenticated and user.has_perm("governance.view_deploymentcheck")
+
+
+def can_end_deployment(user) -> bool:
+    """Release managers: a deployment whose end never came holds its service in that environment until then."""
+    return is_release_manager(user)

@@ -8,10 +8,10 @@ from django.utils import timezone
 
 from cmdb.models import ConfigurationItem, Environment
 from governance.audit.ledger import audit_record
-from governance.changes.permissions import is_release_manager
 from governance.changes.workflow import EARLY_START
 from governance.errors import Conflict, Forbidden, InvalidInput
 from governance.gate.facts import GateFacts, gate_facts
+from governance.gate.permissions import can_end_deployment
 from governance.models import ApiToken
 from governance.models.changes import ChangeRequest, ChangeType
 from governance.models.changes import ChangeStatus as S
@@ -183,23 +183,26 @@ def change_for_deployment(service: ConfigurationItem, environment: Environment, 
 # --- reporting back --------------------------------------------------------------------------------------------
 
 FINISHED = (DeploymentStatus.SUCCEEDED, DeploymentStatus.FAILED, DeploymentStatus.ROLLED_BACK)
+# What a pipeline reports; a deployment ends abandoned only by a release manager's hand.
+REPORTED = (DeploymentStatus.STARTED, *FINISHED)
 
 
-def deployment_start(*, actor, token: ApiToken | None, check: DeploymentCheck) -> Deployment:
+def deployment_start(*, actor, token: ApiToken | None, check: DeploymentCheck) -> tuple[Deployment, bool]:
     """The pipeline reports that it starts what the gate allowed; one deployment at a time per environment. The
     same start reported again while it runs (a retry, or GitHub's status of it came first) is the deployment
-    already recorded; a check that started a deployment now ended starts no other."""
+    already recorded; a check that started a deployment now ended starts no other. True when recorded now."""
     now = timezone.now()
     question = Question(change=check.change.number if check.change else "", service=check.service.name,
                         environment=check.environment.name, digest=check.digest)
     facts = _facts_allowed(actor=actor, token=token, question=question, now=now)
     _require_allowed(check)
-    recorded = Deployment.objects.filter(check_id=check.pk).first()
+    recorded = _recorded(check)
     if recorded is not None and recorded.status == DeploymentStatus.STARTED:
-        return recorded
+        return recorded, False
     if recorded is not None:
-        raise Conflict(f"This check started {recorded.number}, which ended {recorded.status}: ask the gate again.",
-                       field="check_id", code="check_used")
+        raise Conflict(f"This check started {recorded.number}, which ended "
+                       f"{recorded.get_status_display().lower()}: ask the gate again.", field="check_id",
+                       code="check_used")
     if check.valid_until < now:
         raise Conflict("This check has expired: ask the gate again.", field="check_id", code="check_expired")
     # The answer holds for minutes; a lockdown, a newer build gone live or a change put on hold since then wins.
@@ -218,7 +221,8 @@ def deployment_observed(*, actor, check: DeploymentCheck) -> Deployment:
     if not actor.has_perm("governance.add_deploymentcheck"):
         raise Forbidden("Reporting deployments is for pipelines.")
     _require_allowed(check)
-    return Deployment.objects.filter(check_id=check.pk).first() or _deployment_record(actor=actor, check=check)
+    recorded = _recorded(check)
+    return recorded if recorded is not None else _deployment_record(actor=actor, check=check)[0]
 
 
 def _require_allowed(check: DeploymentCheck) -> None:
@@ -227,15 +231,24 @@ def _require_allowed(check: DeploymentCheck) -> None:
                        code="check_denied")
 
 
-def _deployment_record(*, actor, check: DeploymentCheck) -> Deployment:
+def _recorded(check: DeploymentCheck) -> Deployment | None:
+    return Deployment.objects.select_related("service", "environment", "artifact").filter(check_id=check.pk).first()
+
+
+def _deployment_record(*, actor, check: DeploymentCheck) -> tuple[Deployment, bool]:
     try:
         with transaction.atomic():
             return Deployment.objects.create(
                 service=check.service, environment=check.environment, artifact=check.artifact,
-                change_number=check.change.number if check.change else "", check_id=check.pk, reported_by=actor)
+                change_number=check.change.number if check.change else "", check_id=check.pk,
+                reported_by=actor), True
     except IntegrityError:
-        raise Conflict("Another deployment holds this environment, or this check was already used.",
-                       field="check_id", code="environment_locked") from None
+        # The pipeline and GitHub reporting the same start at the same moment: one deployment, for both.
+        recorded = _recorded(check)
+        if recorded is not None:
+            return recorded, False
+        raise Conflict(f"Another deployment holds {check.service} in {check.environment}.", field="check_id",
+                       code="environment_locked") from None
 
 
 def deployment_finish(*, actor, token: ApiToken | None, deployment: Deployment, status: str) -> Deployment:
@@ -250,7 +263,7 @@ def deployment_finish(*, actor, token: ApiToken | None, deployment: Deployment, 
 def deployment_abandon(*, actor, deployment: Deployment, reason: str) -> Deployment:
     """A release manager ends a deployment whose end never came (a cancelled job, a lost runner), freeing the
     environment it holds; what ran is unknown, so it ends abandoned, with the reason in the ledger."""
-    if not is_release_manager(actor):
+    if not can_end_deployment(actor):
         raise Forbidden("Only a release manager ends a deployment by hand.")
     reason = (reason or "").strip()
     if not reason:

@@ -219,7 +219,8 @@ def test_a_pipeline_reports_what_ran_and_the_environment_is_held_meanwhile(api, 
     second = client.post(CHECKS, body, format="json").json()
     assert [r["code"] for r in second["reasons"]] == ["environment_locked"]
     retried = client.post("/api/v1/deployments/", {"check_id": check_id, "status": "started"}, format="json")
-    assert retried.json()["number"] == started.json()["number"]  # the same report again: the same deployment
+    assert retried.status_code == 200  # the same report again: the same deployment, nothing created
+    assert retried.json() == started.json()
     done = client.post("/api/v1/deployments/", {"deployment": started.json()["number"], "status": "succeeded"},
                        format="json")
     assert done.status_code == 200 and done.json()["status"] == "succeeded"
@@ -240,6 +241,9 @@ def test_a_deployment_ended_by_hand_frees_the_environment_for_the_gate(api, pipe
     deployment_abandon(actor=release_manager, deployment=Deployment.objects.get(), reason="The runner was lost.")
     assert client.post(CHECKS, body, format="json").json()["decision"] == "allow"
     assert Deployment.objects.get().status == "abandoned"
+    ended = client.post("/api/v1/deployments/", {"deployment": Deployment.objects.get().number,
+                                                 "status": "abandoned"}, format="json")
+    assert ended.status_code == 400 and ended.json()["errors"][0]["field"] == "status"  # a person's act only
 
 
 def test_a_denied_check_cannot_start_a_deployment(api, pipeline, world):

@@ -19,6 +19,7 @@ from django.db import connections
 from django.test import Client
 
 from governance.gate.github import reviews_unanswered
+from governance.gate.services import deployment_abandon
 from governance.models import AuditCapture, ChangeStatus, DeploymentCheck, GitHubReview
 from governance.roles import Role
 from governance.tasks import github_review_send
@@ -356,7 +357,7 @@ def test_a_deployment_that_cannot_be_recorded_is_in_the_ledger_with_the_reason(g
     assert Deployment.objects.count() == 1
     [event] = AuditCapture.objects.filter(action="github_deployment_unrecorded")
     assert (event.object_id, event.actor_name) == (str(review.gate_check_id), "github")
-    assert event.context["deployment_id"] == DEPLOYMENT and "holds this environment" in event.context["reason"]
+    assert event.context["deployment_id"] == DEPLOYMENT and "holds payments-api in prod" in event.context["reason"]
 
 
 def test_a_status_of_another_repository_records_nothing(gated, github):
@@ -490,3 +491,42 @@ def test_two_statuses_of_one_deployment_arriving_at_once_record_it_once(github, 
         thread.join()
     assert answers == [202, 202]
     assert Deployment.objects.get().status == "succeeded"  # whichever came first, the outcome stands
+
+
+
+def test_news_of_a_deployment_ended_by_hand_is_kept_in_the_ledger(gated, github, release_manager):
+    approved(github)
+    report(github, "in_progress")
+    deployment_abandon(actor=release_manager, deployment=Deployment.objects.get(), reason="No news for a day.")
+    assert report(github, "success").json()["status"] == "abandoned"
+    [event] = AuditCapture.objects.filter(action="deployment_outcome_after_abandon")
+    assert event.context == {"state": "success"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_pipeline_and_github_reporting_one_start_together_get_one_deployment(github, migration_data, world,
+                                                                                 api):
+    github_ready(world)
+    review = approved(github)
+    client = api.as_user(User.objects.get(username="github"))
+    barrier, answers = threading.Barrier(2), []
+
+    def pipeline_reports():
+        barrier.wait()
+        answers.append(client.post("/api/v1/deployments/", {"check_id": str(review.gate_check_id),
+                                                            "status": "started"}, format="json").status_code)
+        connections.close_all()
+
+    def github_reports():
+        barrier.wait()
+        answers.append(report(github, "in_progress").status_code)
+        connections.close_all()
+
+    threads = [threading.Thread(target=pipeline_reports), threading.Thread(target=github_reports)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) in ([200, 202], [201, 202])
+    assert Deployment.objects.count() == 1
+    assert not AuditCapture.objects.filter(action="github_deployment_unrecorded").exists()

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth.models import Permission
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
@@ -413,7 +414,7 @@ def test_a_release_manager_ends_a_stuck_deployment_and_the_ledger_keeps_why(clie
     page = client.get(detail_url(stuck.artifact)).content.decode()
     assert page.count("End by hand") == 1  # only the deployment still running, not the finished one
     response = abandon(client, stuck)
-    assert f"{stuck.number} is ended; prod is free again." in response.content.decode()
+    assert f"{stuck.number} is ended: payments-api may be deployed to prod again." in response.content.decode()
     stuck.refresh_from_db()
     assert stuck.status == DeploymentStatus.ABANDONED and stuck.finished_at is not None
     [event] = AuditCapture.objects.filter(action="deployment_abandoned")
@@ -441,3 +442,14 @@ def test_ending_by_hand_needs_a_reason_and_a_deployment_still_running(client, re
     assert f"{finished.number} already ended succeeded." in abandon(client, finished).content.decode()
     finished.refresh_from_db()
     assert finished.status == DeploymentStatus.SUCCEEDED
+    assert not AuditCapture.objects.filter(action="deployment_abandoned").exists()
+
+
+def test_ending_by_hand_is_a_post_with_the_forms_csrf_token(release_manager, stuck):
+    guarded = Client(enforce_csrf_checks=True)
+    guarded.force_login(release_manager)
+    url = reverse("releases:deployment_abandon", args=[stuck.number])
+    assert guarded.get(url).status_code == 405
+    assert guarded.post(url, {"reason": "forged"}).status_code == 403
+    stuck.refresh_from_db()
+    assert stuck.status == DeploymentStatus.STARTED

@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from governance.authentication import BearerTokenAuthentication, request_token
-from governance.gate.services import Question, deployment_check, deployment_finish, deployment_start
+from governance.gate.services import REPORTED, Question, deployment_check, deployment_finish, deployment_start
 from governance.models.gate import DeploymentCheck, GateDecision
 from governance.services import api_token_authenticate
 from releases.models import Deployment, DeploymentStatus, digest_validator
@@ -108,7 +108,7 @@ class FlaggerGateView(StatusGateView):
 class DeploymentReportSerializer(serializers.Serializer):
     check_id = serializers.UUIDField(required=False, help_text="To report a start: the check that allowed it.")
     deployment = serializers.CharField(required=False, help_text="To report an end: the DEP number.")
-    status = serializers.ChoiceField(choices=DeploymentStatus.choices)
+    status = serializers.ChoiceField(choices=[(s, DeploymentStatus(s).label) for s in REPORTED])
 
     def validate(self, attrs):
         if attrs["status"] == DeploymentStatus.STARTED and "check_id" not in attrs:
@@ -141,8 +141,8 @@ class DeploymentReportView(APIView):
         if data["status"] == DeploymentStatus.STARTED:
             check = get_object_or_404(DeploymentCheck.objects.select_related("change", "service", "environment"),
                                       pk=data["check_id"])
-            deployment = deployment_start(actor=request.user, token=token, check=check)
-            code = status.HTTP_201_CREATED
+            deployment, created = deployment_start(actor=request.user, token=token, check=check)
+            code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         else:
             deployment = get_object_or_404(Deployment.objects.select_related("service", "environment"),
                                            number=data["deployment"])
