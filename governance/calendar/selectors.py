@@ -117,13 +117,12 @@ def freezes_covering(cis: list[ConfigurationItem], environment_id: int | None, s
     return [FreezeHit(o.freeze, o.period.lower, o.period.upper) for o in occurrences]
 
 
-def occurrences_covering(occurrences: QuerySet[Occurrence], model, cis: list[ConfigurationItem] | None,
-                         environment_id: int | None) -> QuerySet[Occurrence]:
-    """Those of these occurrences whose freeze or maintenance window (`model`) covers any of `cis` in the
-    environment; all of them when neither is given."""
+def covering(rows: QuerySet, model, cis: list[ConfigurationItem] | None, environment_id: int | None) -> QuerySet:
+    """Those of these lockdowns, or occurrences of freezes or maintenance windows (`model`), whose scope covers
+    any of `cis` in the environment (with no CI, the whole environment); all of them when neither is given."""
     if cis is None and environment_id is None:
-        return occurrences
-    return occurrences.filter(covers_any_sql(model, cis or [], environment_id))
+        return rows
+    return rows.filter(covers_any_sql(model, cis or [], environment_id))
 
 
 def upcoming_occurrences(at: datetime, count: int = 5) -> Prefetch:

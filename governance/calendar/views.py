@@ -55,9 +55,9 @@ def calendar_page(request):
     cis = _filter_cis(filters)
     environment = filters.get("environment")
     environment_id = environment.pk if environment else None
-    freezes = selectors.occurrences_covering(selectors.freeze_occurrences_between(start, end), FreezeWindow, cis,
+    freezes = selectors.covering(selectors.freeze_occurrences_between(start, end), FreezeWindow, cis,
                                              environment_id)
-    windows = selectors.occurrences_covering(selectors.maintenance_occurrences_between(start, end),
+    windows = selectors.covering(selectors.maintenance_occurrences_between(start, end),
                                              MaintenanceWindow, cis, environment_id)
     changes = (change_requests_visible_to(request.user).filter(
         status__in=CALENDAR_CHANGES, planned_start__lt=end, planned_end__gt=start).order_by("planned_start"))

@@ -125,17 +125,11 @@ class FreezeWindowViewSet(WindowViewSet):
                              request.query_params.get("environment"), field="environment")
         if environment is None and ci is not None and ci.environment_id is not None:
             environment = ci.environment
-        scoped = ci is not None or environment is not None
+        cis = [ci] if ci is not None else None
         environment_id = environment.pk if environment else None
-
-        def applies(scope) -> bool:
-            return not scoped or selectors.covers(scope, ci, environment_id)
-
-        freezes = [selectors.FreezeHit(o.freeze, o.period.lower, o.period.upper)
-                   for o in selectors.freeze_occurrences_between(at, at + INSTANT) if applies(o.freeze)]
-        lockdowns = [lockdown for lockdown in selectors.lockdowns_active(at).select_related("declared_by",
-                                                                                            "lifted_by")
-                     if applies(lockdown)]
+        freezes = [selectors.FreezeHit(o.freeze, o.period.lower, o.period.upper) for o in selectors.covering(
+            selectors.freeze_occurrences_between(at, at + INSTANT), FreezeWindow, cis, environment_id)]
+        lockdowns = list(selectors.covering(selectors.lockdowns_active(at), Lockdown, cis, environment_id))
         answer = {"at": at, "ci": ci.name if ci else None, "environment": environment.name if environment else None,
                   "frozen": bool(lockdowns) or any(hit.freeze.severity == Severity.HARD for hit in freezes),
                   "freezes": freezes, "lockdowns": lockdowns}
