@@ -358,9 +358,9 @@ def cab_meetings(request):
     meetings = (CabMeeting.objects.select_related("organiser")
                 .annotate(items=Count("agenda", distinct=True), people=Count("attendees", distinct=True))
                 .order_by("-starts_at", "-pk"))
-    page, _ = page_of(request, meetings, QUEUE_PAGE_SIZE)
+    page, query = page_of(request, meetings, QUEUE_PAGE_SIZE)
     return render(request, "governance/changes/cab_meetings.html", {
-        "page": page, "form": form, "can_organise": can_organise,
+        "page": page, "query": query, "form": form, "can_organise": can_organise,
     }, status=status)
 
 

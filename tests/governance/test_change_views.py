@@ -726,3 +726,13 @@ def test_the_change_page_reads_a_fixed_number_of_queries_whatever_it_shows(clien
         counts.append(len(queries))
     # The one CI without dependents skips loading the impact picture's CIs; nothing else varies.
     assert counts[0] + 1 == counts[1] <= CHANGE_PAGE_QUERIES, counts
+
+
+def test_the_meetings_list_pages_through_many_meetings(client, release_manager):
+    now = timezone.now()
+    CabMeeting.objects.bulk_create([CabMeeting(title=f"CAB {n}", starts_at=now - timedelta(days=n),
+                                               organiser=release_manager) for n in range(51)])
+    client.force_login(release_manager)
+    first = client.get(MEETINGS).content.decode()
+    assert "Page 1 of 2" in first and 'href="?page=2"' in first and "CAB 49" in first and "CAB 50" not in first
+    assert "CAB 50" in client.get(MEETINGS, {"page": 2}).content.decode()
