@@ -1,4 +1,4 @@
-"""Filters of the artifact list page."""
+"""Filters of artifacts, shared by the artifact list page and the API."""
 
 import django_filters
 from django.db.models import Q
@@ -13,7 +13,7 @@ class ArtifactFilter(django_filters.FilterSet):
 
     class Meta:
         model = Artifact
-        fields = []
+        fields = ["version"]
 
     def search(self, queryset, name, value):
         return queryset.filter(Q(service__name__icontains=value) | Q(version__icontains=value)

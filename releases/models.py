@@ -160,6 +160,10 @@ class Deployment(models.Model):
         return f"{self.number} {self.service} {self.artifact.version} -> {self.environment}"
 
 
+def scan_kind_labels(kinds) -> list[str]:
+    return [ScanResult.Kind(kind).label for kind in kinds]
+
+
 class GatePolicy(models.Model):
     """What the gate asks of a build before it enters an environment, beyond the change and the calendar.
     An environment without a policy of its own gets the default: signatures in production, no failed scan."""

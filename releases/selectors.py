@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from django.db.models import Prefetch, QuerySet
 
 from cmdb.models import ConfigurationItem, Environment
-from releases.models import Artifact, Deployment, GatePolicy, Promotion, ScanResult
+from releases.models import Artifact, Deployment, GatePolicy, Promotion, scan_kind_labels
 
 
 @dataclass(frozen=True)
@@ -22,8 +22,12 @@ class Step:
         return self.promotion is not None
 
     @property
+    def state(self) -> str:
+        return "passed" if self.passed else "next" if self.is_next else "pending"
+
+    @property
     def required_scan_labels(self) -> list[str]:
-        return [ScanResult.Kind(kind).label for kind in self.policy.required_scans]
+        return scan_kind_labels(self.policy.required_scans)
 
 
 def artifacts() -> QuerySet[Artifact]:
@@ -39,12 +43,13 @@ def chain() -> list[Environment]:
 
 
 def promotion_path(artifact: Artifact, environments: list[Environment]) -> list[Step]:
-    """Every environment of `environments` for an artifact loaded by `artifacts()`, without a query.
-    The next step is the first one not passed: promotion goes one environment at a time."""
+    """Every environment of `environments` (the chain, in order) for an artifact loaded by `artifacts()`, without
+    a query. A step is next when the one before it was passed: promotion goes one environment at a time, as
+    services.artifact_promote and the gate hold it."""
     passed = {promotion.environment_id: promotion for promotion in artifact.passed}
-    first_open = next((env.pk for env in environments if env.pk not in passed), None)
     return [Step(environment=env, policy=GatePolicy.for_environment(env), promotion=passed.get(env.pk),
-                 is_next=env.pk == first_open) for env in environments]
+                 is_next=env.pk not in passed and (n == 0 or environments[n - 1].pk in passed))
+            for n, env in enumerate(environments)]
 
 
 def artifact_deployments(artifact: Artifact) -> QuerySet[Deployment]:

@@ -62,7 +62,10 @@ def artifact_register(*, actor, token=None, service: ConfigurationItem, version:
         with transaction.atomic():
             artifact.save()
     except IntegrityError:  # the same build registered at the same moment: answer as for a retry or a rebuild
-        return _registered(service, version, digest)
+        registered = _registered(service, version, digest)
+        if registered is None:
+            raise
+        return registered
     return artifact
 
 

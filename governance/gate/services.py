@@ -21,9 +21,9 @@ from releases.models import (
     Deployment,
     DeploymentStatus,
     GatePolicy,
-    ScanResult,
     ScanVerdict,
     SignatureStatus,
+    scan_kind_labels,
 )
 
 DEPLOYABLE = (S.APPROVED, S.SCHEDULED, S.IMPLEMENTING)
@@ -114,7 +114,7 @@ def _scan_reasons(scans: list[dict], policy: GatePolicy, environment: str, reaso
     if policy.block_failed_scans and failed:
         reasons.deny("scan_failed", f"Scans failed: {', '.join(failed)}.")
     passed = {s["kind"] for s in scans if s["verdict"] != ScanVerdict.FAIL}
-    missing = [ScanResult.Kind(kind).label for kind in policy.required_scans if kind not in passed]
+    missing = scan_kind_labels(kind for kind in policy.required_scans if kind not in passed)
     if missing:
         reasons.deny("scan_missing", f"{environment} needs passed scans: {', '.join(missing)}.")
     for severity, ceiling in (("critical", policy.max_critical), ("high", policy.max_high)):

@@ -14,6 +14,7 @@ from releases.api.serializers import (
     ScanSerializer,
     TrustedKeySerializer,
 )
+from releases.filters import ArtifactFilter
 from releases.models import Artifact, TrustedKey
 from releases.permissions import can_view_releases
 
@@ -30,8 +31,8 @@ class ArtifactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     permission_classes = [CanReadReleases]
     lookup_field = "digest"
     lookup_value_regex = r"sha256:[0-9a-f]{64}"
+    filterset_class = ArtifactFilter
     search_fields = ["version", "digest", "service__name"]
-    filterset_fields = ["version"]
     ordering_fields = ["created_at"]
 
     def get_queryset(self):

@@ -1,13 +1,14 @@
 """Artifacts through the API: built once, signed by trusted keys, scanned, promoted one environment at a time."""
 
 import threading
+import time
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.core.exceptions import ValidationError
-from django.db import connections
+from django.db import connection, connections, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -179,6 +180,49 @@ def test_the_same_build_registered_twice_at_once_is_one_artifact(migration_data,
     for thread in threads:
         thread.join()
     assert sorted(answers) == [201, 201] and Artifact.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_registration_that_meets_the_same_build_mid_insert_answers_with_it(migration_data, pipeline):
+    """The race made certain: the other registration has inserted the build and not committed, so this one finds
+    nothing, waits on the unique digest and then fails to insert; it must answer with the build committed."""
+    service = make_ci("payments-api", team=make_team("payments"))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Bearer " + api_token_create(actor=pipeline, owner=pipeline,
+                                                                       name="runner").secret)
+    inserted, commit, answers = threading.Event(), threading.Event(), []
+
+    def other_registration():
+        with transaction.atomic():
+            Artifact.objects.create(service=service, version="4.2.0", digest=DIGEST, created_by=pipeline)
+            inserted.set()
+            commit.wait(10)
+        connections.close_all()
+
+    def this_registration():
+        answers.append(register(client))
+        connections.close_all()
+
+    other = threading.Thread(target=other_registration)
+    other.start()
+    inserted.wait(10)
+    this = threading.Thread(target=this_registration)
+    this.start()
+    with connection.cursor() as cursor:  # until this registration waits on the other's uncommitted row
+        for _ in range(200):
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                           "AND datname = current_database()")
+            if cursor.fetchone()[0]:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the second registration never waited on the first")
+    commit.set()
+    for thread in (other, this):
+        thread.join()
+    [answer] = answers
+    assert answer.status_code == 201, answer.content
+    assert answer.json()["id"] == Artifact.objects.get().pk
 
 
 def test_an_artifact_is_promoted_one_environment_at_a_time(api, pipeline, service, chain):
