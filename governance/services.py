@@ -106,21 +106,11 @@ def api_token_scope_set(token: ApiToken, *, services, environments) -> None:
     token.save(update_fields=["services_scoped", "environments_scoped"])
 
 
-def token_scope_refusal(token: ApiToken, scope_services: list[int], scope_environments: list[int],
-                        service: ConfigurationItem | None, environment: Environment | None) -> tuple[str, str] | None:
-    """(field, message) if a token with this scope may not act for this service or environment."""
-    if service is not None and token.services_scoped and service.pk not in scope_services:
-        return "service", f"The token {token.name!r} is not scoped to {service.name}."
-    if environment is not None and token.environments_scoped and environment.pk not in scope_environments:
-        return "environment", f"The token {token.name!r} is not scoped to {environment.name}."
-    return None
-
-
 def require_token_scope(token: ApiToken | None, *, service: ConfigurationItem | None = None,
                         environment: Environment | None = None, scope: tuple[list[int], list[int]] | None = None,
                         ) -> None:
     """Refuse a token scoped elsewhere (people's sessions act for any); `scope` when the caller read it already."""
-    if token is None:
+    if token is None or not (token.services_scoped or token.environments_scoped):
         return
     if scope is None:
         read = ApiToken.objects.filter(pk=token.pk).aggregate(
@@ -128,7 +118,10 @@ def require_token_scope(token: ApiToken | None, *, service: ConfigurationItem | 
             environments=ArrayAgg("environments", distinct=True, filter=Q(environments__isnull=False), default=[]),
         )
         scope = read["services"], read["environments"]
-    refusal = token_scope_refusal(token, *scope, service, environment)
-    if refusal is not None:
-        field, message = refusal
-        raise Forbidden(message, field=field, code="token_out_of_scope")
+    services, environments = scope
+    if service is not None and token.services_scoped and service.pk not in services:
+        raise Forbidden(f"The token {token.name!r} is not scoped to {service.name}.", field="service",
+                        code="token_out_of_scope")
+    if environment is not None and token.environments_scoped and environment.pk not in environments:
+        raise Forbidden(f"The token {token.name!r} is not scoped to {environment.name}.", field="environment",
+                        code="token_out_of_scope")

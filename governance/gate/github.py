@@ -218,7 +218,8 @@ def deployment_status_record(*, actor, report: DeploymentStatusReport) -> Deploy
         with transaction.atomic():
             # Locked: two statuses of one deployment arriving together record it once.
             review = (GitHubReview.objects.select_for_update(of=("self",))
-                      .select_related("gate_check__change", "gate_check__service", "gate_check__environment")
+                      .select_related("gate_check__change", "gate_check__service", "gate_check__environment",
+                                      "gate_check__artifact")
                       .filter(deployment_id=report.deployment_id, repository__iexact=report.repository,
                               state=GitHubReview.State.APPROVED).first())
             if review is None:

@@ -11,7 +11,7 @@ from governance.audit.ledger import audit_record
 from governance.changes.workflow import EARLY_START
 from governance.errors import Conflict, Forbidden, InvalidInput
 from governance.gate.facts import GateFacts, gate_facts
-from governance.gate.permissions import can_end_deployment
+from governance.gate.permissions import can_end_deployment, can_report_deployments
 from governance.models import ApiToken
 from governance.models.changes import ChangeRequest, ChangeType
 from governance.models.changes import ChangeStatus as S
@@ -218,7 +218,7 @@ def deployment_start(*, actor, token: ApiToken | None, check: DeploymentCheck) -
 def deployment_observed(*, actor, check: DeploymentCheck) -> Deployment:
     """A deployment that started elsewhere under an allowed check without asking again (GitHub runs the job once
     its review is approved, maybe long after): recorded as it ran, however old the check."""
-    if not actor.has_perm("governance.add_deploymentcheck"):
+    if not can_report_deployments(actor):
         raise Forbidden("Reporting deployments is for pipelines.")
     _require_allowed(check)
     recorded = _recorded(check)
@@ -252,7 +252,7 @@ def _deployment_record(*, actor, check: DeploymentCheck) -> tuple[Deployment, bo
 
 
 def deployment_finish(*, actor, token: ApiToken | None, deployment: Deployment, status: str) -> Deployment:
-    if not actor.has_perm("governance.add_deploymentcheck"):
+    if not can_report_deployments(actor):
         raise Forbidden("Reporting deployments is for pipelines.")
     require_token_scope(token, service=deployment.service, environment=deployment.environment)
     if status not in FINISHED:
@@ -276,7 +276,8 @@ def deployment_abandon(*, actor, deployment: Deployment, reason: str) -> Deploym
 
 def _deployment_end(deployment: Deployment, status: str) -> Deployment:
     with transaction.atomic():
-        deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)
+        deployment = (Deployment.objects.select_for_update(of=("self",))
+                      .select_related("service", "environment", "artifact").get(pk=deployment.pk))
         if deployment.status != DeploymentStatus.STARTED:
             raise Conflict(f"{deployment.number} already ended {deployment.status}.", field="status")
         deployment.status, deployment.finished_at = status, timezone.now()

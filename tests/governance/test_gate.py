@@ -5,6 +5,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.utils import timezone
 
 from cmdb.models import Environment
 from governance.audit.ledger import audit_seal
@@ -168,6 +169,31 @@ def test_the_check_takes_a_fixed_number_of_queries(api, pipeline, world, django_
         response = client.post(CHECKS, {"change": world["change"].number, "service": "payments-api",
                                         "environment": "prod", "artifact": DIGEST}, format="json")
     assert response.json()["decision"] == "allow"
+
+
+def test_reporting_a_start_and_an_end_takes_a_fixed_number_of_queries(api, pipeline, world,
+                                                                     django_assert_max_num_queries):
+    client = api.as_user(pipeline)
+    check_id = ask(api, pipeline, world).json()["check_id"]
+    # The token and its ledger event, the check, the facts, whether the check was used, the insert in its
+    # savepoint; then the same first two, the deployment, the pipeline's permissions (two), its locked re-read
+    # with what the answer shows of it, and the update in a savepoint.
+    with django_assert_max_num_queries(8):
+        started = client.post("/api/v1/deployments/", {"check_id": check_id, "status": "started"}, format="json")
+    assert started.status_code == 201
+    with django_assert_max_num_queries(9):
+        ended = client.post("/api/v1/deployments/", {"deployment": started.json()["number"], "status": "succeeded"},
+                            format="json")
+    assert ended.json()["status"] == "succeeded"
+
+
+def test_a_start_reported_after_the_check_expired_is_refused(api, pipeline, world):
+    client = api.as_user(pipeline)
+    check_id = ask(api, pipeline, world).json()["check_id"]
+    DeploymentCheck.objects.filter(pk=check_id).update(valid_until=timezone.now() - timedelta(seconds=1))
+    response = client.post("/api/v1/deployments/", {"check_id": check_id, "status": "started"}, format="json")
+    assert response.status_code == 409 and response.json()["errors"][0]["code"] == "check_expired"
+    assert not Deployment.objects.exists()
 
 
 @pytest.mark.parametrize(("overrides", "field"), [

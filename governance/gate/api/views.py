@@ -139,8 +139,8 @@ class DeploymentReportView(APIView):
         data = given.validated_data
         token = request_token(request)
         if data["status"] == DeploymentStatus.STARTED:
-            check = get_object_or_404(DeploymentCheck.objects.select_related("change", "service", "environment"),
-                                      pk=data["check_id"])
+            checks = DeploymentCheck.objects.select_related("change", "service", "environment", "artifact")
+            check = get_object_or_404(checks, pk=data["check_id"])
             deployment, created = deployment_start(actor=request.user, token=token, check=check)
             code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         else:
