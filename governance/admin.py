@@ -3,13 +3,13 @@ from zoneinfo import ZoneInfo
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Min, Q
+from django.db.models import Min, Q, prefetch_related_objects
 from django.utils import timezone
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
 from governance.calendar.permissions import can_declare_lockdown
-from governance.calendar.selectors import names_a_scope
+from governance.calendar.selectors import names_a_scope, upcoming_occurrences
 from governance.calendar.services import lockdown_declare, lockdown_lift, window_occurrences_refresh
 from governance.changes.services import (
     approval_record,
@@ -302,8 +302,8 @@ class RecurringWindowAdmin(admin.ModelAdmin):
     def next_occurrences(self, obj) -> str:
         if obj is None or obj.pk is None:
             return "Computed when saved."
-        owner = {"freeze": obj} if isinstance(obj, FreezeWindow) else {"maintenance": obj}
-        upcoming = Occurrence.objects.filter(**owner, period__endswith__gt=timezone.now()).order_by("period")[:5]
+        prefetch_related_objects([obj], upcoming_occurrences(timezone.now()))
+        upcoming = obj.upcoming
         tz = ZoneInfo(obj.timezone)
         shown = "%a %Y-%m-%d %H:%M"
         lines = [f"{o.period.lower.astimezone(tz):{shown}} to {o.period.upper.astimezone(tz):{shown}} {obj.timezone}"

@@ -12,6 +12,7 @@ from icalendar import Calendar, Event
 
 from cmdb.models import ConfigurationItem, Environment
 from governance.calendar.selectors import (
+    OCCURRENCE_SCOPE,
     calendar_feed_by_secret,
     covers,
     freeze_occurrences_between,
@@ -51,10 +52,10 @@ def feed_calendar(feed: CalendarFeed, *, now: datetime | None = None,
             judged[key] = scope is None or _covers_team(window, scope)
         return judged[key]
 
-    for occurrence in freeze_occurrences_between(start, end):
+    for occurrence in freeze_occurrences_between(start, end).prefetch_related(*OCCURRENCE_SCOPE):
         if shown(occurrence.freeze):
             calendar.add_component(_freeze_event(occurrence.freeze, occurrence, now))
-    for occurrence in maintenance_occurrences_between(start, end):
+    for occurrence in maintenance_occurrences_between(start, end).prefetch_related(*OCCURRENCE_SCOPE):
         if shown(occurrence.maintenance):
             calendar.add_component(_maintenance_event(occurrence.maintenance, occurrence, now))
     for change in _feed_changes(feed, start, end):

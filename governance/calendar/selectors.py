@@ -100,29 +100,30 @@ class FreezeHit:
     ends: datetime
 
 
+# What a caller that judges scopes in Python loads beside occurrences (prefetch_related(*OCCURRENCE_SCOPE)).
+OCCURRENCE_SCOPE = tuple(f"{owner}__{name}" for owner in ("freeze", "maintenance") for name in SCOPE_PREFETCH)
+
+
 def freeze_occurrences_between(start: datetime, end: datetime) -> QuerySet[Occurrence]:
-    """Occurrences of active freezes overlapping [start, end), with each freeze's scope loaded (GiST-indexed)."""
-    freezes = FreezeWindow.objects.filter(active=True).select_related("extra_approval_role").prefetch_related(
-        *SCOPE_PREFETCH)
+    """Occurrences of active freezes overlapping [start, end), with their freezes (GiST-indexed)."""
     return (Occurrence.objects.filter(freeze__active=True, period__overlap=(start, end))
-            .prefetch_related(Prefetch("freeze", queryset=freezes)).order_by("period"))
+            .select_related("freeze", "freeze__extra_approval_role").order_by("period"))
+
+
+def covering(rows: QuerySet, model, cis: list[ConfigurationItem] | None, environment_id: int | None) -> QuerySet:
+    """Those of these lockdowns, or occurrences of freezes or maintenance windows (`model`, joined under its table
+    name), whose scope covers any of `cis` in the environment (with no CI, the whole environment); all of them
+    when neither is given."""
+    if cis is None and environment_id is None:
+        return rows
+    return rows.filter(covers_any_sql(model, cis or [], environment_id))
 
 
 def freezes_covering(cis: list[ConfigurationItem], environment_id: int | None, start: datetime,
                      end: datetime) -> list[FreezeHit]:
     """Freeze occurrences overlapping [start, end) whose scope covers any of these CIs in that environment."""
-    occurrences = (Occurrence.objects.filter(freeze__active=True, period__overlap=(start, end))
-                   .filter(covers_any_sql(FreezeWindow, cis, environment_id))  # the join is named for its table
-                   .select_related("freeze", "freeze__extra_approval_role").order_by("period"))
+    occurrences = covering(freeze_occurrences_between(start, end), FreezeWindow, cis, environment_id)
     return [FreezeHit(o.freeze, o.period.lower, o.period.upper) for o in occurrences]
-
-
-def covering(rows: QuerySet, model, cis: list[ConfigurationItem] | None, environment_id: int | None) -> QuerySet:
-    """Those of these lockdowns, or occurrences of freezes or maintenance windows (`model`), whose scope covers
-    any of `cis` in the environment (with no CI, the whole environment); all of them when neither is given."""
-    if cis is None and environment_id is None:
-        return rows
-    return rows.filter(covers_any_sql(model, cis or [], environment_id))
 
 
 def upcoming_occurrences(at: datetime, count: int = 5) -> Prefetch:
@@ -133,10 +134,9 @@ def upcoming_occurrences(at: datetime, count: int = 5) -> Prefetch:
 
 
 def maintenance_occurrences_between(start: datetime, end: datetime) -> QuerySet[Occurrence]:
-    """Occurrences of active maintenance windows overlapping [start, end), with each window's scope loaded."""
-    windows = MaintenanceWindow.objects.filter(active=True).prefetch_related(*SCOPE_PREFETCH)
+    """Occurrences of active maintenance windows overlapping [start, end), with their windows."""
     return (Occurrence.objects.filter(maintenance__active=True, period__overlap=(start, end))
-            .prefetch_related(Prefetch("maintenance", queryset=windows)).order_by("period"))
+            .select_related("maintenance").order_by("period"))
 
 
 def lockdowns_active(at: datetime) -> QuerySet[Lockdown]:
@@ -146,7 +146,7 @@ def lockdowns_active(at: datetime) -> QuerySet[Lockdown]:
 
 
 def lockdowns_covering(cis: list[ConfigurationItem], environment_id: int | None, at: datetime) -> list[Lockdown]:
-    return list(lockdowns_active(at).prefetch_related(None).filter(covers_any_sql(Lockdown, cis, environment_id)))
+    return list(covering(lockdowns_active(at).prefetch_related(None), Lockdown, cis, environment_id))
 
 
 def maintenance_windows_for(change_type: str, cis: list[ConfigurationItem],

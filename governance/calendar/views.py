@@ -99,14 +99,12 @@ def _on(items, day: date, span) -> list:
 
 
 def _upcoming_freezes() -> list[tuple]:
-    """Each active freeze with its next three occurrences."""
+    """Each active freeze due in the next 120 days with its next three occurrences, soonest first."""
     now = datetime.now(UTC)
-    upcoming: dict = {}
-    for occurrence in selectors.freeze_occurrences_between(now, now + timedelta(days=120)):
-        upcoming.setdefault(occurrence.freeze, [])
-        if len(upcoming[occurrence.freeze]) < 3:
-            upcoming[occurrence.freeze].append(occurrence.period)
-    return sorted(upcoming.items(), key=lambda item: item[1][0].lower)
+    freezes = FreezeWindow.objects.filter(active=True).prefetch_related(selectors.upcoming_occurrences(now, 3))
+    soon = [(freeze, [o.period for o in freeze.upcoming]) for freeze in freezes
+            if freeze.upcoming and freeze.upcoming[0].period.lower < now + timedelta(days=120)]
+    return sorted(soon, key=lambda item: item[1][0].lower)
 
 
 @login_required

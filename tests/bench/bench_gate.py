@@ -283,13 +283,13 @@ def choose_targets(rng: random.Random, services, environments) -> tuple[list, fl
     from django.contrib.auth.models import Group
     from django.utils import timezone
 
-    from governance.calendar.selectors import covers, freeze_occurrences_between
+    from governance.calendar.selectors import OCCURRENCE_SCOPE, covers, freeze_occurrences_between
     from governance.models import FreezeWindow
 
     _dev, staging, prod = environments
     now = timezone.now()
-    hard = {o.freeze.pk: o.freeze for o in freeze_occurrences_between(now, now + timedelta(hours=1))
-            if o.freeze.severity == "hard"}
+    occurrences = freeze_occurrences_between(now, now + timedelta(hours=1)).prefetch_related(*OCCURRENCE_SCOPE)
+    hard = {o.freeze.pk: o.freeze for o in occurrences if o.freeze.severity == "hard"}
     blanket = [pk for pk, f in hard.items() if covers(f, None, staging.pk) or covers(f, None, prod.pk)]
     FreezeWindow.objects.filter(pk__in=blanket).update(severity="soft",
                                                        extra_approval_role=Group.objects.get(name="business_owner"))
