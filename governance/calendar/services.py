@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from cmdb.models import Team
 from governance.audit.ledger import audit_record
-from governance.calendar.permissions import can_manage_feed, can_read_calendar
+from governance.calendar.permissions import can_declare_lockdown, can_manage_feed, can_read_calendar
 from governance.calendar.recurrence import occurrences
 from governance.calendar.selectors import covers_any, names_a_scope
 from governance.errors import Conflict, Forbidden, InvalidInput
@@ -44,7 +44,7 @@ def calendar_occurrences_refresh() -> int:
 def lockdown_declare(*, actor, reason: str, until: datetime | None = None, scope: dict | None = None,
                      environments=(), cis=()) -> Lockdown:
     """Stop the line now. Changes in flight in scope go on hold at once."""
-    if not actor.has_perm("governance.declare_lockdown"):
+    if not can_declare_lockdown(actor):
         raise Forbidden("Release managers and incident commanders declare lockdowns.")
     if not reason.strip():
         raise InvalidInput("Say why the line is stopped.", field="reason")
@@ -71,7 +71,7 @@ def lockdown_declare(*, actor, reason: str, until: datetime | None = None, scope
 
 
 def lockdown_lift(*, actor, lockdown: Lockdown, reason: str = "") -> Lockdown:
-    if not actor.has_perm("governance.declare_lockdown"):
+    if not can_declare_lockdown(actor):
         raise Forbidden("Release managers and incident commanders lift lockdowns.")
     with transaction.atomic():
         lockdown = Lockdown.objects.select_for_update().get(pk=lockdown.pk)

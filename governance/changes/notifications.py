@@ -7,8 +7,8 @@ from django.urls import reverse
 from guardian.shortcuts import get_users_with_perms
 
 from governance.changes.permissions import owning_teams
-from governance.changes.selectors import outstanding_approvals
-from governance.models.changes import Approval, ChangeRequest
+from governance.changes.selectors import ApprovalState
+from governance.models.changes import ChangeRequest
 from governance.roles import team_role_codename
 
 SUBJECTS = {
@@ -21,9 +21,9 @@ SUBJECTS = {
 def approvers_to_notify(change: ChangeRequest) -> list:
     """Everyone holding a role the current revision still needs, globally or for an owning team, except the
     requester, the implementer and whoever already decided on this revision."""
-    roles = [o.role for o in outstanding_approvals(change) if o.given < o.needed]
-    decided = set(Approval.objects.filter(change=change, revision=change.revision).values_list("approver_id",
-                                                                                              flat=True))
+    state = ApprovalState.of(change)
+    roles = [o.role for o in state.outstanding() if o.given < o.needed]
+    decided = {approval.approver_id for approval in state.approvals}
     users = set(get_user_model().objects.filter(groups__name__in=roles, is_active=True))
     for team in owning_teams(change):
         for role in roles:

@@ -4,7 +4,9 @@ from guardian.core import ObjectPermissionChecker
 
 from cmdb.models import Team
 from governance.changes.workflow import MoverFacts
+from governance.errors import Conflict, DomainError, Forbidden
 from governance.models.changes import ChangeRequest
+from governance.models.changes import ChangeStatus as S
 from governance.roles import APPROVER_ROLES, team_role_codename, team_role_permission
 
 
@@ -65,10 +67,19 @@ def mover_facts(user, change: ChangeRequest) -> MoverFacts:
                       is_release_manager=is_release_manager(user))
 
 
-def may_edit_change(user, change: ChangeRequest) -> bool:
-    """Its requester and release managers edit a change (what they may still change depends on its state)."""
+# Once implementation starts, a change is a record of what was done.
+EDITABLE_STATUSES = (S.DRAFT, S.SUBMITTED, S.ASSESSED, S.CAB_REVIEW, S.APPROVED, S.SCHEDULED)
+
+
+def edit_refusal(user, change: ChangeRequest) -> DomainError | None:
+    """Why `user` may not edit `change`, if not: its requester and release managers edit it until it is
+    implemented (what they may still change depends on its state)."""
+    if change.status not in EDITABLE_STATUSES:
+        return Conflict(f"A change in {S(change.status).label} can no longer be edited.")
     mover = mover_facts(user, change)
-    return mover.is_requester or mover.is_release_manager
+    if not (mover.is_requester or mover.is_release_manager):
+        return Forbidden("Only the requester or a release manager may edit this change.")
+    return None
 
 
 def retrospective_refusal(user, change: ChangeRequest) -> str | None:

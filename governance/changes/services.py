@@ -22,7 +22,7 @@ from governance.changes import risk
 from governance.changes.permissions import (
     approver_roles,
     can_raise_change,
-    may_edit_change,
+    edit_refusal,
     mover_facts,
     owning_teams,
     retrospective_refusal,
@@ -131,10 +131,9 @@ def change_request_update(*, actor, change: ChangeRequest, cis: list[Configurati
     now = timezone.now()
     with transaction.atomic():
         change = _locked(change)
-        if change.status not in (S.DRAFT, S.SUBMITTED, S.ASSESSED, S.CAB_REVIEW, S.APPROVED, S.SCHEDULED):
-            raise Conflict(f"A change in {S(change.status).label} can no longer be edited.")
-        if not may_edit_change(actor, change):
-            raise Forbidden("Only the requester or a release manager may edit this change.")
+        refusal = edit_refusal(actor, change)
+        if refusal is not None:
+            raise refusal
         if change.status != S.DRAFT:
             locked = set(fields) - set(MATERIAL_FIELDS) - {"title", "description"}
             if locked:

@@ -27,8 +27,8 @@ from governance.changes.forms import (
 from governance.changes.permissions import (
     can_raise_change,
     can_view_changes,
+    edit_refusal,
     is_release_manager,
-    may_edit_change,
     mover_facts,
     retrospective_refusal,
 )
@@ -105,7 +105,7 @@ def _offered_moves(user, change: ChangeRequest) -> list[tuple[str, str]]:
 
 
 def _may_edit(user, change: ChangeRequest) -> bool:
-    return can_view_changes(user) and may_edit_change(user, change)
+    return can_view_changes(user) and edit_refusal(user, change) is None
 
 
 def _retrospective_pending(change: ChangeRequest) -> bool:
@@ -287,8 +287,11 @@ def change_create(request):
 def change_edit(request, number: str):
     _require_change_reader(request.user)
     change = _visible_change(request.user, number)
-    if not _may_edit(request.user, change):
-        raise PermissionDenied("Only the requester or a release manager may edit this change.")
+    refusal = edit_refusal(request.user, change)
+    if refusal is not None:
+        refuse_if_forbidden(refusal)
+        messages.error(request, refusal.message)
+        return redirect("governance:change_detail", number=change.number)
     form = ChangeRequestForm(request.POST or None, initial=ChangeRequestForm.initial_for(change))
     if request.method == "POST":
         if form.is_valid():

@@ -327,20 +327,21 @@ def test_a_critical_level_from_many_factors(people, envs, team):
     assert (change.risk_score, change.risk_level) == (80, "critical")  # 30 + 10 + 15 + 15 + 10
 
 
-@pytest.mark.parametrize(("tier", "env", "triggers", "strategy"), [
-    (1, "staging", True, "canary"),  # tier 1 with rollback triggers: small exposure first
-    (1, "staging", False, "blue_green"),  # tier 1 without triggers: keep the old version ready
-    (2, "staging", False, "blue_green"),  # business critical
-    (3, "staging", False, "rolling"),
-    (4, "prod", True, "rolling"),  # low risk even in production
+@pytest.mark.parametrize(("tier", "env", "triggers", "strategy", "why"), [
+    (1, "staging", True, "canary", "expose a small share first"),  # tier 1 with rollback triggers
+    (1, "staging", False, "blue_green", "keep the old version ready"),  # tier 1 without triggers
+    (2, "staging", False, "blue_green", "business critical"),
+    (3, "staging", False, "rolling", "low criticality"),
+    (4, "prod", True, "rolling", "low criticality"),  # low risk even in production
 ])
 def test_the_recommended_strategy_follows_criticality_risk_and_rollback_triggers(people, envs, team, tier, env,
-                                                                                  triggers, strategy):
+                                                                                  triggers, strategy, why):
     ci = make_ci(team=team, criticality=tier)
     extra = {"rollback_error_rate_pct": 2} if triggers else {}
     change = submit(make_change(people.requester, cis=[ci], environment=getattr(envs, env), **extra))
     assert change.recommended_strategy == strategy
     assert change.recommended_strategy_reason  # kept with the recommendation, as the change page shows it
+    assert why in change.recommended_strategy_reason
 
 
 def test_a_high_risk_change_without_triggers_is_recommended_blue_green(people, envs, team):
@@ -800,9 +801,11 @@ def test_a_reminder_skips_those_who_decided_and_roles_already_satisfied(people, 
     change = in_review(people, envs, team)
     approval_record(actor=people.cab1, change=change, decision="approve")
     approval_record(actor=people.sre, change=change, decision="approve")
+    other_sre = make_user("sre-2", "sre", email="sre2@bank.example")  # undecided, but the SRE role is satisfied
     waiting = [user.username for user in approvers_to_notify(change)]
     assert people.cab2.username in waiting
     assert people.cab1.username not in waiting and people.sre.username not in waiting
+    assert other_sre.username not in waiting
 
 
 def test_a_reminder_is_sent_again_after_another_reminder_period(people, envs, team, settings):

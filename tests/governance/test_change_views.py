@@ -736,3 +736,16 @@ def test_the_meetings_list_pages_through_many_meetings(client, release_manager):
     first = client.get(MEETINGS).content.decode()
     assert "Page 1 of 2" in first and 'href="?page=2"' in first and "CAB 49" in first and "CAB 50" not in first
     assert "CAB 50" in client.get(MEETINGS, {"page": 2}).content.decode()
+
+
+def test_a_change_under_way_offers_no_edit_and_its_edit_page_says_why(client, requester, estate, staging):
+    change = make_change(requester, cis=[estate["api"]], environment=staging, status=ChangeStatus.IMPLEMENTING)
+    draft = make_change(requester, cis=[estate["api"]], environment=staging)
+    client.force_login(requester)
+    assert 'href="' + page_url(draft) + 'edit/"' in client.get(page_url(draft)).content.decode()
+    assert 'href="' + page_url(change) + 'edit/"' not in client.get(page_url(change)).content.decode()
+    response = client.get(page_url(change) + "edit/", follow=True)
+    assert "A change in Implementing can no longer be edited." in response.content.decode()
+    client.post(page_url(change) + "edit/", {"title": "Rewritten"})
+    change.refresh_from_db()
+    assert change.title != "Rewritten"
