@@ -32,5 +32,18 @@ DEMO_BUILDS = [
     DemoBuild("notifications", "3.1.0", ["dev", "test", "staging"], scans=CLEAN),
     DemoBuild("fraud-scoring", "7.0.0", ["dev"], signed=False, scans=[("sast", "semgrep", "warn", 0, 1, 5, 2)]),
 ]
-# An approved change the gate allows as soon as the demo starts: the next step of payments-api 4.2.0.
-GATE_CHANGE = ("Deploy payments-api 4.2.0 to staging", "payments-api", "4.2.0", "staging")
+
+
+@dataclass(frozen=True)
+class GateChange:
+    """An approved change the gate allows as soon as the demo starts: the next step of one demo build."""
+
+    build: DemoBuild
+    environment: str
+
+    @property
+    def title(self) -> str:
+        return f"Deploy {self.build.service} {self.build.version} to {self.environment}"
+
+
+GATE_CHANGE = GateChange(DEMO_BUILDS[1], "staging")

@@ -164,7 +164,8 @@ def test_the_demo_has_a_banks_calendar_and_its_open_changes_sit_in_slots_it_allo
 def test_the_demo_pipeline_gets_an_allow_for_the_gate_change_and_denials_for_the_rest():
     out = io.StringIO()
     call_command("seed_demo", "--password", PASSWORD, "--pipeline-token", PIPELINE_TOKEN, stdout=out)
-    title, service, version, environment = GATE_CHANGE
+    title, environment = GATE_CHANGE.title, GATE_CHANGE.environment
+    service, version = GATE_CHANGE.build.service, GATE_CHANGE.build.version
     change = ChangeRequest.objects.get(title=title)
     digest = Artifact.objects.get(service__name=service, version=version).digest
     assert f"sh changeboard-gate {change.number} {service} {environment} {digest}" in out.getvalue()

@@ -2,7 +2,6 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
@@ -16,6 +15,7 @@ from guardian.shortcuts import assign_perm
 from cmdb import demo
 from cmdb.models import ConfigurationItem, Environment, Team
 from cmdb.services import inventory_from_document, inventory_import
+from governance.audit.signing import public_key_pem
 from governance.calendar.selectors import freezes_covering, schedule_suggestions
 from governance.calendar.services import window_occurrences_refresh
 from governance.changes.selectors import outstanding_approvals
@@ -27,7 +27,8 @@ from governance.changes.services import (
     change_request_transition,
     change_request_update,
 )
-from governance.gate.services import DEPLOYABLE
+from governance.errors import DomainError
+from governance.gate.services import change_for_deployment
 from governance.models import (
     ApiToken,
     Approval,
@@ -188,10 +189,10 @@ class Command(BaseCommand):
                 self._pipeline_token(users["pipeline"], pipeline_token)
         self.stdout.write(f"Changes: {created} created.")
         self.stdout.write(f"Demo users ({', '.join(DEMO_PEOPLE)}) have the password: {password}")
-        _, service, version, environment = GATE_CHANGE
-        self.stdout.write(f"Gate: {gate_change.number} lets {service} {version} into {environment} now: "
-                          f"sh changeboard-gate {gate_change.number} {service} {environment} "
-                          f"{Artifact.objects.get(service__name=service, version=version).digest}")
+        build, environment = GATE_CHANGE.build, GATE_CHANGE.environment
+        self.stdout.write(f"Gate: {gate_change.number} lets {build.service} {build.version} into {environment} "
+                          f"now: sh changeboard-gate {gate_change.number} {build.service} {environment} "
+                          f"{build.digest}")
 
     def _people(self, password: str) -> dict:
         users = {}
@@ -230,9 +231,10 @@ class Command(BaseCommand):
     def _pipeline_token(self, pipeline, secret: str) -> None:
         if ApiToken.objects.filter(digest=token_digest(secret)).exists():
             return
-        if ApiToken.objects.filter(user=pipeline, name=PIPELINE_TOKEN_NAME).exists():
-            raise CommandError(f"The pipeline account has a {PIPELINE_TOKEN_NAME!r} token with another secret.")
-        api_token_create(actor=pipeline, owner=pipeline, name=PIPELINE_TOKEN_NAME, secret=secret)
+        try:
+            api_token_create(actor=pipeline, owner=pipeline, name=PIPELINE_TOKEN_NAME, secret=secret)
+        except DomainError as refusal:  # e.g. the account has a token of that name with another secret
+            raise CommandError(refusal.message) from None
         self.stdout.write(f"Pipeline token {PIPELINE_TOKEN_NAME!r} created for the pipeline account.")
 
     def _builds(self, users: dict) -> None:
@@ -268,28 +270,27 @@ class Command(BaseCommand):
     def _signing_key(admin, team) -> Ed25519PrivateKey:
         """A new key the team trusts; its private half signs this run's demo builds and is then forgotten."""
         private = Ed25519PrivateKey.generate()
-        pem = private.public_key().public_bytes(serialization.Encoding.PEM,
-                                                serialization.PublicFormat.SubjectPublicKeyInfo).decode()
         name = f"demo release key {TrustedKey.objects.filter(team=team).count() + 1}"
-        trusted_key_add(actor=admin, team=team, name=name, public_key_pem=pem)
+        trusted_key_add(actor=admin, team=team, name=name, public_key_pem=public_key_pem(private.public_key()))
         return private
 
     def _gate_change(self, users: dict) -> ChangeRequest:
         """An approved change the gate allows now; a run after its window closed makes a new one."""
-        title, service, version, environment = GATE_CHANGE
+        build = GATE_CHANGE.build
+        service = ConfigurationItem.objects.get(name=build.service)
+        environment = Environment.objects.get(name=GATE_CHANGE.environment)
         now = timezone.now()
-        open_now = ChangeRequest.objects.filter(title=title, status__in=DEPLOYABLE, planned_start__lte=now,
-                                                planned_end__gte=now + timedelta(hours=1)).first()
-        if open_now is not None:
+        open_now = change_for_deployment(service, environment, now, build.digest)
+        if open_now is not None and open_now.planned_end >= now + timedelta(hours=1):
             return open_now
-        requester = users["requester"]
+        requester, passed = users["requester"], build.passed[-1]
         change = change_request_create(
-            actor=requester, cis=[ConfigurationItem.objects.get(name=service)], title=title,
-            description=f"Promote {service} {version}, which passed test, to staging.", implementer=requester,
-            environment=Environment.objects.get(name=environment), planned_start=now - timedelta(minutes=5),
+            actor=requester, cis=[service], title=GATE_CHANGE.title, implementer=requester,
+            description=f"Promote {build.service} {build.version}, which passed {passed}, to {environment.name}.",
+            environment=environment, planned_start=now - timedelta(minutes=5),
             planned_end=now + timedelta(hours=12), implementation_plan="The pipeline deploys the pinned build.",
-            backout_plan="Redeploy the build that ran before.", test_evidence="Green in test; DAST clean.",
-            pinned_digests=[Artifact.objects.get(service__name=service, version=version).digest])
+            backout_plan="Redeploy the build that ran before.", test_evidence=f"Green in {passed}; DAST clean.",
+            pinned_digests=[build.digest])
         change = change_request_transition(actor=requester, change=change, target=S.SUBMITTED)
         self._approve(change, users)
         change.refresh_from_db()
