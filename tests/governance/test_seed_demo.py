@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth import authenticate, get_user_model
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -187,3 +187,11 @@ def test_the_demo_pipeline_gets_an_allow_for_the_gate_change_and_denials_for_the
     assert Artifact.objects.get(digest=digest).signature_status == "valid"
     assert authenticate(username="pipeline", password="") is None  # service accounts sign in by token only
 
+
+
+def test_a_second_pipeline_token_under_the_demo_name_is_refused_not_added():
+    call_command("seed_demo", "--password", PASSWORD, "--pipeline-token", PIPELINE_TOKEN, stdout=io.StringIO())
+    with pytest.raises(CommandError, match="already has a token named"):
+        call_command("seed_demo", "--password", PASSWORD, "--pipeline-token", PIPELINE_TOKEN + "-other",
+                     stdout=io.StringIO())
+    assert get_user_model().objects.get(username="pipeline").api_tokens.count() == 1
