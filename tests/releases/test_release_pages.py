@@ -315,6 +315,22 @@ def test_a_ci_page_loads_the_latest_builds_of_that_service(reader, artifact, ser
                       ).content.decode().strip() == ""
 
 
+def test_the_builds_panel_shows_the_latest_ten_and_links_to_all_in_a_fixed_query_count(
+        reader, service, chain, pipeline, django_assert_max_num_queries):
+    panel = reverse("releases:service_artifacts", args=[service.pk])
+
+    def grow(start, count):
+        for i in range(start, start + count):
+            build = make_artifact(service, f"5.0.{i}", created_by=pipeline, created_at=at(1) + timedelta(minutes=i))
+            Promotion.objects.create(artifact=build, environment=chain["dev"], recorded_by=pipeline)
+            ScanResult.objects.create(artifact=build, kind="sast", tool="t", verdict="pass", recorded_by=pipeline)
+
+    fragment = _grown_within_budget(reader, panel, grow, django_assert_max_num_queries).content.decode()
+    shown = re.findall(r'<a href="/releases/artifacts/sha256:[0-9a-f]+/">([^<]+)</a>', fragment)
+    assert shown == [f"5.0.{i}" for i in range(32, 22, -1)]  # the newest ten of 33
+    assert f'?q={service.name}">All builds of {service.name}</a>' in fragment
+
+
 # The gate log
 
 
