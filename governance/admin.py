@@ -72,7 +72,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         return False
 
     def save_related(self, request, form, formsets, change) -> None:
-        api_token_scope_set(form.instance, services=list(form.cleaned_data["services"]),
+        api_token_scope_set(actor=request.user, token=form.instance, services=list(form.cleaned_data["services"]),
                             environments=list(form.cleaned_data["environments"]))
 
     @admin.action(description="Revoke the selected tokens")

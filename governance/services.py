@@ -62,8 +62,11 @@ def api_token_create(*, actor, owner, name: str, expires_days: int | None = None
             created_at=now,
             created_by=actor,
             expires_at=now + timedelta(days=expires_days) if expires_days else None,
+            services_scoped=bool(services),
+            environments_scoped=bool(environments),
         )
-        api_token_scope_set(token, services=services, environments=environments)
+        token.services.set(services)
+        token.environments.set(environments)
     return IssuedToken(token=token, secret=secret)
 
 
@@ -98,12 +101,15 @@ def api_token_authenticate(secret: str) -> ApiToken | None:
     return token
 
 
-def api_token_scope_set(token: ApiToken, *, services, environments) -> None:
-    """Scope a token to these services and environments; none of either means any of it."""
-    token.services.set(services)
-    token.environments.set(environments)
-    token.services_scoped, token.environments_scoped = bool(services), bool(environments)
-    token.save(update_fields=["services_scoped", "environments_scoped"])
+def api_token_scope_set(*, actor, token: ApiToken, services, environments) -> None:
+    """Scope an issued token to these services and environments; none of either means any of it."""
+    if not can_manage_token(actor, token):
+        raise Forbidden("You may only change the scope of your own tokens.")
+    with transaction.atomic():
+        token.services.set(services)
+        token.environments.set(environments)
+        token.services_scoped, token.environments_scoped = bool(services), bool(environments)
+        token.save(update_fields=["services_scoped", "environments_scoped"])
 
 
 def require_token_scope(token: ApiToken | None, *, service: ConfigurationItem | None = None,

@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from governance.errors import Forbidden, InvalidInput
 from governance.models import ApiToken
-from governance.services import api_token_authenticate, api_token_create, api_token_revoke
+from governance.services import api_token_authenticate, api_token_create, api_token_revoke, api_token_scope_set
 from tests.factories import make_ci, make_environment
 
 pytestmark = pytest.mark.django_db
@@ -189,3 +189,14 @@ def test_a_chosen_secret_must_look_like_a_token(requester, secret):
     with pytest.raises(InvalidInput) as error:
         api_token_create(actor=requester, owner=requester, name="demo", secret=secret)
     assert error.value.field == "secret" and not ApiToken.objects.exists()
+
+
+def test_nobody_changes_the_scope_of_another_users_token(requester, cab_member, admin_user):
+    issued = api_token_create(actor=requester, owner=requester, name="ci", services=[make_ci("payments-api")])
+    with pytest.raises(Forbidden):
+        api_token_scope_set(actor=cab_member, token=issued.token, services=[], environments=[])
+    issued.token.refresh_from_db()
+    assert issued.token.services_scoped and issued.token.services.count() == 1
+    api_token_scope_set(actor=admin_user, token=issued.token, services=[], environments=[])
+    issued.token.refresh_from_db()
+    assert not issued.token.services_scoped and not issued.token.services.exists()  # back to any service
