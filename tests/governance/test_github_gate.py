@@ -17,12 +17,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.contrib.auth.models import User
 from django.db import connections
 from django.test import Client
+from django.utils import timezone
 
 from governance.gate.github import reviews_unanswered
 from governance.gate.services import deployment_abandon
 from governance.models import AuditCapture, ChangeStatus, DeploymentCheck, GitHubReview
 from governance.roles import Role
-from governance.tasks import github_review_send
+from governance.tasks import github_review_send, github_reviews_resend
 from releases.models import Deployment
 from tests.factories import make_ci, make_user, sealed
 from tests.governance.gate_world import DIGEST
@@ -391,19 +392,37 @@ def test_a_malformed_deployment_status_is_a_400_naming_the_field(gated, github, 
     assert response.status_code == 400 and response.json()["errors"][0]["field"] == field
 
 
+def wait_until(condition, seconds=20) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return condition()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_real_worker_sends_the_review(github, migration_data, celery_worker_process, world):
     github_ready(world)
     assert deliver(payload(github)).status_code == 202
-    deadline = time.monotonic() + 20
-    while not github.reviews() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(github.reviews)
     [review_call] = github.reviews()
     assert review_call["body"]["state"] == "approved"
-    deadline = time.monotonic() + 5
-    while GitHubReview.objects.filter(answered_at__isnull=True).exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: not GitHubReview.objects.filter(answered_at__isnull=True).exists(), seconds=5)
     assert GitHubReview.objects.get().answered_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_periodic_resend_answers_a_review_its_tries_left_owed(github, migration_data, celery_worker_process,
+                                                                   world):
+    github_ready(world)
+    github.review_statuses = [422] * 6  # the first try and its five retries: nothing pending yet
+    assert deliver(payload(github)).status_code == 202
+    assert wait_until(lambda: GitHubReview.objects.filter(attempts=6).exists())
+    GitHubReview.objects.update(received_at=timezone.now() - timedelta(minutes=2))
+    assert github_reviews_resend.apply().get() == 1  # beat's task, run here; the send goes to the worker
+    assert wait_until(lambda: GitHubReview.objects.filter(answered_at__isnull=False).exists())
+    review = GitHubReview.objects.get()
+    assert review.attempts == 7 and review.last_error == ""
+    assert [call["body"]["state"] for call in github.reviews()] == ["approved"] * 7
 
 
 def test_a_repository_of_several_services_needs_the_run_to_name_its_service(gated, github):
