@@ -8,6 +8,7 @@ from typing import Literal
 
 from django.db import connection
 from django.db.models import QuerySet
+from django.db.models.functions import Lower
 
 from cmdb.choices import WHOLE_RELIES_ON_PART
 from cmdb.models import ConfigurationItem, Environment, Relationship, Team
@@ -142,6 +143,14 @@ def ci_impact(ci: ConfigurationItem, *, limit: int = 1000) -> Impact:
 
 def configuration_items() -> QuerySet[ConfigurationItem]:
     return ConfigurationItem.objects.select_related("owner_team", "environment")
+
+
+def cis_named(names: list[str]) -> tuple[list[ConfigurationItem], list[str]]:
+    """The CIs of these names, whatever the case, in one query; and the names no CI has."""
+    found = {ci.lname: ci for ci in ConfigurationItem.objects.annotate(lname=Lower("name"))
+             .filter(lname__in={name.lower() for name in names})}
+    return ([found[name.lower()] for name in names if name.lower() in found],
+            [name for name in names if name.lower() not in found])
 
 
 def relationships() -> QuerySet[Relationship]:

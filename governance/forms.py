@@ -1,8 +1,8 @@
-import re
-
 from django import forms
 
 from cmdb.models import ConfigurationItem, Environment
+from cmdb.selectors import cis_named
+from governance.changes.forms import WordListField
 
 
 class ApiTokenForm(forms.Form):
@@ -11,8 +11,8 @@ class ApiTokenForm(forms.Form):
         required=False, min_value=1, max_value=3650, label="Expires after (days)",
         help_text="Leave empty for a token that lasts until revoked.",
     )
-    services = forms.CharField(
-        required=False, label="Only for these services",
+    services = WordListField(
+        required=False, label="Only for these services", widget=forms.TextInput,
         help_text="CI names separated by commas; a pipeline's token names what it deploys. Empty: any.",
     )
     environments = forms.ModelMultipleChoiceField(
@@ -21,11 +21,7 @@ class ApiTokenForm(forms.Form):
     )
 
     def clean_services(self) -> list[ConfigurationItem]:
-        names = [name for name in re.split(r"[\s,]+", self.cleaned_data["services"]) if name]
-        services = []
-        for name in names:
-            service = ConfigurationItem.objects.filter(name__iexact=name).first()
-            if service is None:
-                raise forms.ValidationError(f"No configuration item is named {name!r}.")
-            services.append(service)
+        services, unknown = cis_named(self.cleaned_data["services"])
+        if unknown:
+            raise forms.ValidationError(f"No configuration item is named {unknown[0]!r}.")
         return services

@@ -3,7 +3,7 @@
 import io
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
 from governance.models import ApiToken, DeploymentCheck
@@ -81,6 +81,14 @@ def test_the_command_issues_a_scoped_token(pipeline, world):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {out.getvalue().strip()}")
     assert client.post(CHECKS, question(world), format="json").status_code == 200
+
+
+@pytest.mark.parametrize(("option", "name"), [("--service", "no-such-service"), ("--environment", "Prod")])
+def test_the_command_refuses_a_scope_naming_nothing_and_issues_no_token(pipeline, world, option, name):
+    with pytest.raises(CommandError, match=f"No service or environment is named '{name}'"):
+        call_command("create_api_token", "pipeline", "--name", "deploy", option, name, stdout=io.StringIO(),
+                     stderr=io.StringIO())  # environments are named exactly, as the gate names them
+    assert not ApiToken.objects.filter(name="deploy").exists()
 
 
 def test_a_token_whose_scoped_service_was_deleted_acts_for_none(pipeline, world):

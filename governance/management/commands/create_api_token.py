@@ -1,7 +1,8 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from cmdb.models import ConfigurationItem, Environment
+from cmdb.models import Environment
+from cmdb.selectors import cis_named
 from governance.errors import DomainError
 from governance.services import api_token_create
 
@@ -23,8 +24,11 @@ class Command(BaseCommand):
             owner = get_user_model().objects.get(username=username)
         except get_user_model().DoesNotExist:
             raise CommandError(f"No user named {username!r}.") from None
-        scoped_services = self._named(ConfigurationItem, services)
-        scoped_environments = self._named(Environment, environments)
+        scoped_services, unknown = cis_named(services)
+        scoped_environments = list(Environment.objects.filter(name__in=environments))
+        unknown += sorted(set(environments) - {environment.name for environment in scoped_environments})
+        if unknown:
+            raise CommandError(f"No service or environment is named {unknown[0]!r}.")
         try:
             # An operator at the console acts for the owner, as if the owner had issued it.
             issued = api_token_create(actor=owner, owner=owner, name=name, expires_days=expires_days,
@@ -34,13 +38,3 @@ class Command(BaseCommand):
         expiry = issued.token.expires_at.isoformat() if issued.token.expires_at else "never"
         self.stderr.write(f"Token {name!r} for {username} created; expires {expiry}. It is shown only once.")
         self.stdout.write(issued.secret)
-
-    @staticmethod
-    def _named(model, names: list[str]) -> list:
-        named = []
-        for name in names:
-            obj = model.objects.filter(name__iexact=name).first()
-            if obj is None:
-                raise CommandError(f"No {model._meta.verbose_name} named {name!r}.")
-            named.append(obj)
-        return named
