@@ -420,4 +420,3 @@ class GitHubReviewAdmin(RecordAdmin):
     list_display = ["received_at", "repository", "environment_name", "state", "answered_at", "attempts"]
     list_filter = ["state", "environment_name"]
     search_fields = ["repository", "sha", "delivery"]
-    readonly_fields = [field.name for field in GitHubReview._meta.fields]

@@ -8,6 +8,7 @@ from rest_framework.views import APIView
 from governance.authentication import BearerTokenAuthentication, request_token
 from governance.gate.services import REPORTED, Question, deployment_check, deployment_finish, deployment_start
 from governance.models.gate import DeploymentCheck, GateDecision
+from governance.serializers import validated
 from governance.services import api_token_authenticate
 from releases.models import Deployment, DeploymentStatus, digest_validator
 
@@ -65,6 +66,12 @@ class StatusGateView(APIView):
         return request.data
 
 
+def flagger_metadata(request) -> dict | None:
+    """The `metadata` object of a Flagger webhook's body, where Flagger carries what it was configured with."""
+    metadata = request.data.get("metadata") if isinstance(request.data, dict) else None
+    return metadata if isinstance(metadata, dict) else None
+
+
 class FlaggerMetadataTokenAuthentication(BearerTokenAuthentication):
     """Flagger sends no headers of its own: its webhook's metadata may carry the pipeline token instead."""
 
@@ -72,8 +79,7 @@ class FlaggerMetadataTokenAuthentication(BearerTokenAuthentication):
         by_header = super().authenticate(request)
         if by_header is not None:
             return by_header
-        metadata = request.data.get("metadata") if isinstance(request.data, dict) else None
-        secret = metadata.get("token") if isinstance(metadata, dict) else None
+        secret = (flagger_metadata(request) or {}).get("token")
         if not secret:
             return None
         token = api_token_authenticate(str(secret))
@@ -98,8 +104,8 @@ class FlaggerGateView(StatusGateView):
     authentication_classes = [FlaggerMetadataTokenAuthentication]
 
     def question_data(self, request) -> dict:
-        metadata = request.data.get("metadata") if isinstance(request.data, dict) else None
-        if not isinstance(metadata, dict):
+        metadata = flagger_metadata(request)
+        if metadata is None:
             raise exceptions.ValidationError({"metadata": "Flagger's webhook metadata must carry change, service, "
                                                           "environment and artifact."})
         return metadata
@@ -132,11 +138,9 @@ class DeploymentSerializer(serializers.ModelSerializer):
 class DeploymentReportView(APIView):
     """Pipelines report what actually ran: started (under an allowed check), then succeeded, failed or rolled back."""
 
-    @extend_schema(request=DeploymentReportSerializer, responses={200: DeploymentSerializer})
+    @extend_schema(request=DeploymentReportSerializer, responses={200: DeploymentSerializer, 201: DeploymentSerializer})
     def post(self, request):
-        given = DeploymentReportSerializer(data=request.data)
-        given.is_valid(raise_exception=True)
-        data = given.validated_data
+        data = validated(DeploymentReportSerializer, request.data)
         token = request_token(request)
         if data["status"] == DeploymentStatus.STARTED:
             checks = DeploymentCheck.objects.select_related("change", "service", "environment", "artifact")
