@@ -18,10 +18,22 @@ def can_view_changes(user) -> bool:
 
 
 def holds_team_role(user) -> bool:
-    from guardian.models import UserObjectPermission
+    return bool(team_role_grants(user))
 
-    codenames = [team_role_codename(role) for role in APPROVER_ROLES]
-    return UserObjectPermission.objects.filter(user=user, permission__codename__in=codenames).exists()
+
+def team_role_grants(user) -> list[tuple[int, str]]:
+    """(team id, approver role) of each team role `user` holds, granted to them or to one of their groups, as
+    approver_roles counts them."""
+    from guardian.models import GroupObjectPermission, UserObjectPermission
+
+    codenames = {team_role_codename(role): role for role in APPROVER_ROLES}
+    on_teams = {"permission__codename__in": codenames, "content_type__app_label": "cmdb",
+                "content_type__model": "team"}
+    granted = [*UserObjectPermission.objects.filter(user=user, **on_teams).values_list("object_pk",
+                                                                                       "permission__codename"),
+               *GroupObjectPermission.objects.filter(group__user=user, **on_teams).values_list("object_pk",
+                                                                                               "permission__codename")]
+    return sorted({(int(team_id), codenames[codename]) for team_id, codename in granted})
 
 
 def can_raise_change(user) -> bool:

@@ -8,12 +8,11 @@ from django.db import connection
 from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
-from guardian.models import UserObjectPermission
 
-from governance.changes.permissions import approver_roles, can_view_changes, owning_teams
+from governance.changes.permissions import approver_roles, can_view_changes, owning_teams, team_role_grants
 from governance.models.changes import Approval, ApprovalRequirement, ChangeRequest, Decision
 from governance.models.changes import ChangeStatus as S
-from governance.roles import APPROVER_ROLES, team_role_codename
+from governance.roles import APPROVER_ROLES
 
 ACTIVE = [S.SUBMITTED, S.ASSESSED, S.CAB_REVIEW, S.APPROVED, S.SCHEDULED, S.IMPLEMENTING]
 
@@ -63,7 +62,7 @@ def awaiting_approval_by(user) -> Q:
     for a team owning one of its CIs), that `user` has not decided on, and did not request or implement."""
     global_roles = list(user.groups.filter(name__in=APPROVER_ROLES).values_list("name", flat=True))
     condition = Q(Exists(_lacking(global_roles)))
-    for team_id, role in _team_role_grants(user):
+    for team_id, role in team_role_grants(user):
         owned = ChangeRequest.affected_cis.through.objects.filter(
             changerequest_id=OuterRef("pk"), configurationitem__owner_team_id=team_id)
         condition |= Q(Exists(_lacking([role]))) & Q(Exists(owned))
@@ -79,13 +78,6 @@ def _lacking(roles: list[str]) -> QuerySet[ApprovalRequirement]:
     return (ApprovalRequirement.objects.filter(change=OuterRef("pk"), revision=OuterRef("revision"),
                                                role__name__in=roles)
             .annotate(given=Coalesce(Subquery(given), 0)).filter(count__gt=F("given")))
-
-
-def _team_role_grants(user) -> list[tuple[int, str]]:
-    codenames = {team_role_codename(role): role for role in APPROVER_ROLES}
-    grants = UserObjectPermission.objects.filter(user=user, permission__codename__in=codenames,
-                                                 content_type__app_label="cmdb", content_type__model="team")
-    return [(int(g.object_pk), codenames[g.permission.codename]) for g in grants.select_related("permission")]
 
 
 def cab_queue(user) -> QuerySet[ChangeRequest]:

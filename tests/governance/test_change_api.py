@@ -5,6 +5,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -652,6 +653,20 @@ def test_a_cab_member_for_one_team_approves_changes_to_that_teams_cis_only(
     refused = approve(client, theirs)
     assert refused.status_code == 403
     assert errors(refused)[0]["code"] == "role_not_needed"
+
+
+def test_a_team_role_granted_to_a_group_counts_for_sight_the_queue_and_approval(
+        api, requester, team, payments_api, search_api, staging):
+    """No global role at all: the group's grant on the team is what lets its members read, find and approve."""
+    board = Group.objects.create(name="payments-board")
+    assign_perm("cmdb.approve_as_cab_member", board, team)
+    member = make_user("board_member")
+    member.groups.add(board)
+    ours = submit(make_change(requester, cis=[payments_api], environment=staging))
+    submit(make_change(requester, cis=[search_api], environment=staging))
+    client = api.as_user(member)
+    assert numbers(client.get(CHANGES, {"awaiting_me": "true"})) == [ours.number]
+    assert approve(client, ours).json()["change_status"] == "approved"
 
 
 def test_approvals_are_listed_with_who_decided_and_for_which_revision(api, auditor, approved):
