@@ -258,6 +258,13 @@ def test_github_saying_nothing_is_pending_yet_is_retried_then_recorded(gated, gi
     assert review.last_error.startswith("HTTP 422")
 
 
+def test_without_a_webhook_secret_every_webhook_is_refused(gated, github, settings):
+    settings.GITHUB_WEBHOOK_SECRET = ""
+    response = deliver(payload(github), secret="")
+    assert response.status_code == 503 and response.json()["errors"][0]["code"] == "not_configured"
+    assert not GitHubReview.objects.exists()
+
+
 def test_ping_is_answered_and_other_events_ignored(gated, github):
     assert deliver({"zen": "Design for failure."}, event="ping").json() == {"pong": True}
     assert deliver({"action": "created"}, event="deployment").status_code == 202

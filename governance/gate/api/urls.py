@@ -7,5 +7,5 @@ urlpatterns = [
     path("deployments/", views.DeploymentReportView.as_view(), name="deployment-report"),
     path("gates/status/", views.StatusGateView.as_view(), name="gate-status"),
     path("gates/flagger/", views.FlaggerGateView.as_view(), name="gate-flagger"),
-    path("github/webhook/", github.github_webhook, name="github-webhook"),
+    path("github/webhook/", github.GitHubWebhookView.as_view(), name="github-webhook"),
 ]
