@@ -420,3 +420,5 @@ class GitHubReviewAdmin(RecordAdmin):
     list_display = ["received_at", "repository", "environment_name", "state", "answered_at", "attempts"]
     list_filter = ["state", "environment_name"]
     search_fields = ["repository", "sha", "delivery"]
+    # Shown as text: a view-only admin still builds a form field for every field it does not list here.
+    readonly_fields = [field.name for field in GitHubReview._meta.fields]
