@@ -208,6 +208,17 @@ def test_bad_input_is_a_400_naming_the_field(api, pipeline, world, overrides, fi
     assert not DeploymentCheck.objects.exists()
 
 
+@pytest.mark.parametrize("body", ["[]", "null", '"CHG0000001"', "{}"])
+def test_a_question_that_is_no_object_or_empty_is_a_400(api, pipeline, world, body):
+    response = api.as_user(pipeline).post(CHECKS, body, content_type="application/json")
+    assert response.status_code == 400
+    errors = response.json()["errors"]
+    assert errors and all(error["message"] for error in errors)
+    if body == "{}":
+        assert {error["field"] for error in errors} == {"change", "service", "environment", "artifact"}
+    assert not DeploymentCheck.objects.exists()
+
+
 def test_only_pipelines_ask_the_gate(api, requester, world):
     body = {"change": world["change"].number, "service": "payments-api", "environment": "prod", "artifact": DIGEST}
     assert api.as_user(requester).post(CHECKS, body, format="json").status_code == 403
