@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth.models import Group
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
@@ -666,6 +667,10 @@ def test_a_team_role_granted_to_a_group_counts_for_sight_the_queue_and_approval(
     submit(make_change(requester, cis=[search_api], environment=staging))
     client = api.as_user(member)
     assert numbers(client.get(CHANGES, {"awaiting_me": "true"})) == [ours.number]
+    assert client.get(change_url(ours)).status_code == 200
+    browser = Client()
+    browser.force_login(member)
+    assert browser.get(f"/changes/{ours.number}/").status_code == 200
     assert approve(client, ours).json()["change_status"] == "approved"
 
 

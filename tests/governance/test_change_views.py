@@ -746,6 +746,7 @@ def test_a_change_under_way_offers_no_edit_and_its_edit_page_says_why(client, re
     assert 'href="' + page_url(change) + 'edit/"' not in client.get(page_url(change)).content.decode()
     response = client.get(page_url(change) + "edit/", follow=True)
     assert "A change in Implementing can no longer be edited." in response.content.decode()
-    client.post(page_url(change) + "edit/", {"title": "Rewritten"})
+    posted = client.post(page_url(change) + "edit/", {"title": "Rewritten"})
     change.refresh_from_db()
     assert change.title != "Rewritten"
+    assert posted.status_code == 302 and posted.url == page_url(change)  # refused before the form is read

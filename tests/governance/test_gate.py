@@ -342,9 +342,10 @@ def test_the_gate_sees_the_freezes_and_lockdowns_the_calendar_sees(world, pipeli
     assert found  # the scopes cover some and miss others
 
 
-@pytest.mark.parametrize("since", ["lockdown", "newer_build_live", "change_on_hold"])
+@pytest.mark.parametrize(("since", "reason"), [("lockdown", "lockdown"), ("newer_build_live", "out_of_order"),
+                                               ("change_back_in_review", "change_not_approved")])
 def test_an_allowed_check_no_longer_starts_a_deployment_once_the_facts_change(api, pipeline, release_manager, world,
-                                                                              since):
+                                                                              since, reason):
     client = api.as_user(pipeline)
     check_id = ask(api, pipeline, world).json()["check_id"]
     if since == "lockdown":
@@ -358,4 +359,5 @@ def test_an_allowed_check_no_longer_starts_a_deployment_once_the_facts_change(ap
     errors = response.json()["errors"]
     assert {e["field"] for e in errors} == {"check_id"} and errors[0]["code"] == "check_outdated"
     assert {e["code"] for e in errors[1:]} & {"lockdown", "change_on_hold", "out_of_order", "change_not_approved"}
+    assert reason in {e["code"] for e in errors[1:]}
     assert not Deployment.objects.filter(check_id=check_id).exists()

@@ -110,4 +110,9 @@ def test_an_administrator_scopes_a_token_in_the_admin(client, pipeline, world, a
     assert response.status_code == 302, response.content.decode()[:1500]
     bearer = APIClient()
     bearer.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.secret}")
-    assert bearer.post(CHECKS, question(world), format="json").status_code == 403
+    refused = bearer.post(CHECKS, question(world), format="json")
+    assert refused.status_code == 403
+    assert refused.json()["errors"][0]["field"] == "service"
+    issued.token.refresh_from_db()
+    assert issued.token.services_scoped and not issued.token.environments_scoped
+    assert [ci.name for ci in issued.token.services.all()] == ["ledger"]

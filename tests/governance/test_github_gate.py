@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.contrib.auth.models import User
-from django.db import connections
+from django.db import connection, connections, transaction
 from django.test import Client
 from django.utils import timezone
 
@@ -336,6 +336,7 @@ def test_an_outcome_reported_first_starts_and_ends_the_deployment(gated, github)
     assert report(github, "queued").json()["ignored"]  # says nothing about what ran
     assert report(github, "error").json()["status"] == "failed"
     assert Deployment.objects.get().status == "failed"
+    assert Deployment.objects.get().finished_at is not None
 
 
 def test_statuses_of_deployments_changeboard_did_not_approve_record_nothing(gated, github):
@@ -344,6 +345,13 @@ def test_statuses_of_deployments_changeboard_did_not_approve_record_nothing(gate
     assert answer(deliver(payload(github, deployment=deployment_object()))).state == "rejected"
     assert report(github, "in_progress").status_code == 202
     assert report(github, "success", deployment_id=DEPLOYMENT + 1).status_code == 202
+    assert not Deployment.objects.exists()
+
+
+def test_a_status_of_another_deployment_than_the_approved_one_records_nothing(gated, github):
+    approved(github)
+    response = report(github, "success", deployment_id=DEPLOYMENT + 1)
+    assert response.status_code == 202 and "ignored" in response.json()
     assert not Deployment.objects.exists()
 
 
@@ -449,6 +457,7 @@ def test_a_signature_that_is_not_hex_is_refused_not_a_crash(gated, github):
         "X-GitHub-Event": "deployment_protection_rule", "X-GitHub-Delivery": "x",
         "X-Hub-Signature-256": "sha256=\u00e9\u00e9"})
     assert response.status_code == 401
+    assert not GitHubReview.objects.exists()
 
 
 def test_an_environment_name_too_long_for_changeboard_is_a_400(gated, github):
@@ -459,7 +468,10 @@ def test_an_environment_name_too_long_for_changeboard_is_a_400(gated, github):
 def test_a_callback_url_with_more_than_a_run_id_is_refused(gated, github):
     body = payload(github)
     body["deployment_callback_url"] = body["deployment_callback_url"].replace(f"/runs/{RUN}/", f"/runs/{RUN}/../../x/")
-    assert deliver(body).status_code == 400 and not github.requests
+    response = deliver(body)
+    assert response.status_code == 400 and not github.requests
+    assert response.json()["errors"][0]["field"] == "deployment_callback_url"
+    assert not GitHubReview.objects.exists() and not DeploymentCheck.objects.exists()
 
 
 def test_github_unreachable_is_recorded_and_tried_again_later(gated, github, settings):
@@ -470,6 +482,7 @@ def test_github_unreachable_is_recorded_and_tried_again_later(gated, github, set
     assert review.answered_at is None and review.attempts == 6 and "unreachable" in review.last_error
     [owed] = reviews_unanswered(review.received_at + timedelta(minutes=5))
     assert owed == review
+    assert not reviews_unanswered(review.received_at)  # its first try's minute is not up: not resent yet
 
 
 def test_a_redirect_from_github_is_not_followed_with_the_token(gated, github):
@@ -479,20 +492,36 @@ def test_a_redirect_from_github_is_not_followed_with_the_token(gated, github):
     assert not [r for r in github.requests if r["path"] == "/elsewhere"]
 
 
+def both_waiting() -> None:
+    """Until two requests wait on the lock this test holds, so that they truly meet."""
+    with connection.cursor() as cursor:
+        for _ in range(200):
+            cursor.execute("SELECT pg_stat_clear_snapshot()")  # inside a transaction the view would stand still
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                           "AND datname = current_database()")
+            if cursor.fetchone()[0] == 2:
+                return
+            time.sleep(0.05)
+    pytest.fail("the two requests never both waited on the lock")
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_same_delivery_arriving_twice_at_once_is_decided_once(github, migration_data, world):
     github_ready(world)
     body, delivery = payload(github), str(uuid.uuid4())
-    barrier, answers = threading.Barrier(2), []
+    answers = []
 
     def post():
-        barrier.wait()
         answers.append(deliver(body, delivery=delivery).status_code)
         connections.close_all()
 
     threads = [threading.Thread(target=post) for _ in range(2)]
-    for thread in threads:
-        thread.start()
+    with connection.cursor() as cursor:  # both deliveries queue on the delivery's lock, then go one by one
+        cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", [f"github-delivery:{delivery}"])
+        for thread in threads:
+            thread.start()
+        both_waiting()
+        cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [f"github-delivery:{delivery}"])
     for thread in threads:
         thread.join()
     assert answers == [202, 202]
@@ -502,17 +531,19 @@ def test_the_same_delivery_arriving_twice_at_once_is_decided_once(github, migrat
 @pytest.mark.django_db(transaction=True)
 def test_two_statuses_of_one_deployment_arriving_at_once_record_it_once(github, migration_data, world):
     github_ready(world)
-    approved(github)
-    barrier, answers = threading.Barrier(2), []
+    review = approved(github)
+    answers = []
 
     def post(state):
-        barrier.wait()
         answers.append(report(github, state).status_code)
         connections.close_all()
 
     threads = [threading.Thread(target=post, args=(state,)) for state in ("in_progress", "success")]
-    for thread in threads:
-        thread.start()
+    with transaction.atomic():  # both statuses queue on the review's row, then go one by one
+        GitHubReview.objects.select_for_update().get(pk=review.pk)
+        for thread in threads:
+            thread.start()
+        both_waiting()
     for thread in threads:
         thread.join()
     assert answers == [202, 202]
@@ -535,17 +566,21 @@ def test_the_pipeline_and_github_reporting_one_start_together_get_one_deployment
     github_ready(world)
     review = approved(github)
     client = api.as_user(User.objects.get(username="github"))
-    barrier, answers = threading.Barrier(2), []
+    barrier, answers, numbers = threading.Barrier(2), [], []
 
     def pipeline_reports():
         barrier.wait()
-        answers.append(client.post("/api/v1/deployments/", {"check_id": str(review.gate_check_id),
-                                                            "status": "started"}, format="json").status_code)
+        response = client.post("/api/v1/deployments/", {"check_id": str(review.gate_check_id), "status": "started"},
+                               format="json")
+        answers.append(response.status_code)
+        numbers.append(response.json()["number"])
         connections.close_all()
 
     def github_reports():
         barrier.wait()
-        answers.append(report(github, "in_progress").status_code)
+        response = report(github, "in_progress")
+        answers.append(response.status_code)
+        numbers.append(response.json()["deployment"])
         connections.close_all()
 
     threads = [threading.Thread(target=pipeline_reports), threading.Thread(target=github_reports)]
@@ -555,4 +590,5 @@ def test_the_pipeline_and_github_reporting_one_start_together_get_one_deployment
         thread.join()
     assert sorted(answers) in ([200, 202], [201, 202])
     assert Deployment.objects.count() == 1
+    assert set(numbers) == {Deployment.objects.get().number}
     assert not AuditCapture.objects.filter(action="github_deployment_unrecorded").exists()
