@@ -28,13 +28,11 @@ class ModelRulesSerializer(serializers.ModelSerializer):
 
 def validated(serializer_class, data, *, partial: bool = False) -> dict:
     """The input checked by `serializer_class`; a 400 naming each field at fault otherwise."""
-    serializer = serializer_class(data=data, partial=partial)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
+    return validated_by(serializer_class(partial=partial), data)
 
 
 def validated_by(serializer: serializers.Serializer, data) -> dict:
-    """As validated(), through a serializer made once for many requests (it keeps no state between them)."""
+    """The input checked by `serializer`, which may serve many requests: it keeps no state between them."""
     try:
         return dict(serializer.run_validation(data))
     except serializers.ValidationError as exc:
