@@ -30,6 +30,7 @@ from governance.gate.services import (
 )
 from governance.models import ChangeRequest
 from governance.models.gate import GateDecision, GitHubReview
+from governance.tasks import github_review_send
 from releases.models import Artifact, Deployment, DeploymentStatus
 
 COMMENT_LIMIT = 1024  # GitHub truncates review comments beyond this
@@ -72,17 +73,17 @@ class ProtectionRuleRequest:
         for field, value in given.items():
             if value in (None, ""):
                 raise InvalidInput(f"{field} is missing.", field=field)
-        if not isinstance(given["installation.id"], int) or not 0 < given["installation.id"] < 2 ** 63:
+        if not _is_id(given["installation.id"]):
             raise InvalidInput("installation.id must be a number.", field="installation.id")
         for field, value, longest in (("repository.full_name", repository, 200), ("environment",
                                       given["environment"], 100), ("sha", payload.get("sha") or "", 64)):
-            if not isinstance(value, str) or len(value) > longest:
-                raise InvalidInput(f"{field} must be text of at most {longest} characters.", field=field)
+            _require_text(field, value, longest)
         # Only ever call GitHub back about a run of this repository, at a URL built here: the one given could
         # point anywhere.
         prefix = f"{settings.GITHUB_API_URL}/repos/{repository}/actions/runs/"
-        run = str(given["deployment_callback_url"]).removeprefix(prefix).removesuffix("/deployment_protection_rule")
-        if not (run.isdigit() and str(given["deployment_callback_url"]) == f"{prefix}{run}/deployment_protection_rule"):
+        callback = str(given["deployment_callback_url"])
+        run = callback.removeprefix(prefix).removesuffix("/deployment_protection_rule")
+        if not (run.isascii() and run.isdigit() and callback == f"{prefix}{run}/deployment_protection_rule"):
             raise InvalidInput(f"deployment_callback_url must be a run of {repository} on {settings.GITHUB_API_URL}.",
                                field="deployment_callback_url")
         deployment = payload.get("deployment") if isinstance(payload.get("deployment"), dict) else {}
@@ -96,6 +97,11 @@ class ProtectionRuleRequest:
 
 def _is_id(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2 ** 63
+
+
+def _require_text(field: str, value, longest: int) -> None:
+    if not isinstance(value, str) or len(value) > longest:
+        raise InvalidInput(f"{field} must be text of at most {longest} characters.", field=field)
 
 
 @dataclass(frozen=True)
@@ -113,9 +119,9 @@ class DeploymentStatusReport:
         parts = {name: payload.get(name) if isinstance(payload.get(name), dict) else {}
                  for name in ("repository", "deployment", "deployment_status")}
         repository, state = parts["repository"].get("full_name"), parts["deployment_status"].get("state")
-        if not isinstance(repository, str) or not 0 < len(repository) <= 200:
-            raise InvalidInput("repository.full_name must be text of at most 200 characters.",
-                               field="repository.full_name")
+        if not repository:
+            raise InvalidInput("repository.full_name is missing.", field="repository.full_name")
+        _require_text("repository.full_name", repository, 200)
         if not _is_id(parts["deployment"].get("id")):
             raise InvalidInput("deployment.id must be a number.", field="deployment.id")
         if not isinstance(state, str) or not state:
@@ -156,13 +162,20 @@ def _comment(headline: str, lines: list[str]) -> str:
 
 
 def protection_rule_review(*, actor, request: ProtectionRuleRequest) -> GitHubReview:
-    """Decide once per delivery and record the review to send; a redelivered webhook gets the same review.
-    Runs in the caller's transaction."""
-    with connection.cursor() as cursor:  # the same delivery twice at once: the second waits, then finds the first
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"github-delivery:{request.delivery}"])
-    existing = GitHubReview.objects.filter(delivery=request.delivery).first()
-    if existing is not None:
-        return existing
+    """Decide once per delivery and queue the review for GitHub; a redelivered webhook gets the same review, queued
+    again while it is still owed."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:  # the same delivery twice at once: the second waits, then finds it
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"github-delivery:{request.delivery}"])
+        review = (GitHubReview.objects.filter(delivery=request.delivery).first()
+                  or _review_decided(actor=actor, request=request))
+        if review.answered_at is None:
+            # robust: with the broker down the webhook is still acknowledged; the periodic resend answers
+            transaction.on_commit(lambda: github_review_send.delay(review.pk), robust=True)
+    return review
+
+
+def _review_decided(*, actor, request: ProtectionRuleRequest) -> GitHubReview:
     services = ConfigurationItem.objects.filter(attributes__repository__iexact=request.repository)
     if request.service_name:
         services = services.filter(name__iexact=request.service_name)

@@ -2,7 +2,6 @@
 deployment it then runs."""
 
 from django.conf import settings
-from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import authentication, exceptions, status
 from rest_framework.response import Response
@@ -16,7 +15,6 @@ from governance.gate.github import (
     protection_rule_review,
     signature_valid,
 )
-from governance.tasks import github_review_send
 
 
 class GitHubNotConfigured(exceptions.APIException):
@@ -60,12 +58,7 @@ class GitHubWebhookView(APIView):
         delivery = request.headers.get("X-GitHub-Delivery", "")
         if not delivery or len(delivery) > 64:
             raise exceptions.ValidationError({"X-GitHub-Delivery": "The delivery id is missing."})
-        asked = ProtectionRuleRequest.parse(delivery, request.data)
-        with transaction.atomic():
-            review = protection_rule_review(actor=request.user, request=asked)
-            if review.answered_at is None:  # new, or redelivered while still owed: send (again)
-                # robust: with the broker down the webhook is still acknowledged; the periodic resend answers
-                transaction.on_commit(lambda: github_review_send.delay(review.pk), robust=True)
+        review = protection_rule_review(actor=request.user, request=ProtectionRuleRequest.parse(delivery, request.data))
         return Response({"state": review.state, "comment": review.comment,
                          "check_id": str(review.gate_check_id) if review.gate_check_id else None},
                         status=status.HTTP_202_ACCEPTED)
