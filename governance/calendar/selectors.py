@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import BooleanField, Prefetch, Q, QuerySet
+from django.db.models import BooleanField, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -133,6 +133,13 @@ def upcoming_occurrences(at: datetime, count: int = 5) -> Prefetch:
                     queryset=Occurrence.objects.filter(period__endswith__gt=at).order_by("period")[:count])
 
 
+def freezes_due(at: datetime, within: timedelta, count: int) -> QuerySet[FreezeWindow]:
+    """Active freezes under way at `at` or starting within `within` of it, each with its next `count` occurrences
+    as `upcoming`; only those freezes' occurrences are read."""
+    due = Occurrence.objects.filter(freeze=OuterRef("pk"), period__endswith__gt=at, period__startswith__lt=at + within)
+    return FreezeWindow.objects.filter(Exists(due), active=True).prefetch_related(upcoming_occurrences(at, count))
+
+
 def maintenance_occurrences_between(start: datetime, end: datetime) -> QuerySet[Occurrence]:
     """Occurrences of active maintenance windows overlapping [start, end), with their windows."""
     return (Occurrence.objects.filter(maintenance__active=True, period__overlap=(start, end))
@@ -188,7 +195,8 @@ def schedule_suggestions(change, *, count: int = 5, after: datetime | None = Non
     else:
         first = after if after.minute == 0 else after.replace(minute=0) + timedelta(hours=1)
         spans = [(first + timedelta(hours=h), end) for h in range(int(horizon.total_seconds() // 3600))]
-    blocked = [(hit.starts, hit.ends) for hit in freezes_covering(cis, change.environment_id, after, end)]
+    frozen = covering(freeze_occurrences_between(after, end), FreezeWindow, cis, change.environment_id)
+    blocked = [(period.lower, period.upper) for period in frozen.values_list("period", flat=True)]
     blocked += [(lockdown.declared_at, lockdown.until or end)
                 for lockdown in lockdowns_covering(cis, change.environment_id, after)]
     blocked += list(changes_in_the_way(change, [ci.pk for ci in cis], after, end)

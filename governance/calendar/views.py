@@ -100,11 +100,9 @@ def _on(items, day: date, span) -> list:
 
 def _upcoming_freezes() -> list[tuple]:
     """Each active freeze due in the next 120 days with its next three occurrences, soonest first."""
-    now = datetime.now(UTC)
-    freezes = FreezeWindow.objects.filter(active=True).prefetch_related(selectors.upcoming_occurrences(now, 3))
-    soon = [(freeze, [o.period for o in freeze.upcoming]) for freeze in freezes
-            if freeze.upcoming and freeze.upcoming[0].period.lower < now + timedelta(days=120)]
-    return sorted(soon, key=lambda item: item[1][0].lower)
+    freezes = selectors.freezes_due(datetime.now(UTC), timedelta(days=120), count=3)
+    return sorted(((freeze, [o.period for o in freeze.upcoming]) for freeze in freezes),
+                  key=lambda item: item[1][0].lower)
 
 
 @login_required

@@ -258,3 +258,24 @@ def test_the_recorded_client_address_is_the_one_the_proxy_saw(rf, settings):
     settings.USE_X_FORWARDED_FOR = True
     request = rf.get("/", HTTP_X_FORWARDED_FOR="10.9.9.9, 203.0.113.7", REMOTE_ADDR="10.0.0.2")
     assert client_ip(request) == "203.0.113.7"
+
+
+def test_the_next_freezes_are_those_under_way_or_due_within_120_days_soonest_first(client, estate, cab_member):
+    today = datetime.now(UTC).date()
+
+    def once(name: str, days: int, *, active: bool = True) -> None:
+        freeze = FreezeWindow.objects.create(
+            name=name, reason="Quarter close", severity="hard", timezone="UTC", recurrence="once",
+            start_date=today + timedelta(days=days), start_time=time(0), duration_minutes=3 * 24 * 60, active=active)
+        freeze.environments.set([estate["prod"]])
+        window_occurrences_refresh(freeze)
+
+    once("Due in 100 days", 100)
+    once("Under way", -1)
+    once("Due in 200 days", 200)
+    once("Switched off", 10, active=False)
+    client.force_login(cab_member)
+    box = client.get(URL).content.decode().split("Freezes: next occurrences", 1)[1].split("</section>", 1)[0]
+    assert "Under way" in box and "Due in 100 days" in box
+    assert box.index("Under way") < box.index("Due in 100 days")
+    assert "Due in 200 days" not in box and "Switched off" not in box
