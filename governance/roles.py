@@ -29,12 +29,6 @@ def team_role_codename(role: str) -> str:
     return f"approve_as_{role}"
 
 
-def user_roles(user) -> set[str]:
-    if not user.is_authenticated:
-        return set()
-    return {name for name in user.groups.values_list("name", flat=True) if name in Role.values}
-
-
 def grant_role_permissions(apps, role_permissions: dict[str, list[str]]) -> None:
     """For data migrations: give each role group (created if missing) its "app_label.codename" permissions."""
     from django.contrib.auth.management import create_permissions

@@ -22,7 +22,7 @@ def approvers_to_notify(change: ChangeRequest) -> list:
     """Everyone holding a role the current revision still needs, globally or for an owning team, except the
     requester, the implementer and whoever already decided on this revision."""
     state = ApprovalState.of(change)
-    roles = [o.role for o in state.outstanding() if o.given < o.needed]
+    roles = [o.role for o in state.outstanding() if o.lacking]
     decided = {approval.approver_id for approval in state.approvals}
     users = set(get_user_model().objects.filter(groups__name__in=roles, is_active=True))
     for team in owning_teams(change):

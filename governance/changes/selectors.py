@@ -23,6 +23,10 @@ class Outstanding:
     needed: int
     given: int
 
+    @property
+    def lacking(self) -> bool:
+        return self.given < self.needed
+
 
 @dataclass(frozen=True)
 class ApprovalState:
@@ -115,7 +119,7 @@ def approval_checklist(change: ChangeRequest, state: ApprovalState | None = None
     """Who still has to approve: each role of the current revision, approvals given and still needed."""
     state = state or ApprovalState.of(change)
     policies = {r.role.name: r.policies for r in state.requirements}
-    return [{"role": item.role, "needed": item.needed, "given": item.given, "done": item.given >= item.needed,
+    return [{"role": item.role, "needed": item.needed, "given": item.given, "done": not item.lacking,
              "policies": policies[item.role],
              "approvals": [a for a in state.approvals if a.role and a.role.name == item.role]}
             for item in state.outstanding()]
@@ -128,7 +132,7 @@ def can_decide(user, change: ChangeRequest, state: ApprovalState | None = None) 
     state = state or ApprovalState.of(change)
     if any(a.approver_id == user.pk for a in state.approvals):
         return False
-    needed = {o.role for o in state.outstanding() if o.given < o.needed}
+    needed = {o.role for o in state.outstanding() if o.lacking}
     return bool(needed & approver_roles(user, change, owning_teams(change)))
 
 

@@ -28,7 +28,7 @@ from governance.changes.permissions import (
     retrospective_refusal,
     segregation_refusal,
 )
-from governance.changes.selectors import outstanding_approvals
+from governance.changes.selectors import ApprovalState, outstanding_approvals
 from governance.changes.workflow import ChangeFacts, transition_refusal
 from governance.errors import Conflict, Forbidden, InvalidInput
 from governance.models.calendar import MaintenanceEnforcement, Severity
@@ -357,18 +357,19 @@ def approval_record(*, actor, change: ChangeRequest, decision: str, comment: str
         refusal = segregation_refusal(actor, change)
         if refusal:
             raise Forbidden(refusal, code="segregation_of_duties")
-        if Approval.objects.filter(change=change, revision=change.revision, approver=actor).exists():
+        state = ApprovalState.of(change)
+        if any(a.approver_id == actor.pk for a in state.approvals):
             raise Conflict("You have already decided on this revision of the change.", code="already_decided")
         if decision == Decision.APPROVE:
             refusal = calendar_refusal(change, target=S.APPROVED, now=now)
             if refusal:
                 raise Conflict(refusal, code="calendar")
-        requirements = outstanding_approvals(change)
+        requirements = state.outstanding()
         held = approver_roles(actor, change, owning_teams(change))
         if decision == Decision.APPROVE:
-            roles = sorted(o.role for o in requirements if o.given < o.needed and o.role in held)
+            roles = sorted(o.role for o in requirements if o.lacking and o.role in held)
             if not roles:
-                needed = ", ".join(sorted(o.role for o in requirements if o.given < o.needed)) or "nothing more"
+                needed = ", ".join(sorted(o.role for o in requirements if o.lacking)) or "nothing more"
                 raise Forbidden(f"Your approval cannot count: the change still needs {needed}.",
                                 code="role_not_needed")
         else:
@@ -386,7 +387,7 @@ def approval_record(*, actor, change: ChangeRequest, decision: str, comment: str
         if decision == Decision.REJECT:
             _move(change, S.REJECTED, actor=None, reason=f"rejected by {actor.get_username()}: {comment}".strip(),
                   now=now)
-        elif all(o.given >= o.needed for o in outstanding_approvals(change)):
+        elif not any(o.lacking for o in outstanding_approvals(change)):
             _move(change, S.APPROVED, actor=None, reason="every required approval given", now=now)
             overridden = _freeze_override(change)
             if overridden:
