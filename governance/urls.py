@@ -30,8 +30,8 @@ urlpatterns = [
     path("", include("governance.changes.urls")),
     path("", include("governance.calendar.urls")),
     path("releases/", include("releases.urls")),
-    # The gate is governance's, so its log is too; it sits beside the builds it judged.
-    path("releases/gate-log/", include("governance.gate.urls")),
+    # The gate is governance's, so are its log and the ending of deployments; they sit beside the builds.
+    path("releases/", include("governance.gate.urls")),
     path("admin/", admin.site.urls),
     path("calendar/feed/<str:secret>.ics", calendar_feed, name="calendar_feed"),
     path("api/v1/", include(api_v1)),

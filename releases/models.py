@@ -159,6 +159,11 @@ class Deployment(models.Model):
     def __str__(self) -> str:
         return f"{self.number} {self.service} {self.artifact.version} -> {self.environment}"
 
+    @property
+    def is_running(self) -> bool:
+        """Started and not yet ended: it holds its service in its environment."""
+        return self.status == DeploymentStatus.STARTED
+
 
 def scan_kind_labels(kinds) -> list[str]:
     return [ScanResult.Kind(kind).label for kind in kinds]

@@ -7,5 +7,4 @@ urlpatterns = [
     path("artifacts/", views.artifact_list, name="artifact_list"),
     path("artifacts/<str:digest>/", views.artifact_detail, name="artifact_detail"),
     path("services/<int:pk>/artifacts/", views.service_artifacts, name="service_artifacts"),
-    path("deployments/<str:number>/abandon/", views.deployment_abandon, name="deployment_abandon"),
 ]

@@ -238,7 +238,7 @@ def deployment_status_record(*, actor, report: DeploymentStatusReport) -> Deploy
             if review is None:
                 return None
             deployment = deployment_observed(actor=actor, check=review.gate_check)
-            if status != DeploymentStatus.STARTED and deployment.status == DeploymentStatus.STARTED:
+            if status != DeploymentStatus.STARTED and deployment.is_running:
                 deployment = deployment_finish(actor=actor, token=None, deployment=deployment, status=status)
             elif status != DeploymentStatus.STARTED and deployment.status == DeploymentStatus.ABANDONED:
                 # Ended by hand for want of news; the news comes after all, and the ledger keeps it.

@@ -197,7 +197,7 @@ def deployment_start(*, actor, token: ApiToken | None, check: DeploymentCheck) -
     facts = _facts_allowed(actor=actor, token=token, question=question, now=now)
     _require_allowed(check)
     recorded = _recorded(check)
-    if recorded is not None and recorded.status == DeploymentStatus.STARTED:
+    if recorded is not None and recorded.is_running:
         return recorded, False
     if recorded is not None:
         raise Conflict(f"This check started {recorded.number}, which ended "
@@ -278,7 +278,7 @@ def _deployment_end(deployment: Deployment, status: str) -> Deployment:
     with transaction.atomic():
         deployment = (Deployment.objects.select_for_update(of=("self",))
                       .select_related("service", "environment", "artifact").get(pk=deployment.pk))
-        if deployment.status != DeploymentStatus.STARTED:
+        if not deployment.is_running:
             raise Conflict(f"{deployment.number} already ended {deployment.status}.", field="status")
         deployment.status, deployment.finished_at = status, timezone.now()
         deployment.save(update_fields=["status", "finished_at"])

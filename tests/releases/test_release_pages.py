@@ -422,7 +422,7 @@ def stuck(artifact, chain, service, pipeline):
 
 
 def abandon(client, deployment, reason="The job was cancelled; nothing was rolled out."):
-    return client.post(reverse("releases:deployment_abandon", args=[deployment.number]), {"reason": reason},
+    return client.post(reverse("gate:deployment_abandon", args=[deployment.number]), {"reason": reason},
                        follow=True)
 
 
@@ -465,7 +465,7 @@ def test_ending_by_hand_needs_a_reason_and_a_deployment_still_running(client, re
 def test_ending_by_hand_is_a_post_with_the_forms_csrf_token(release_manager, stuck):
     guarded = Client(enforce_csrf_checks=True)
     guarded.force_login(release_manager)
-    url = reverse("releases:deployment_abandon", args=[stuck.number])
+    url = reverse("gate:deployment_abandon", args=[stuck.number])
     assert guarded.get(url).status_code == 405
     assert guarded.post(url, {"reason": "forged"}).status_code == 403
     stuck.refresh_from_db()
