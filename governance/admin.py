@@ -27,6 +27,7 @@ from governance.models import (
     CabMeeting,
     ChangeRequest,
     ChangeStatusChange,
+    Decision,
     FreezeWindow,
     GitHubReview,
     Lockdown,
@@ -77,9 +78,8 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected tokens")
     def revoke(self, request, queryset):
-        for token in queryset:
-            api_token_revoke(actor=request.user, token=token)
-        messages.success(request, f"{queryset.count()} token(s) revoked.")
+        _each(self, request, queryset, lambda token: api_token_revoke(actor=request.user, token=token), "revoked",
+              noun="token", label=str)
 
 
 class RecordInline(admin.TabularInline):
@@ -181,12 +181,14 @@ class ChangeRequestAdmin(admin.ModelAdmin):
     @admin.action(description="Approve as me")
     def approve_as_me(self, request, queryset):
         _each(self, request, queryset, lambda change: approval_record(
-            actor=request.user, change=change, decision="approve", comment="approved in the admin"), "approved by you")
+            actor=request.user, change=change, decision=Decision.APPROVE, comment="approved in the admin"),
+            "approved by you")
 
     @admin.action(description="Reject as me")
     def reject_as_me(self, request, queryset):
         _each(self, request, queryset, lambda change: approval_record(
-            actor=request.user, change=change, decision="reject", comment="rejected in the admin"), "rejected by you")
+            actor=request.user, change=change, decision=Decision.REJECT, comment="rejected in the admin"),
+            "rejected by you")
 
 
 @admin.register(Approval)

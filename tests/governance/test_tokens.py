@@ -3,6 +3,8 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
+from django.contrib.auth.models import Permission
+from django.contrib.messages import get_messages
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
@@ -11,7 +13,7 @@ from rest_framework.test import APIClient
 from governance.errors import Forbidden, InvalidInput
 from governance.models import ApiToken
 from governance.services import api_token_authenticate, api_token_create, api_token_revoke, api_token_scope_set
-from tests.factories import make_ci, make_environment
+from tests.factories import make_ci, make_environment, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -200,3 +202,21 @@ def test_nobody_changes_the_scope_of_another_users_token(requester, cab_member, 
     api_token_scope_set(actor=admin_user, token=issued.token, services=[], environments=[])
     issued.token.refresh_from_db()
     assert not issued.token.services_scoped and not issued.token.services.exists()  # back to any service
+
+
+def test_the_admin_revokes_each_selected_token_its_user_may_manage_and_says_which_it_may_not(client, pipeline):
+    clerk = make_user("clerk")
+    clerk.is_staff = True
+    clerk.save()
+    clerk.user_permissions.add(Permission.objects.get(codename="view_apitoken"))
+    own = api_token_create(actor=clerk, owner=clerk, name="mine").token
+    others = api_token_create(actor=pipeline, owner=pipeline, name="ci").token
+    client.force_login(clerk)
+    response = client.post("/admin/governance/apitoken/", {"action": "revoke", "index": 0,
+                                                            "_selected_action": [own.pk, others.pk]}, follow=True)
+    assert response.status_code == 200
+    shown = [str(m) for m in get_messages(response.wsgi_request)]
+    assert shown == [f"{others}: You may only revoke your own tokens.", "1 token(s) revoked."]
+    own.refresh_from_db()
+    others.refresh_from_db()
+    assert own.revoked_at is not None and others.revoked_at is None
