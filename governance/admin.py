@@ -265,6 +265,14 @@ class CabMeetingAdmin(admin.ModelAdmin):
 
 # --- the release calendar -------------------------------------------------------------------------------------
 
+class ScopedWindowForm(forms.ModelForm):
+    def clean(self):
+        cleaned = super().clean()
+        if not names_a_scope(cleaned):
+            self.add_error(None, "Say what the window covers, or that it covers everything.")
+        return cleaned
+
+
 class RecurringWindowAdmin(admin.ModelAdmin):
     """Freeze and maintenance windows: edited here (the model's clean() checks the recurrence), and every save
     recomputes the window's stored occurrences through the calendar service, so enforcement sees it at once."""
@@ -274,18 +282,7 @@ class RecurringWindowAdmin(admin.ModelAdmin):
     filter_horizontal = ["environments"]
     autocomplete_fields = ["cis"]
     readonly_fields = ["next_occurrences", "created_at"]
-
-    def get_form(self, request, obj=None, **kwargs):
-        form = super().get_form(request, obj, **kwargs)
-
-        class ScopedWindowForm(form):
-            def clean(self):
-                cleaned = super().clean()
-                if not names_a_scope(cleaned):
-                    self.add_error(None, "Say what the window covers, or that it covers everything.")
-                return cleaned
-
-        return ScopedWindowForm
+    form = ScopedWindowForm
 
     def get_queryset(self, request):
         # The list shows each window's next occurrence: found for all rows in the one query.

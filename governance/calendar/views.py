@@ -14,8 +14,7 @@ from django.views.decorators.http import require_POST
 from cmdb.models import ConfigurationItem, Team
 from governance.calendar import selectors, services
 from governance.calendar.forms import CalendarFilterForm, FeedForm, LockdownForm
-from governance.calendar.permissions import can_declare_lockdown, can_read_calendar
-from governance.changes.permissions import can_view_changes
+from governance.calendar.permissions import can_declare_lockdown, can_read_change_calendar
 from governance.changes.selectors import change_requests_visible_to
 from governance.changes.services import change_request_update
 from governance.errors import DomainError, refuse_if_forbidden
@@ -27,7 +26,7 @@ CALENDAR_CHANGES = [ChangeStatus.APPROVED, ChangeStatus.SCHEDULED, ChangeStatus.
 
 
 def _require_reader(user) -> None:
-    if not (can_view_changes(user) and can_read_calendar(user)):
+    if not can_read_change_calendar(user):
         raise PermissionDenied("The release calendar is open to people who follow changes.")
 
 

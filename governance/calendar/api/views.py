@@ -27,8 +27,12 @@ from governance.calendar.api.serializers import (
     MaintenanceWindowSerializer,
     SlotsSerializer,
 )
-from governance.calendar.permissions import can_declare_lockdown, can_edit_window, can_read_calendar
-from governance.changes.permissions import can_view_changes
+from governance.calendar.permissions import (
+    can_declare_lockdown,
+    can_edit_window,
+    can_read_calendar,
+    can_read_change_calendar,
+)
 from governance.changes.selectors import change_requests_visible_to
 from governance.errors import InvalidInput
 from governance.models.calendar import CalendarFeed, FreezeWindow, Lockdown, MaintenanceWindow, Severity
@@ -66,7 +70,7 @@ class CalendarReader(permissions.BasePermission):
 
 class ChangeCalendarReader(permissions.BasePermission):
     def has_permission(self, request, view) -> bool:
-        return can_read_calendar(request.user) and can_view_changes(request.user)
+        return can_read_change_calendar(request.user)
 
 
 class WindowViewSet(viewsets.ModelViewSet):
