@@ -1,7 +1,7 @@
 """Who may do what with changes. Segregation of duties lives here and in the approval service."""
 
 from cmdb.models import Team
-from governance.changes.workflow import MoverFacts
+from governance.changes.workflow import OPEN_STATES, MoverFacts
 from governance.errors import Conflict, DomainError, Forbidden
 from governance.models.changes import ChangeRequest
 from governance.models.changes import ChangeStatus as S
@@ -71,13 +71,10 @@ def mover_facts(user, change: ChangeRequest) -> MoverFacts:
 
 
 # Once implementation starts, a change is a record of what was done.
-EDITABLE_STATUSES = (S.DRAFT, S.SUBMITTED, S.ASSESSED, S.CAB_REVIEW, S.APPROVED, S.SCHEDULED)
-
-
 def edit_refusal(user, change: ChangeRequest) -> DomainError | None:
     """Why `user` may not edit `change`, if not: its requester and release managers edit it until it is
-    implemented (what they may still change depends on its state)."""
-    if change.status not in EDITABLE_STATUSES:
+    implemented, while it is open (what they may still change depends on its state)."""
+    if change.status not in OPEN_STATES:
         return Conflict(f"A change in {S(change.status).label} can no longer be edited.")
     mover = mover_facts(user, change)
     if not (mover.is_requester or mover.is_release_manager):

@@ -53,6 +53,7 @@ class MoverFacts:
 SYSTEM = MoverFacts(is_system=True)
 # A change may start implementing this long before its window opens (people get ready).
 EARLY_START = timedelta(minutes=15)
+# Not yet under way: a change in one of these states may still be edited, or cancelled.
 OPEN_STATES = (S.DRAFT, S.SUBMITTED, S.ASSESSED, S.CAB_REVIEW, S.APPROVED, S.SCHEDULED)
 
 # (from, to) -> who may make the move. What must hold first is in `_precondition`.
