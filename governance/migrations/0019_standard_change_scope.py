@@ -1,0 +1,11 @@
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('governance', '0018_github_deployment'),
+    ]
+
+    operations = [
+    ]
