@@ -161,7 +161,7 @@ REST_FRAMEWORK = {
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "governance.api_schema.ChangeboardAutoSchema",
     "EXCEPTION_HANDLER": "governance.api_errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": {"anon": "60/min"},
 }
@@ -173,6 +173,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Request bodies get components of their own, without the read-only fields a response has.
+    "COMPONENT_SPLIT_REQUEST": True,
     # One schema name per choice set that several fields share (status and target, risk_level and risk_levels...).
     "ENUM_NAME_OVERRIDES": {
         "ChangeStatusEnum": "governance.models.changes.ChangeStatus",

@@ -7,7 +7,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -148,6 +148,8 @@ class MaintenanceWindowViewSet(WindowViewSet):
     filterset_fields = ["active", "enforcement", "recurrence"]
 
 
+@extend_schema_view(list=extend_schema(parameters=[
+    OpenApiParameter("active", bool, description="true: only those in force now; false: only those not.")]))
 class LockdownViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Stop the line: a lockdown refuses approvals, scheduling and deployments in its scope until lifted."""
 

@@ -102,7 +102,8 @@ class ChangeRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
 
     @extend_schema(methods=["GET"], request=None, responses=ApprovalSerializer(many=True))
     @extend_schema(methods=["POST"], request=ApprovalInputSerializer, responses={201: ApprovalResultSerializer})
-    @action(detail=True, methods=["get", "post"])
+    # The whole list, all revisions, in one array: neither paged nor filtered like the list of changes.
+    @action(detail=True, methods=["get", "post"], pagination_class=None, filter_backends=[])
     def approvals(self, request, number=None):
         """Every decision on the change, all revisions; POST records yours."""
         change = self.get_object()
