@@ -9,6 +9,7 @@ import time
 import uuid
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from unittest import TestCase
 
 import jwt
 import pytest
@@ -258,10 +259,14 @@ def test_github_saying_nothing_is_pending_yet_is_retried_then_recorded(gated, gi
     assert review.last_error.startswith("HTTP 422")
 
 
-def test_without_a_webhook_secret_every_webhook_is_refused(gated, github, settings):
+def test_without_a_webhook_secret_every_webhook_is_refused_naming_the_setting_only_in_the_log(gated, github,
+                                                                                                 settings):
     settings.GITHUB_WEBHOOK_SECRET = ""
-    response = deliver(payload(github), secret="")
+    with TestCase().assertLogs("governance.gate.api.github", level="ERROR") as logged:
+        response = deliver(payload(github), secret="")
     assert response.status_code == 503 and response.json()["errors"][0]["code"] == "not_configured"
+    assert "GITHUB_WEBHOOK_SECRET" not in response.content.decode()  # the caller is no operator
+    assert "GITHUB_WEBHOOK_SECRET is not set" in logged.output[0]
     assert not GitHubReview.objects.exists()
 
 

@@ -1,6 +1,8 @@
 """The webhooks GitHub calls: a job waiting on a Changeboard deployment protection rule, and the statuses of the
 deployment it then runs."""
 
+import logging
+
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import authentication, exceptions, status
@@ -16,10 +18,14 @@ from governance.gate.github import (
     signature_valid,
 )
 
+logger = logging.getLogger(__name__)
+
 
 class GitHubNotConfigured(exceptions.APIException):
+    """Whoever calls learns only that the webhook is not set up; which setting is missing goes to the log."""
+
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "GITHUB_WEBHOOK_SECRET is not set: GitHub webhooks are refused."
+    default_detail = "GitHub webhooks are not configured on this server."
     default_code = "not_configured"
 
 
@@ -29,6 +35,7 @@ class GitHubSignatureAuthentication(authentication.BaseAuthentication):
 
     def authenticate(self, request):
         if not settings.GITHUB_WEBHOOK_SECRET:
+            logger.error("A GitHub webhook was refused: GITHUB_WEBHOOK_SECRET is not set.")
             raise GitHubNotConfigured()
         if not signature_valid(request.body, request.headers.get("X-Hub-Signature-256", ""),
                                settings.GITHUB_WEBHOOK_SECRET):
