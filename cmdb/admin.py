@@ -1,7 +1,10 @@
+from django import forms
 from django.contrib import admin
 from guardian.admin import GuardedModelAdmin
 
 from cmdb.models import ConfigurationItem, Environment, Relationship, Team
+from cmdb.permissions import can_change_ci_compliance, can_delete_ci
+from cmdb.services import ci_change_refusal
 
 
 @admin.register(Team)
@@ -26,6 +29,25 @@ class OutgoingInline(admin.TabularInline):
     extra = 0
 
 
+class ConfigurationItemForm(forms.ModelForm):
+    """An edit answers to the same rule as the API: the compliance flags and tier change with a reason, by those
+    who may change them."""
+
+    actor = None  # set by ConfigurationItemAdmin.get_form
+
+    def clean(self):
+        data = super().clean()
+        if self.errors or self.instance.pk is None:
+            return data
+        original = ConfigurationItem.objects.get(pk=self.instance.pk)
+        refusal = ci_change_refusal(self.actor, original, {name: data[name] for name in self.changed_data
+                                                           if name in data})
+        if refusal is not None:
+            field = refusal.field if refusal.field in self.fields else None
+            raise forms.ValidationError({field: refusal.message} if field else refusal.message)
+        return data
+
+
 @admin.register(ConfigurationItem)
 class ConfigurationItemAdmin(admin.ModelAdmin):
     list_display = ["name", "ci_type", "criticality", "owner_team", "environment", "lifecycle_status", "sox_scoped"]
@@ -34,6 +56,20 @@ class ConfigurationItemAdmin(admin.ModelAdmin):
     search_fields = ["name", "description"]
     autocomplete_fields = ["owner_team"]
     inlines = [OutgoingInline]
+    form = ConfigurationItemForm
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.actor = request.user
+        return form
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and not can_change_ci_compliance(request.user):
+            return [*ConfigurationItem.COMPLIANCE_FIELDS, "compliance_reason"]
+        return []
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return super().has_delete_permission(request, obj) and (obj is None or can_delete_ci(request.user, obj))
 
 
 @admin.register(Relationship)

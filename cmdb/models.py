@@ -66,6 +66,8 @@ class ConfigurationItem(models.Model):
     sox_scoped = models.BooleanField("SOX scoped", default=False)
     phi = models.BooleanField("holds PHI", default=False)
     pci = models.BooleanField("PCI scoped", default=False)
+    # Why the compliance flags or the tier last changed: captured by the ledger with the change itself.
+    compliance_reason = models.CharField(max_length=500, blank=True)
     description = models.TextField(blank=True)
     attributes = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -87,9 +89,22 @@ class ConfigurationItem(models.Model):
             GinIndex(fields=["tags"], name="ci_tags_gin"),  # tags__contains / __overlap filters
             models.Index(fields=["owner_team", "name"], name="ci_owner_team_name"),
         ]
+        permissions = [("change_ci_compliance", "Can change a CI's compliance flags and criticality")]
 
     def __str__(self) -> str:
         return self.name
+
+    # What decides the approvals a change to this CI needs: a team's maintainers do not lower their own controls.
+    COMPLIANCE_FIELDS = ("sox_scoped", "pci", "phi", "criticality")
+
+    def compliance_changed(self, values: dict) -> list[str]:
+        """The compliance flags and tier that `values` would change on this CI."""
+        return [name for name in self.COMPLIANCE_FIELDS if name in values and values[name] != getattr(self, name)]
+
+    @property
+    def compliance_controlled(self) -> bool:
+        """Flagged or of a critical tier: removing it would lower the controls on changes to it."""
+        return self.sox_scoped or self.pci or self.phi or self.criticality <= Criticality.TIER_2
 
     def clean(self) -> None:
         super().clean()

@@ -20,7 +20,14 @@ def can_change_ci(user, ci: ConfigurationItem) -> bool:
 
 
 def can_delete_ci(user, ci: ConfigurationItem) -> bool:
+    if ci.compliance_controlled and not can_change_ci_compliance(user):
+        return False  # deleting and adding it again would shed its flags
     return user.has_perm("cmdb.delete_configurationitem") or can_manage_team_cis(user, ci.owner_team)
+
+
+def can_change_ci_compliance(user) -> bool:
+    """Compliance officers and admins: the flags and tier decide which approvals a change needs."""
+    return user.is_authenticated and user.has_perm("cmdb.change_ci_compliance")
 
 
 def can_add_relationship(user, source: ConfigurationItem) -> bool:

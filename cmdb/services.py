@@ -11,9 +11,9 @@ from django.db.models.functions import Lower
 
 from cmdb.api.serializers import ConfigurationItemSerializer, RelationshipSerializer
 from cmdb.models import ConfigurationItem, Relationship
-from cmdb.permissions import can_import
+from cmdb.permissions import can_change_ci, can_change_ci_compliance, can_import
 from governance.api_errors import flatten_errors
-from governance.errors import Forbidden, InvalidInput
+from governance.errors import DomainError, Forbidden, InvalidInput
 
 CI_LIST_FIELDS = {"tags"}
 CI_JSON_FIELDS = {"attributes"}
@@ -44,6 +44,30 @@ class ImportResult:
     relationships_created: int = 0
     relationships_existing: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+def ci_change_refusal(actor, ci: ConfigurationItem, values: dict[str, Any]) -> DomainError | None:
+    """Why `actor` may not change `ci` to `values`, if they may not. A team's maintainers change their CIs but not
+    the compliance flags and tier, which compliance officers and admins change, saying why."""
+    compliance = ci.compliance_changed(values)
+    others = [name for name, value in values.items()
+              if name not in (*ConfigurationItem.COMPLIANCE_FIELDS, "compliance_reason") and value != getattr(ci, name)]
+    compliance_only = bool(compliance) and not others
+    if not can_change_ci(actor, ci) and not (compliance_only and can_change_ci_compliance(actor)):
+        return Forbidden("You may not change this CI.")
+    if not compliance:
+        if values.get("compliance_reason", ci.compliance_reason) != ci.compliance_reason:
+            return InvalidInput("A reason is given with a change of the compliance flags or tier, not alone.",
+                                field="compliance_reason")
+        return None
+    if not can_change_ci_compliance(actor):
+        label = ConfigurationItem._meta.get_field(compliance[0]).verbose_name
+        return Forbidden(f"Only a compliance officer or an admin changes the {label} of a CI.", field=compliance[0],
+                         code="compliance_controlled")
+    if not str(values.get("compliance_reason") or "").strip():
+        return InvalidInput("Say why the compliance flags or tier change: the ledger keeps the reason.",
+                            field="compliance_reason")
+    return None
 
 
 def inventory_parse(filename: str, content: bytes | str) -> list[ImportRecord]:
@@ -154,7 +178,7 @@ def inventory_import(*, actor, records: list[ImportRecord]) -> ImportResult:
         }
         seen: set[str] = set()
         for record in ci_records:
-            _import_ci(record, existing, seen, result)
+            _import_ci(record, existing, seen, result, actor=actor)
         for record in rel_records:
             _import_relationship(record, result)
         if result.errors:
@@ -164,7 +188,7 @@ def inventory_import(*, actor, records: list[ImportRecord]) -> ImportResult:
     return result
 
 
-def _import_ci(record: ImportRecord, existing: dict, seen: set[str], result: ImportResult) -> None:
+def _import_ci(record: ImportRecord, existing: dict, seen: set[str], result: ImportResult, *, actor) -> None:
     data, errors = _ci_data_from_csv(record) if record.line is not None else (record.data, [])
     key = str(data.get("name", "")).lower()
     if key and key in seen:
@@ -182,7 +206,14 @@ def _import_ci(record: ImportRecord, existing: dict, seen: set[str], result: Imp
         existing[key] = serializer.save()
         result.cis_created += 1
     elif any(getattr(instance, name) != value for name, value in serializer.validated_data.items()):
-        serializer.save()
+        values = dict(serializer.validated_data)
+        if instance.compliance_changed(values):  # an import names its file as the reason unless a row gives one
+            values.setdefault("compliance_reason", f"imported from {record.source}")
+        refusal = ci_change_refusal(actor, instance, values)
+        if refusal is not None:
+            result.errors.extend(_located(record, refusal.as_errors()))
+            return
+        serializer.save(compliance_reason=values.get("compliance_reason", instance.compliance_reason))
         result.cis_updated += 1
     else:
         result.cis_unchanged += 1

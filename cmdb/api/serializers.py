@@ -32,7 +32,8 @@ class ConfigurationItemSerializer(ModelRulesSerializer):
         model = ConfigurationItem
         fields = [
             "id", "name", "type", "criticality", "owner_team", "lifecycle_status", "environment", "region",
-            "tags", "sox_scoped", "phi", "pci", "description", "attributes", "created_at", "updated_at",
+            "tags", "sox_scoped", "phi", "pci", "compliance_reason", "description", "attributes", "created_at",
+            "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
         # The database's unique index is on lower(name); without this its violation names no field.

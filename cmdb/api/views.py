@@ -18,13 +18,18 @@ from cmdb.filters import ConfigurationItemFilter, EnvironmentFilter, Relationshi
 from cmdb.permissions import (
     can_add_ci,
     can_add_relationship,
-    can_change_ci,
     can_change_relationship,
     can_delete_ci,
     can_import,
     can_view_cmdb,
 )
-from cmdb.services import ImportRecord, inventory_from_document, inventory_import, inventory_parse
+from cmdb.services import (
+    ImportRecord,
+    ci_change_refusal,
+    inventory_from_document,
+    inventory_import,
+    inventory_parse,
+)
 from governance.errors import Forbidden, InvalidInput
 
 
@@ -80,8 +85,9 @@ class ConfigurationItemViewSet(viewsets.ModelViewSet):
 
     def perform_update(self, serializer):
         user, new_team = self.request.user, serializer.validated_data.get("owner_team")
-        if not can_change_ci(user, serializer.instance):
-            raise Forbidden("You may not change this CI.")
+        refusal = ci_change_refusal(user, serializer.instance, serializer.validated_data)
+        if refusal is not None:
+            raise refusal
         if new_team is not None and new_team != serializer.instance.owner_team and not can_add_ci(user, new_team):
             raise Forbidden("You may not move CIs to this team.", field="owner_team")
         serializer.save()

@@ -243,7 +243,7 @@ def change_request_transition(*, actor, change: ChangeRequest, target: str, reas
 
 def _assess_and_route(change: ChangeRequest, *, now: datetime) -> None:
     """submitted -> assessed -> CAB review, or straight to approved when nothing needs approving."""
-    _assess(change, now=now)
+    _assess(change, now=now, fresh=True)
     _move(change, S.ASSESSED, actor=None, reason=f"risk {change.risk_level} ({change.risk_score})", now=now)
     if change.change_type == ChangeType.STANDARD:
         _approve_automatically(change, reason=f"pre-approved standard change: {change.template}", now=now)
@@ -266,8 +266,26 @@ def _approve_automatically(change: ChangeRequest, *, reason: str, now: datetime)
         audit_record("freeze_override", obj=change, context={"freezes": overridden, "approved_by": "Changeboard"})
 
 
-def _assess(change: ChangeRequest, *, now: datetime) -> None:
+def _keep_compliance(change: ChangeRequest, cis: list[ConfigurationItem], *, fresh: bool) -> None:
+    """Keep on the change the strictest flags and tier each of its CIs had since submission (`fresh` starts
+    again from the CIs as they are): a flag lowered while the change is open does not thin its approvals."""
+    kept = {} if fresh else change.compliance_at_submission
+    change.compliance_at_submission = {str(ci.pk): _strictest(ci, kept.get(str(ci.pk), {})) for ci in cis}
+
+
+def _strictest(ci: ConfigurationItem, kept: dict) -> dict:
+    flags = {name: bool(getattr(ci, name) or kept.get(name)) for name in ("sox_scoped", "pci", "phi")}
+    return {**flags, "criticality": min(ci.criticality, kept.get("criticality", ci.criticality))}
+
+
+def _controls(change: ChangeRequest, ci: ConfigurationItem) -> dict:
+    """The flags and tier of `ci` that the change's approvals follow."""
+    return _strictest(ci, change.compliance_at_submission.get(str(ci.pk), {}))
+
+
+def _assess(change: ChangeRequest, *, now: datetime, fresh: bool = False) -> None:
     cis = list(change.affected_cis.all())
+    _keep_compliance(change, cis, fresh=fresh)
     impacted = {ci.pk for ci in cis}
     for ci in cis:
         impacted |= {entry.ci_id for entry in impact_walk(ci.pk, direction="dependents")}
@@ -283,7 +301,7 @@ def _assess(change: ChangeRequest, *, now: datetime) -> None:
         near = freezes_covering(cis, change.environment_id, change.planned_start - FREEZE_NEAR,
                                 change.planned_end + FREEZE_NEAR)
     assessment = risk.assess(risk.RiskFacts(
-        highest_criticality=min((ci.criticality for ci in cis), default=None),
+        highest_criticality=min((_controls(change, ci)["criticality"] for ci in cis), default=None),
         blast_radius=len(impacted) - len(ci_ids), change_type=change.change_type,
         production=bool(change.environment and change.environment.is_production),
         recent_changes=recent.count(), recent_failures=len(failed_ids),
@@ -306,7 +324,8 @@ def matching_policies(change: ChangeRequest) -> list[ApprovalPolicy]:
     """The active policies whose every condition this change meets."""
     cis = list(change.affected_cis.all())
     tags = {tag for ci in cis for tag in ci.tags}
-    tier = min((ci.criticality for ci in cis), default=None)
+    controls = [_controls(change, ci) for ci in cis]
+    tier = min((c["criticality"] for c in controls), default=None)
     matched = []
     for policy in ApprovalPolicy.objects.filter(active=True).prefetch_related("environments", "requirements__role"):
         types = policy.change_types or [ChangeType.NORMAL]  # emergency changes follow only policies naming them
@@ -317,9 +336,9 @@ def matching_policies(change: ChangeRequest) -> list[ApprovalPolicy]:
                 and (not environments or change.environment_id in environments)
                 and (policy.max_criticality is None or (tier is not None and tier <= policy.max_criticality))
                 and (not policy.tags or tags & set(policy.tags))
-                and (not policy.sox_scoped or any(ci.sox_scoped for ci in cis))
-                and (not policy.phi or any(ci.phi for ci in cis))
-                and (not policy.pci or any(ci.pci for ci in cis))):
+                and (not policy.sox_scoped or any(c["sox_scoped"] for c in controls))
+                and (not policy.phi or any(c["phi"] for c in controls))
+                and (not policy.pci or any(c["pci"] for c in controls))):
             matched.append(policy)
     return matched
 

@@ -223,7 +223,8 @@ def test_admin_creates_a_ci_and_its_tags_are_normalised(admin_api, team, estate)
 
 def test_admin_updates_a_ci_partially(admin_api, estate):
     ci = estate["search-api"]
-    response = admin_api.patch(ci_url(ci), {"criticality": 2, "lifecycle_status": "maintenance"}, format="json")
+    response = admin_api.patch(ci_url(ci), {"criticality": 2, "lifecycle_status": "maintenance",
+                                            "compliance_reason": "now business critical"}, format="json")
     assert response.status_code == 200, response.content
     ci.refresh_from_db()
     assert (ci.criticality, ci.lifecycle_status, ci.name) == (2, "maintenance", "search-api")
@@ -231,7 +232,8 @@ def test_admin_updates_a_ci_partially(admin_api, estate):
 
 def test_admin_replaces_a_ci_with_put(admin_api, estate, team):
     ci = estate["search-index"]
-    response = admin_api.put(ci_url(ci), new_ci(name="search-index", type="database", criticality=1), format="json")
+    response = admin_api.put(ci_url(ci), new_ci(name="search-index", type="database", criticality=1,
+                                                compliance_reason="holds the payments index"), format="json")
     assert response.status_code == 200, response.content
     ci.refresh_from_db()
     assert (ci.ci_type, ci.criticality, ci.owner_team) == ("database", 1, team)
@@ -512,11 +514,11 @@ def test_requester_cannot_write_teams_environments_or_relationships(api, request
 
 def test_team_maintainer_creates_updates_and_deletes_their_teams_cis(api, maintainer, team):
     client = api.as_user(maintainer)
-    assert client.post(CIS, new_ci(), format="json").status_code == 201
+    assert client.post(CIS, new_ci(criticality=3), format="json").status_code == 201
     ci = ConfigurationItem.objects.get(name="ledger")
-    assert client.patch(ci_url(ci), {"criticality": 1}, format="json").status_code == 200
+    assert client.patch(ci_url(ci), {"description": "posts to the ledger"}, format="json").status_code == 200
     ci.refresh_from_db()
-    assert ci.criticality == 1
+    assert ci.description == "posts to the ledger"
     assert client.delete(ci_url(ci)).status_code == 204
     assert not ConfigurationItem.objects.exists()
 
