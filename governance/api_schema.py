@@ -32,6 +32,7 @@ ERRORS = {
            "write made at the same time won.",
 }
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
+WALL_CLOCK = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$"
 
 
 class ChangeboardAutoSchema(AutoSchema):
@@ -78,6 +79,10 @@ class ChangeboardAutoSchema(AutoSchema):
 
     def _map_serializer_field(self, field, direction, bypass_extensions=False):
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if isinstance(field, serializers.TimeField) and schema.get("format") == "time":
+            # A wall-clock time in the record's own time zone: no offset, which format "time" (RFC 3339) demands.
+            del schema["format"]
+            schema["pattern"] = WALL_CLOCK
         # A read-only field built from a model column loses the column's allow_blank (DRF drops it for read-only
         # fields), yet a draft's risk_level is "" until it is assessed.
         if (direction == "response" and isinstance(field, serializers.ChoiceField) and schema
