@@ -8,14 +8,22 @@ from django.utils import timezone
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
+from cmdb.choices import CIType
 from governance.calendar.permissions import can_declare_lockdown
 from governance.calendar.selectors import names_a_scope, upcoming_occurrences
 from governance.calendar.services import lockdown_declare, lockdown_lift, window_occurrences_refresh
+from governance.changes.permissions import can_approve_templates
 from governance.changes.services import (
     approval_record,
     cab_meeting_create,
     cab_meeting_refresh_agenda,
     change_request_transition,
+)
+from governance.changes.standard import (
+    TEMPLATE_FIELDS,
+    standard_template_approve,
+    standard_template_create,
+    standard_template_update,
 )
 from governance.errors import DomainError
 from governance.models import (
@@ -218,11 +226,81 @@ class ApprovalPolicyAdmin(admin.ModelAdmin):
     inlines = [PolicyRequirementInline]
 
 
+class StandardChangeTemplateForm(forms.ModelForm):
+    """Writes the template through the template services, so an edit makes a new version that awaits approval;
+    a refusal is shown on the field it names. (The admin's views run in one transaction.)"""
+
+    ci_types = forms.MultipleChoiceField(choices=CIType.choices, required=False, label="CI types",
+                                         widget=forms.CheckboxSelectMultiple,
+                                         help_text=StandardChangeTemplate._meta.get_field("ci_types").help_text)
+
+    class Meta:
+        model = StandardChangeTemplate
+        fields = [*TEMPLATE_FIELDS, "cis", "environments"]
+
+    actor = None  # set by StandardChangeTemplateAdmin.get_form
+    saved: StandardChangeTemplate | None = None
+
+    def _post_clean(self) -> None:
+        super()._post_clean()  # the model's own checks first, on the unsaved values
+        if self.errors:
+            return
+        fields = {name: self.cleaned_data[name] for name in TEMPLATE_FIELDS}
+        scope = {"cis": list(self.cleaned_data["cis"]), "environments": list(self.cleaned_data["environments"])}
+        try:
+            if self.instance.pk is None:
+                self.saved = standard_template_create(actor=self.actor, **fields, **scope)
+            else:
+                self.saved = standard_template_update(actor=self.actor, template=self.instance, **fields, **scope)
+        except DomainError as exc:
+            self.add_error(exc.field if exc.field in self.fields else None, exc.message)
+
+
 @admin.register(StandardChangeTemplate)
 class StandardChangeTemplateAdmin(admin.ModelAdmin):
-    list_display = ["name", "active"]
-    list_filter = ["active"]
+    """Standard change models: what each covers, its version, and who approved that version. Saving an edit
+    makes a new version, approved by the "Approve" action by a CAB member or release manager who did not make
+    it; until then no change can be raised from it."""
+
+    form = StandardChangeTemplateForm
+    list_display = ["name", "active", "max_risk_level", "version", "approved", "approved_by", "approved_at",
+                    "edited_by"]
+    list_select_related = ["approved_by", "edited_by"]
+    list_filter = ["active", "max_risk_level"]
     search_fields = ["name", "description"]
+    autocomplete_fields = ["cis"]
+    filter_horizontal = ["environments"]
+    readonly_fields = ["version", "edited_by", "edited_at", "approved_by", "approved_at"]
+    actions = ["approve"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.actor = request.user
+        return form
+
+    def save_model(self, request, obj, form, change) -> None:
+        saved = form.saved  # written by the template services when the form was validated
+        obj.pk, obj.version, obj.approved_by = saved.pk, saved.version, saved.approved_by
+        obj._state.adding = False
+        if not saved.approved:
+            self.message_user(request, f"Version {saved.version} of {saved.name} awaits approval by a CAB member "
+                                       "or a release manager; until then no change can be raised from it.",
+                              messages.WARNING)
+
+    def save_related(self, request, form, formsets, change) -> None:
+        pass  # the template services set the scope
+
+    @admin.display(boolean=True, description="Approved")
+    def approved(self, obj) -> bool:
+        return obj.approved
+
+    def has_approve_permission(self, request) -> bool:
+        return can_approve_templates(request.user)
+
+    @admin.action(description="Approve this version of the selected templates", permissions=["approve"])
+    def approve(self, request, queryset):
+        _each(self, request, queryset, lambda template: standard_template_approve(
+            actor=request.user, template=template), "approved", noun="template", label=str)
 
 
 class AgendaInline(RecordInline):

@@ -88,6 +88,21 @@ def make_change(requester, *, cis=(), environment=None, change_type="normal", st
     return change
 
 
+def make_template(name: str = "Rotate TLS certificates", *, ci_types=("service",), cis=(), environments=None,
+                  max_risk_level: str = "critical", approved: bool = True, **fields):
+    """A standard change template covering `ci_types` and `cis` in `environments` (every environment if not
+    given), approved by someone other than its editor unless `approved` is False."""
+    from governance.models import StandardChangeTemplate
+
+    now = timezone.now()
+    template = StandardChangeTemplate.objects.create(
+        name=name, ci_types=list(ci_types), max_risk_level=max_risk_level, edited_by=make_user(), edited_at=now,
+        approved_by=make_user() if approved else None, approved_at=now if approved else None, **fields)
+    template.cis.set(cis)
+    template.environments.set(Environment.objects.all() if environments is None else environments)
+    return template
+
+
 def make_artifact(service: ConfigurationItem, version: str, *, created_by, **fields):
     """A registered build of `service`; its digest is derived from the version unless given."""
     fields.setdefault("digest", "sha256:" + hashlib.sha256(f"{service.pk}:{version}".encode()).hexdigest())

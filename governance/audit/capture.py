@@ -36,6 +36,8 @@ GOVERNED: dict[str, Governed] = {
     "governance.approvalpolicy_environments": Governed(),
     "governance.policyrequirement": Governed(),
     "governance.standardchangetemplate": Governed(label="name"),
+    "governance.standardchangetemplate_cis": Governed(),
+    "governance.standardchangetemplate_environments": Governed(),
     "governance.cabmeeting": Governed(label="title"),
     "governance.cabmeeting_attendees": Governed(),
     "governance.cabagendaitem": Governed(),

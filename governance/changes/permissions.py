@@ -3,7 +3,7 @@
 from cmdb.models import Team
 from governance.changes.workflow import OPEN_STATES, MoverFacts
 from governance.errors import Conflict, DomainError, Forbidden
-from governance.models.changes import ChangeRequest
+from governance.models.changes import ChangeRequest, StandardChangeTemplate
 from governance.models.changes import ChangeStatus as S
 from governance.roles import APPROVER_ROLES, team_role_codename
 
@@ -87,4 +87,19 @@ def retrospective_refusal(user, change: ChangeRequest) -> str | None:
     refusal = segregation_refusal(user, change)
     if refusal or not (approver_roles(user, change) or is_release_manager(user)):
         return refusal or "A CAB member or release manager reviews emergency changes."
+    return None
+
+
+def can_approve_templates(user) -> bool:
+    """CAB members and release managers (the change managers) approve standard change templates."""
+    return user.is_authenticated and user.has_perm("governance.approve_standardchangetemplate")
+
+
+def template_approval_refusal(user, template: StandardChangeTemplate) -> str | None:
+    """Why `user` may not approve this version of `template`, if not: nobody approves a version they made."""
+    if not can_approve_templates(user):
+        return "A CAB member or a release manager approves standard change templates."
+    if template.edited_by_id == user.pk:
+        return (f"You made version {template.version} of the template {template.name}: "
+                "someone else must approve it.")
     return None

@@ -29,6 +29,7 @@ from governance.changes.permissions import (
     segregation_refusal,
 )
 from governance.changes.selectors import ApprovalState, outstanding_approvals
+from governance.changes.standard import fit_refusal
 from governance.changes.workflow import ChangeFacts, transition_refusal
 from governance.errors import Conflict, Forbidden, InvalidInput
 from governance.models.calendar import MaintenanceEnforcement, Severity
@@ -42,6 +43,7 @@ from governance.models.changes import (
     ChangeStatusChange,
     ChangeType,
     Decision,
+    StandardChangeTemplate,
 )
 from governance.models.changes import ChangeStatus as S
 
@@ -116,9 +118,22 @@ def change_request_create(*, actor, cis: list[ConfigurationItem], **fields) -> C
     with transaction.atomic():
         change = ChangeRequest(requester=actor, **fields)
         _validated(change)
+        _refuse_outside_template(change, cis)
         change.save()
         change.affected_cis.set(cis)
     return change
+
+
+# What a standard change's fit to its template depends on, besides the risk known only at assessment.
+FIT_FIELDS = ("change_type", "template", "environment")
+
+
+def _refuse_outside_template(change: ChangeRequest, cis: list[ConfigurationItem]) -> None:
+    """A standard change that could not be submitted from its template is refused as early as that is known."""
+    if change.change_type == ChangeType.STANDARD and change.template_id is not None:
+        refusal = fit_refusal(change.template, cis=cis, environment=change.environment)
+        if refusal:
+            raise refusal
 
 
 def change_request_update(*, actor, change: ChangeRequest, cis: list[ConfigurationItem] | None = None,
@@ -145,6 +160,8 @@ def change_request_update(*, actor, change: ChangeRequest, cis: list[Configurati
         for name, value in fields.items():
             setattr(change, name, value)
         _validated(change)
+        if cis is not None or set(fields) & set(FIT_FIELDS):
+            _refuse_outside_template(change, list(change.affected_cis.all()) if cis is None else cis)
         if change.status != S.DRAFT:  # what was submitted is reviewed: it may move, not disappear
             gone = [name for name in ("environment", "planned_start", "planned_end") if getattr(change, name) is None]
             gone += ["cis"] if cis is not None and not cis else []
@@ -169,6 +186,12 @@ def _approvals_go_stale(change: ChangeRequest, *, actor, what: list[str], now: d
     change.revision += 1
     reason = f"approvals went stale: {', '.join(what)} changed"
     _assess(change, now=now)
+    if change.change_type == ChangeType.STANDARD:  # approved by its template for as long as it fits it
+        template = _standard_approval(change)
+        ChangeStatusChange.objects.create(change=change, from_status=change.status, to_status=change.status,
+                                          actor=actor, at=now,
+                                          reason=f"{reason}; still fits {template.name}, version {template.version}")
+        return
     if _require_approvals(change):
         if change.status == S.CAB_REVIEW:  # already in review: record the new revision, stay there
             ChangeStatusChange.objects.create(change=change, from_status=S.CAB_REVIEW, to_status=S.CAB_REVIEW,
@@ -246,13 +269,33 @@ def _assess_and_route(change: ChangeRequest, *, now: datetime) -> None:
     _assess(change, now=now, fresh=True)
     _move(change, S.ASSESSED, actor=None, reason=f"risk {change.risk_level} ({change.risk_score})", now=now)
     if change.change_type == ChangeType.STANDARD:
-        _approve_automatically(change, reason=f"pre-approved standard change: {change.template}", now=now)
+        template = _standard_approval(change)
+        _approve_automatically(change, now=now,
+                               reason=f"pre-approved standard change: {template.name}, version {template.version}")
         return
     if _require_approvals(change):
         _move(change, S.CAB_REVIEW, actor=None, reason="awaiting approvals", now=now)
         _notify(change, "review")
     else:
         _approve_automatically(change, reason="no approval policy applies", now=now)
+
+
+def _standard_approval(change: ChangeRequest) -> StandardChangeTemplate:
+    """The template version that approves a standard change, recorded on the change and in the ledger; a change
+    that does not fit it is refused, and the caller's transaction (the whole submission or edit) rolls back."""
+    # Locked so that an edit of the template, which withdraws its approval, waits or is waited for.
+    template = (StandardChangeTemplate.objects.select_related("approved_by")
+                .select_for_update(no_key=True, of=("self",)).get(pk=change.template_id))
+    refusal = fit_refusal(template, cis=list(change.affected_cis.all()), environment=change.environment,
+                          risk_level=change.risk_level)
+    if refusal:
+        raise refusal
+    change.template_version = template.version
+    change.save(update_fields=["template_version", "updated_at"])
+    audit_record("standard_change_approved", obj=change, context={
+        "template": template.name, "template_id": template.pk, "template_version": template.version,
+        "template_approved_by": template.approved_by.get_username(), "risk_level": change.risk_level})
+    return template
 
 
 def _approve_automatically(change: ChangeRequest, *, reason: str, now: datetime) -> None:

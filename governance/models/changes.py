@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from cmdb.choices import CIType
 from cmdb.models import ConfigurationItem, Environment
 from releases.models import digest_validator
 
@@ -55,19 +56,54 @@ class NextChangeNumber(models.Func):
 
 
 class StandardChangeTemplate(models.Model):
-    """A pre-approved, repeatable change model: changes raised from it need no CAB."""
+    """A pre-approved, repeatable change model: a change that fits its scope needs no CAB, once the model itself
+    is approved at its current version."""
 
     name = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)
     implementation_plan = models.TextField(blank=True)
     backout_plan = models.TextField(blank=True)
     active = models.BooleanField(default=True)
+    # The scope: each affected CI must be of one of these types or be one of these CIs (the services this
+    # model is for), in one of these environments, at no more than this risk. An empty scope fits nothing.
+    ci_types = ArrayField(models.CharField(max_length=20, choices=CIType.choices), default=list, blank=True,
+                          verbose_name="CI types", help_text="Affected CIs of these types fit.")
+    cis = models.ManyToManyField(ConfigurationItem, blank=True, related_name="+", verbose_name="CIs",
+                                 help_text="These CIs fit whatever their type, e.g. the services it is for.")
+    environments = models.ManyToManyField(Environment, blank=True, related_name="+",
+                                          help_text="The environments it may be used in.")
+    max_risk_level = models.CharField("maximum risk", max_length=20, choices=RiskLevel.choices,
+                                      default=RiskLevel.LOW, help_text="A riskier change is not standard.")
+    # Bumped by every edit of what was approved (see governance.changes.standard), which clears the approval.
+    version = models.PositiveIntegerField(default=1)
+    edited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                  related_name="+", help_text="Who made this version; they cannot approve it.")
+    edited_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+", help_text="Who approved this version.")
+    approved_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(max_risk_level__in=RiskLevel.values),
+                                   name="template_max_risk_known"),
+            models.CheckConstraint(
+                condition=models.Q(approved_by__isnull=True, approved_at__isnull=True)
+                | models.Q(approved_by__isnull=False, approved_at__isnull=False),
+                name="template_approval_has_approver_and_time"),
+            # Segregation of duties held by the database too: nobody approves the version they wrote.
+            models.CheckConstraint(condition=~models.Q(approved_by=models.F("edited_by")),
+                                   name="template_not_approved_by_its_editor"),
+        ]
+        permissions = [("approve_standardchangetemplate", "Can approve a standard change template")]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def approved(self) -> bool:
+        return self.approved_by_id is not None
 
 
 class ChangeRequest(models.Model):
@@ -79,6 +115,8 @@ class ChangeRequest(models.Model):
     change_type = models.CharField(max_length=20, choices=ChangeType.choices, default=ChangeType.NORMAL)
     status = models.CharField(max_length=20, choices=ChangeStatus.choices, default=ChangeStatus.DRAFT)
     template = models.ForeignKey(StandardChangeTemplate, null=True, blank=True, on_delete=models.PROTECT)
+    template_version = models.PositiveIntegerField(null=True, blank=True, editable=False,
+                                                   help_text="The version of the template that approved it.")
     requester = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     implementer = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"

@@ -19,10 +19,9 @@ from governance.models import (
     ChangeRequest,
     ChangeStatus,
     PolicyRequirement,
-    StandardChangeTemplate,
 )
 from governance.roles import Role
-from tests.factories import make_change, make_ci, make_environment, make_team, make_user
+from tests.factories import make_change, make_ci, make_environment, make_team, make_template, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -890,7 +889,7 @@ def test_an_anonymous_caller_must_authenticate_everywhere(api, in_review):
 
 
 def test_a_template_is_named_by_its_name(api, requester, payments_api, staging):
-    StandardChangeTemplate.objects.create(name="Certificate rotation", backout_plan="restore the old cert")
+    make_template("Certificate rotation", backout_plan="restore the old cert")
     response = api.as_user(requester).post(CHANGES, new_change(change_type="standard",
                                                                template="Certificate rotation"), format="json")
     assert response.status_code == 201, response.content
@@ -898,7 +897,7 @@ def test_a_template_is_named_by_its_name(api, requester, payments_api, staging):
 
 
 def test_a_retired_template_cannot_be_used(api, requester, payments_api, staging):
-    StandardChangeTemplate.objects.create(name="Old rotation", active=False)
+    make_template("Old rotation", active=False)
     response = api.as_user(requester).post(CHANGES, new_change(change_type="standard", template="Old rotation"),
                                            format="json")
     assert response.status_code == 400

@@ -41,11 +41,10 @@ from governance.models import (
     ChangeRequest,
     ChangeStatusChange,
     PolicyRequirement,
-    StandardChangeTemplate,
 )
 from governance.models import ChangeStatus as S
 from governance.tasks import approvers_notify
-from tests.factories import link, make_change, make_ci, make_environment, make_team, make_user
+from tests.factories import link, make_change, make_ci, make_environment, make_team, make_template, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -189,7 +188,7 @@ def test_an_emergency_change_follows_only_the_emergency_cab_policy(people, envs,
 
 def test_a_standard_change_from_a_template_is_approved_without_cab(people, envs, team,
                                                                   django_capture_on_commit_callbacks):
-    template = StandardChangeTemplate.objects.create(name="Rotate TLS certificates")
+    template = make_template("Rotate TLS certificates")
     ci = make_ci("edge-lb", team=team, criticality=1, sox_scoped=True)
     change = make_change(people.requester, cis=[ci], environment=envs.prod, change_type="standard",
                          template=template, backout_plan="")
@@ -199,7 +198,8 @@ def test_a_standard_change_from_a_template_is_approved_without_cab(people, envs,
     assert change.approved_at is not None
     assert needs(change) == {}
     assert moves(change)[-1] == (S.ASSESSED, S.APPROVED)
-    assert last_move(change).reason == "pre-approved standard change: Rotate TLS certificates"
+    assert last_move(change).reason == "pre-approved standard change: Rotate TLS certificates, version 1"
+    assert change.template_version == 1
     assert notifications(callbacks) == []
 
 
@@ -297,7 +297,7 @@ def test_missing_test_evidence_and_backout_plan_add_risk(people, envs, team):
     assert factor(tested, "test evidence")["points"] == 0
     assert factor(untested, "test evidence") == {"factor": "test evidence", "detail": "missing", "points": 10}
     assert factor(tested, "backout plan") == {"factor": "backout plan", "detail": "present", "points": 0}
-    template = StandardChangeTemplate.objects.create(name="Restart a pod")
+    template = make_template("Restart a pod")
     no_backout = submit(make_change(people.requester, cis=[ci], environment=envs.staging, change_type="standard",
                                     template=template, backout_plan=""))
     assert factor(no_backout, "backout plan") == {"factor": "backout plan", "detail": "missing", "points": 10}

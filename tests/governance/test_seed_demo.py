@@ -100,6 +100,8 @@ def test_the_demo_gives_every_page_real_work_and_the_ledger_verifies():
     standard = ChangeRequest.objects.get(change_type="standard")
     assert standard.template.name == "Rotate TLS certificates on an edge load balancer"
     assert standard.status == S.SCHEDULED
+    assert standard.template_version == standard.template.version  # the demo template is approved, with a scope
+    assert (standard.template.approved_by, standard.template.edited_by) == (user("release_manager"), user("admin"))
     assert not ApprovalRequirement.objects.filter(change=standard).exists()
     meeting = CabMeeting.objects.get()
     agenda = list(meeting.agenda.values_list("change__status", flat=True))

@@ -124,7 +124,7 @@ class ChangeRequestDetailSerializer(ChangeRequestSerializer):
             *ChangeRequestSerializer.Meta.fields, "description", "implementation_plan", "test_evidence",
             "backout_plan", "rollback_error_rate_pct", "rollback_latency_p99_ms", "rollback_failed_health_checks",
             "release_strategy", "strategy_reason", "feature_flags", "pinned_digests", "rolls_back", "risk_factors",
-            "recommended_strategy", "recommended_strategy_reason",
+            "recommended_strategy", "recommended_strategy_reason", "template_version",
             "revision", "approved_at", "retrospective_due", "retrospective_done_at", "retrospective_notes",
             "requirements", "conflicts", "status_history",
         ]

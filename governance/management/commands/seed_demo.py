@@ -27,6 +27,7 @@ from governance.changes.services import (
     change_request_transition,
     change_request_update,
 )
+from governance.changes.standard import standard_template_approve, standard_template_create, standard_template_update
 from governance.errors import DomainError
 from governance.gate.services import change_for_deployment
 from governance.models import (
@@ -37,6 +38,7 @@ from governance.models import (
     ChangeStatusChange,
     FreezeWindow,
     MaintenanceWindow,
+    RiskLevel,
     StandardChangeTemplate,
 )
 from governance.models import ChangeStatus as S
@@ -62,6 +64,13 @@ SERVICE_ACCOUNTS = {"pipeline": "CI/CD pipelines", "github": "GitHub App"}  # us
 PIPELINE_TOKEN_NAME = "demo pipeline"  # noqa: S105 (a token's name)
 
 TLS_TEMPLATE = "Rotate TLS certificates on an edge load balancer"
+TLS_TEMPLATE_TEXT = {
+    "description": "Replace a certificate before it expires, with the same names and key size.",
+    "implementation_plan": "Upload the new certificate, switch the listener to it, check the chain.",
+    "backout_plan": "Switch the listener back to the previous certificate.",
+    # An edge load balancer in production is tier 1 with services behind it: high risk, by the numbers.
+    "max_risk_level": RiskLevel.HIGH,
+}
 CAB_MEETING = "Weekly CAB"
 
 # A bank's release calendar, by name: (model, its fields, its scope). Times are London wall-clock times; the
@@ -336,12 +345,25 @@ class Command(BaseCommand):
             created += 1
         self.stdout.write(f"Calendar: {created} freeze and maintenance windows created.")
 
+    def _tls_template(self, users: dict) -> StandardChangeTemplate:
+        """The standard change model for the edge load balancers: written by the administrator, approved by the
+        release manager. One found unapproved (made before templates had a scope) is given its scope first."""
+        scope = {"cis": ConfigurationItem.objects.filter(name__startswith="edge-lb-"),
+                 "environments": Environment.objects.all()}
+        template = StandardChangeTemplate.objects.filter(name=TLS_TEMPLATE).first()
+        if template is None:
+            template = standard_template_create(actor=users["admin"], name=TLS_TEMPLATE, **TLS_TEMPLATE_TEXT,
+                                                **scope)
+        elif not template.approved:
+            template = standard_template_update(actor=users["admin"], template=template, **TLS_TEMPLATE_TEXT,
+                                                **scope)
+        if not template.approved:
+            template = standard_template_approve(actor=users["release_manager"], template=template)
+        return template
+
     def _changes(self, users: dict) -> int:
         """Each demo change that is not there yet, taken through the change services to its state."""
-        template, _ = StandardChangeTemplate.objects.get_or_create(name=TLS_TEMPLATE, defaults={
-            "description": "Replace a certificate before it expires, with the same names and key size.",
-            "implementation_plan": "Upload the new certificate, switch the listener to it, check the chain.",
-            "backout_plan": "Switch the listener back to the previous certificate."})
+        template = self._tls_template(users)
         existing = set(ChangeRequest.objects.filter(title__in=[c.title for c in DEMO_CHANGES])
                        .values_list("title", flat=True))
         environments = {env.name: env for env in Environment.objects.all()}
