@@ -5,7 +5,8 @@ that approved each change."""
 from datetime import timedelta
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -334,3 +335,52 @@ def test_the_admin_shows_a_refusal_on_the_field_it_names(client, admin_user, tls
     assert response.status_code == 200
     assert "toaster" in response.context["adminform"].form.errors["ci_types"][0]
     assert StandardChangeTemplate.objects.count() == 1
+
+
+# --- the API ------------------------------------------------------------------------------------------------------
+
+TEMPLATES = "/api/v1/standard-templates/"
+
+
+def test_the_templates_api_lists_scope_version_and_approval_to_readers_only(api, auditor, outsider, tls):
+    body = api.as_user(auditor).get(TEMPLATES).json()
+    [listed] = body["results"]
+    assert {key: listed[key] for key in ("name", "ci_types", "cis", "environments", "max_risk_level", "version",
+                                         "approved", "approved_by")} == {
+        "name": TLS, "ci_types": ["service"], "cis": ["edge-lb-prod"], "environments": ["staging", "prod"],
+        "max_risk_level": "high", "version": 1, "approved": True, "approved_by": tls.approved_by.username}
+    assert api.as_user(outsider).get(TEMPLATES).status_code == 403
+    assert api.get(TEMPLATES).status_code == 401
+
+
+def test_the_templates_list_keeps_a_fixed_number_of_queries(api, auditor, team, envs,
+                                                             django_assert_max_num_queries):
+    client = api.as_user(auditor)
+    client.get(TEMPLATES)  # the token's first use stamps it; later calls do not
+    make_template("One", cis=[make_ci(team=team)])
+    with CaptureQueriesContext(connection) as captured:
+        client.get(TEMPLATES)
+    for n in range(5):
+        make_template(f"More {n}", cis=[make_ci(team=team), make_ci(team=team)])
+    with django_assert_max_num_queries(len(captured)):
+        assert len(client.get(TEMPLATES).json()["results"]) == 6
+
+
+def test_a_release_manager_approves_a_template_through_the_api_but_not_their_own_version(
+        api, admin_user, release_manager, requester, edge_lb, envs):
+    template = standard_template_create(actor=admin_user, name=TLS, cis=[edge_lb], environments=[envs["prod"]])
+    url = f"{TEMPLATES}{template.pk}/approve/"
+    refused = api.as_user(requester).post(url)
+    assert refused.status_code == 403
+    template.refresh_from_db()
+    assert not template.approved
+    response = api.as_user(release_manager).post(url)
+    assert response.status_code == 200, response.content
+    assert (response.json()["approved_by"], response.json()["version"]) == ("release_manager", 1)
+    assert api.as_user(release_manager).post(url).status_code == 409
+
+    release_manager.groups.add(*admin_user.groups.all())
+    template = standard_template_update(actor=release_manager, template=template, description="Edited.")
+    response = api.as_user(release_manager).post(url)
+    assert response.status_code == 403
+    assert response.json()["errors"][0]["code"] == "segregation_of_duties"

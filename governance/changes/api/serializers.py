@@ -139,6 +139,25 @@ class ChangeRequestDetailSerializer(ChangeRequestSerializer):
         return ConflictSerializer(change_conflicts(change).values("number", "title"), many=True).data
 
 
+class StandardChangeTemplateSerializer(serializers.ModelSerializer):
+    """A standard change model: what it covers, its version, and whether (and by whom) that version is approved."""
+
+    cis = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+    environments = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+    edited_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True,
+                                             help_text="Who made this version; they cannot approve it.")
+    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True,
+                                               help_text="Empty until this version is approved.")
+    approved = serializers.BooleanField(read_only=True, help_text="Changes may be raised from this version.")
+
+    class Meta:
+        model = StandardChangeTemplate
+        fields = ["id", "name", "description", "implementation_plan", "backout_plan", "active", "ci_types", "cis",
+                  "environments", "max_risk_level", "version", "edited_by", "edited_at", "approved", "approved_by",
+                  "approved_at"]
+        read_only_fields = fields
+
+
 # Writing
 
 

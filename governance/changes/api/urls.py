@@ -5,5 +5,6 @@ from governance.changes.api import views
 router = SimpleRouter()
 router.register("changes", views.ChangeRequestViewSet, basename="change")
 router.register("policies", views.ApprovalPolicyViewSet, basename="approval-policy")
+router.register("standard-templates", views.StandardChangeTemplateViewSet, basename="standard-template")
 
 urlpatterns = [*router.urls]

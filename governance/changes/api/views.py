@@ -16,11 +16,13 @@ from governance.changes.api.serializers import (
     ChangeRequestInputSerializer,
     ChangeRequestSerializer,
     RetrospectiveInputSerializer,
+    StandardChangeTemplateSerializer,
     TransitionInputSerializer,
 )
 from governance.changes.filters import ChangeRequestFilter
 from governance.changes.permissions import can_view_changes
-from governance.models.changes import ApprovalPolicy, ChangeRequest, ChangeStatusChange
+from governance.changes.standard import standard_template_approve
+from governance.models.changes import ApprovalPolicy, ChangeRequest, ChangeStatusChange, StandardChangeTemplate
 from governance.serializers import validated
 
 
@@ -134,3 +136,23 @@ class ApprovalPolicyViewSet(viewsets.ModelViewSet):
     filterset_fields = ["active"]
     search_fields = ["name", "description"]
     ordering_fields = ["name"]
+
+
+class StandardChangeTemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Standard change models: what each covers and which version is approved. They are written in the admin;
+    a CAB member or release manager who did not write a version approves it here or there."""
+
+    queryset = (StandardChangeTemplate.objects.select_related("edited_by", "approved_by")
+                .prefetch_related("cis", "environments"))
+    serializer_class = StandardChangeTemplateSerializer
+    permission_classes = [ChangeReader]
+    filterset_fields = ["active"]
+    search_fields = ["name", "description"]
+    ordering_fields = ["name"]
+
+    @extend_schema(request=None, responses=StandardChangeTemplateSerializer)
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        """Approve the template's current version: 403 to whoever wrote it, 409 when it is already approved."""
+        template = standard_template_approve(actor=request.user, template=self.get_object())
+        return Response(self.get_serializer(self.get_queryset().get(pk=template.pk)).data)
