@@ -295,6 +295,38 @@ def test_the_change_page_shows_the_template_and_the_version_used(client, admin_u
     assert "(the template is now at version 2)" in page
 
 
+def test_submitting_from_the_page_shows_why_the_change_cannot_be_standard(client, requester, tls, payments_db, envs):
+    change = standard(requester, tls, cis=[payments_db], environment=envs["prod"])
+    client.force_login(requester)
+    response = client.post(reverse("governance:change_transition", args=[change.number]), {"target": "submitted"},
+                           follow=True)
+    assert "payments-db is a database; the template Rotate TLS certificates allows" in response.content.decode()
+    change.refresh_from_db()
+    assert change.status == S.DRAFT
+
+
+def test_the_change_form_refuses_a_ci_outside_the_template_on_the_cis_field(client, requester, tls, payments_db,
+                                                                           envs):
+    client.force_login(requester)
+    start = timezone.now() + timedelta(days=1)
+    response = client.post(reverse("governance:change_create"), {
+        "title": "Rotate", "change_type": "standard", "template": tls.pk, "environment": "prod",
+        "cis": [payments_db.pk], "planned_start": start.strftime("%Y-%m-%dT%H:%M"),
+        "planned_end": (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"), "implementation_plan": "swap"})
+    assert response.status_code == 400
+    assert "payments-db is a database" in response.context["form"].errors["cis"][0]
+    assert not ChangeRequest.objects.exists()
+
+
+def test_submitting_by_api_answers_409_naming_the_field(api, requester, tls, payments_db, envs):
+    change = standard(requester, tls, cis=[payments_db], environment=envs["prod"])
+    response = api.as_user(requester).post(f"/api/v1/changes/{change.number}/transitions/",
+                                           {"target": "submitted"}, format="json")
+    assert response.status_code == 409
+    assert response.json()["errors"][0]["field"] == "affected_cis"
+    assert response.json()["errors"][0]["code"] == "outside_template_scope"
+
+
 def test_the_api_gives_the_version_a_change_used(api, requester, tls, edge_lb, envs):
     change = submit(standard(requester, tls, cis=[edge_lb], environment=envs["staging"]))
     body = api.as_user(requester).get(f"/api/v1/changes/{change.number}/").json()
