@@ -1,5 +1,5 @@
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import permissions, status, viewsets
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
@@ -158,7 +158,17 @@ class InventoryImportView(APIView):
 
     parser_classes = [JSONParser, MultiPartParser]
 
-    @extend_schema(request=None, responses={200: ImportResultSerializer})
+    @extend_schema(request={
+        "application/json": inline_serializer("InventoryDocument", {
+            "cis": serializers.ListField(child=serializers.DictField(), required=False,
+                                         help_text="CIs, each with the fields of a CI (by name: team, environment)."),
+            "relationships": serializers.ListField(child=serializers.DictField(), required=False,
+                                                   help_text="Relationships: source, target and type."),
+        }),
+        "multipart/form-data": inline_serializer("InventoryFiles", {
+            "files": serializers.ListField(child=serializers.FileField(), help_text="CSV or JSON files."),
+        }),
+    }, responses={200: ImportResultSerializer})
     def post(self, request):
         if not can_import(request.user):  # before reading the upload: refuse strangers without parsing
             raise Forbidden("Importing into the CMDB needs permission to add and change CIs and relationships.")
