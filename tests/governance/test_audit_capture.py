@@ -159,12 +159,13 @@ def test_a_change_in_the_admin_is_recorded_as_its_user(client, admin_user, team)
     response = client.post(reverse("admin:cmdb_configurationitem_change", args=[ci.pk]), {
         "name": "card-auth", "ci_type": "service", "criticality": 1, "owner_team": team.pk,
         "lifecycle_status": "in_service", "region": "", "tags": "", "description": "", "attributes": "{}",
-        "outgoing-TOTAL_FORMS": 0, "outgoing-INITIAL_FORMS": 0,
+        "compliance_reason": "authorises every card payment", "outgoing-TOTAL_FORMS": 0, "outgoing-INITIAL_FORMS": 0,
     })
     assert response.status_code == 302, response.content.decode()[:2000]
     [update] = sealed(object_id=str(ci.pk), action="update")
     assert update.actor_kind == "user" and update.actor_name == "admin"
     assert update.changes["criticality"] == {"before": 3, "after": 1}
+    assert update.changes["compliance_reason"]["after"] == "authorises every card payment"
 
 
 def test_a_celery_task_acts_for_the_user_who_queued_it(celery_worker_process):
