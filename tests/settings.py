@@ -15,6 +15,8 @@ os.environ.setdefault("CELERY_QUEUE", f"changeboard-test-{uuid.uuid4().hex[:8]}"
 
 from governance.settings import *  # noqa: E402, F403
 
+# Only for its `flush` command, which empties the ledger's guarded tables between transactional tests.
+INSTALLED_APPS = [*INSTALLED_APPS, "tests"]  # noqa: F405
 STORAGES = {
     **STORAGES,  # noqa: F405
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 from governance.audit.ledger import GENESIS_HASH, audit_seal
 from governance.models import AuditCapture, AuditCheckpoint, AuditEvent
 from tests.factories import at, note, sealed, seq_of
+from tests.ledger_guards import ledger_guards_lifted
 
 pytestmark = pytest.mark.django_db
 
@@ -259,7 +260,8 @@ def test_a_checkpoint_posted_with_a_token_covers_that_token_use_so_the_next_one_
 
 
 def test_a_checkpoint_of_an_empty_ledger_is_a_409_conflict(auditor_session):
-    AuditCapture.objects.all().delete()  # a fresh installation: nothing captured, nothing sealed
+    with ledger_guards_lifted(connection):  # a fresh installation: nothing captured, nothing sealed
+        AuditCapture.objects.all().delete()
     assert not AuditEvent.objects.exists()
     response = auditor_session.post(CHECKPOINTS)
     assert response.status_code == 409

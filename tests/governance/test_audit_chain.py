@@ -188,6 +188,8 @@ def test_the_orm_refuses_to_change_or_remove_events(ledger):
     "DELETE FROM governance_auditevent WHERE seq = 1",
     "UPDATE governance_auditcheckpoint SET seq = 1",
     "DELETE FROM governance_auditcheckpoint",
+    "TRUNCATE governance_auditevent",
+    "TRUNCATE governance_auditcheckpoint",
 ])
 def test_the_database_refuses_to_change_or_remove_ledger_rows(ledger, statement):
     with pytest.raises(Exception, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
