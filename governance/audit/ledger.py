@@ -100,6 +100,8 @@ def audit_seal(*, wait: bool = True, batch: int = SEAL_BATCH) -> int:
                     digest = event_hash(prev_hash, seq, texts)
                     copy.write_row((seq, sealed_at, prev_hash, digest, *_nulls(texts)))
                     prev_hash = digest
+            # After the COPY, never before: the queue's trigger lets a capture go only once its event is
+            # among the ledger's newest (migration 0020).
             cursor.execute("DELETE FROM governance_auditcapture WHERE id = ANY(%s)", [[c[0] for c in captures]])
         sealed += len(captures)
         if len(captures) < batch:
