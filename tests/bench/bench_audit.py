@@ -54,9 +54,10 @@ def capture(events: int) -> float:
         for first in range(0, events, batch):
             cursor.execute(
                 "INSERT INTO cmdb_configurationitem (name, ci_type, criticality, owner_team_id, lifecycle_status,"
-                " region, tags, sox_scoped, phi, pci, description, attributes, created_at, updated_at)"
+                " region, tags, sox_scoped, phi, pci, compliance_reason, description, attributes, created_at,"
+                " updated_at)"
                 " SELECT 'ci-' || n, 'service', 1 + n %% 4, %s, 'in_service', 'eu-west-2', ARRAY['bench'],"
-                " n %% 7 = 0, false, false, 'benchmark CI', jsonb_build_object('n', n), now(), now()"
+                " n %% 7 = 0, false, false, '', 'benchmark CI', jsonb_build_object('n', n), now(), now()"
                 " FROM generate_series(%s, %s) AS n",
                 [team.pk, first + 1, min(first + batch, events)],
             )
