@@ -62,9 +62,11 @@ class ChangeboardAutoSchema(AutoSchema):
             declared = responses.get(code)
             if declared is None:
                 responses[code] = error
-            else:  # e.g. the status gate's 403, a denial in the answer's own shape: either body may come
-                for media_type, content in declared["content"].items():
-                    content["schema"] = {"oneOf": [content["schema"], error["content"][media_type]["schema"]]}
+                continue
+            for media_type, content in declared["content"].items():
+                refusal = error["content"][media_type]["schema"]
+                if content["schema"] != refusal:  # e.g. the status gate's 403, a denial in the answer's own shape
+                    content["schema"] = {"oneOf": [content["schema"], refusal]}
         operation["responses"] = dict(sorted(responses.items()))
 
     def _paginates(self) -> bool:

@@ -1,10 +1,11 @@
 from django.shortcuts import get_object_or_404
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from governance.api_schema import ErrorSerializer
 from governance.authentication import BearerTokenAuthentication, request_token
 from governance.gate.services import REPORTED, Question, deployment_check, deployment_finish, deployment_start
 from governance.models.gate import DeploymentCheck, GateDecision
@@ -140,7 +141,9 @@ class DeploymentSerializer(serializers.ModelSerializer):
 class DeploymentReportView(APIView):
     """Pipelines report what actually ran: started (under an allowed check), then succeeded, failed or rolled back."""
 
-    @extend_schema(request=DeploymentReportSerializer, responses={200: DeploymentSerializer, 201: DeploymentSerializer})
+    @extend_schema(request=DeploymentReportSerializer, responses={
+        200: DeploymentSerializer, 201: DeploymentSerializer,
+        404: OpenApiResponse(ErrorSerializer, description="The check or the deployment named is not known.")})
     def post(self, request):
         data = validated(DeploymentReportSerializer, request.data)
         token = request_token(request)
