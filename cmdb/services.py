@@ -2,7 +2,6 @@
 
 import csv
 import io
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +13,7 @@ from cmdb.models import ConfigurationItem, Relationship
 from cmdb.permissions import can_change_ci, can_change_ci_compliance, can_import
 from governance.api_errors import flatten_errors
 from governance.errors import DomainError, Forbidden, InvalidInput
+from governance.inputs import JSONRefused, json_parsed, text_fault
 
 CI_LIST_FIELDS = {"tags"}
 CI_JSON_FIELDS = {"attributes"}
@@ -83,9 +83,10 @@ def inventory_parse(filename: str, content: bytes | str) -> list[ImportRecord]:
 
 def _parse_json(filename: str, text: str) -> list[ImportRecord]:
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"{filename} line {exc.lineno}: not valid JSON ({exc.msg}).", field="file") from None
+        document = json_parsed(text)
+    except JSONRefused as refusal:
+        where = f" line {refusal.line}" if refusal.line else f" at {refusal.path}" if refusal.path else ""
+        raise InvalidInput(f"{filename}{where}: {refusal.message}", field="file", code=refusal.code) from None
     return inventory_from_document(filename, document)
 
 
@@ -106,6 +107,9 @@ def inventory_from_document(source: str, document: Any) -> list[ImportRecord]:
 
 
 def _parse_csv(filename: str, text: str) -> list[ImportRecord]:
+    fault = text_fault(text)  # one look at the whole file: no cell of it is then looked up or stored with one
+    if fault:
+        raise InvalidInput(f"{filename}: {fault.message}", field="file", code=fault.code)
     reader = csv.DictReader(io.StringIO(text))
     try:
         return _csv_records(filename, reader)
@@ -143,8 +147,8 @@ def _ci_data_from_csv(record: ImportRecord) -> tuple[dict[str, Any], list[dict[s
             data[key] = [tag.strip() for tag in value.replace(";", ",").split(",") if tag.strip()]
         elif key in CI_JSON_FIELDS:
             try:
-                data[key] = json.loads(value)
-            except json.JSONDecodeError:
+                data[key] = json_parsed(value)
+            except JSONRefused:
                 errors.append({"code": "invalid", "field": key, "message": "Not valid JSON."})
         else:
             data[key] = value

@@ -1,19 +1,24 @@
-"""One error shape for the whole API: {"errors": [{"code", "message", "field"}]}."""
+"""One error shape for the whole API: {"errors": [{"code", "message", "field"}]}, from DRF's views through the
+exception handler and from everything else under /api/ (no route, a body too large, a server error) through
+the handlers the root URLconf names."""
 
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.db.models import ProtectedError, RestrictedError
-from django.http import Http404
-from rest_framework import exceptions
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
+from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
 from governance.audit.ledger import audit_record
 from governance.errors import DomainError, Forbidden
+from governance.parsers import BodyTooLarge
 
 
 def flatten_errors(detail: Any, field: str | None = None) -> list[dict[str, Any]]:
@@ -21,7 +26,10 @@ def flatten_errors(detail: Any, field: str | None = None) -> list[dict[str, Any]
         errors = []
         for key, value in detail.items():
             name = None if key in ("non_field_errors", "__all__", "detail") else str(key)
-            path = f"{field}.{name}" if field and name else (name or field)
+            if isinstance(key, int):  # an item of a list (DRF keys a list's errors by index)
+                path = f"{field or ''}[{key}]"
+            else:
+                path = f"{field}.{name}" if field and name else (name or field)
             errors.extend(flatten_errors(value, path))
         return errors
     if isinstance(detail, list):
@@ -38,6 +46,13 @@ def flatten_errors(detail: Any, field: str | None = None) -> list[dict[str, Any]
 
 def error_response(errors: list[dict[str, Any]], status_code: int) -> Response:
     return Response({"errors": errors}, status=status_code)
+
+
+class BadRequest(exceptions.APIException):
+    """A request Django itself refuses as suspicious (too many fields, a malformed multipart body)."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "bad_request"
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
@@ -62,6 +77,8 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, SuspiciousOperation):
+        exc = BodyTooLarge() if isinstance(exc, RequestDataTooBig) else BadRequest(str(exc))
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -87,3 +104,41 @@ def _record_refusal(exc: Exception, context: dict) -> None:
     detail = getattr(exc, "message", None) or str(getattr(exc, "detail", exc))
     audit_record(action, context={"method": getattr(request, "method", ""), "path": getattr(request, "path", ""),
                                   "reason": detail[:500]})
+
+
+# Outside DRF's views (no route matched, Django refused the request, a view crashed) the root URLconf's handlers
+# answer: in the API's shape under /api/, as Django's own pages elsewhere.
+
+
+def is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def api_refusal(status_code: int, code: str, message: str, field: str | None = None) -> JsonResponse:
+    return JsonResponse({"errors": [{"code": code, "message": message, "field": field}]}, status=status_code)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if not is_api(request):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, RequestDataTooBig):
+        return api_refusal(413, "too_large", str(BodyTooLarge().detail))
+    return api_refusal(400, "bad_request", "The request is malformed.")
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if not is_api(request):
+        return defaults.permission_denied(request, exception)
+    return api_refusal(403, "permission_denied", str(exceptions.PermissionDenied.default_detail))
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if not is_api(request):
+        return defaults.page_not_found(request, exception)
+    return api_refusal(404, "not_found", "No API endpoint has this address; the schema at /api/schema/ lists them.")
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if not is_api(request):
+        return defaults.server_error(request)
+    return api_refusal(500, "server_error", "The server failed to answer; the error is logged.")

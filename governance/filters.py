@@ -2,6 +2,7 @@
 
 import django_filters
 
+from governance.inputs import MomentFilter
 from governance.models import AuditEvent
 from governance.models.audit import ActorKind
 
@@ -13,8 +14,8 @@ class AuditEventFilter(django_filters.FilterSet):
     object_type = django_filters.CharFilter(label="Object type", help_text="e.g. cmdb.configurationitem")
     object_id = django_filters.CharFilter(label="Object id")
     object = django_filters.CharFilter(field_name="object_label", lookup_expr="icontains", label="Object name")
-    since = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte", label="From")
-    until = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt", label="Until")
+    since = MomentFilter(field_name="occurred_at", lookup_expr="gte", label="From")
+    until = MomentFilter(field_name="occurred_at", lookup_expr="lt", label="Until")
     request_id = django_filters.CharFilter(label="Request id")
 
     class Meta:

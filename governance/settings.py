@@ -42,6 +42,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "governance.middleware.RefuseNulMiddleware",  # before the session, the first query a request makes
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -148,12 +149,22 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# The largest request body in bytes, uploaded files aside (Django's default): the API answers 413 beyond it.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "governance.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Every permission class derives from ApiPermission, which answers 405 to a method a view does not serve.
+    "DEFAULT_PERMISSION_CLASSES": ["governance.api_permissions.SignedIn"],
+    # Bodies are bounded (DATA_UPLOAD_MAX_MEMORY_SIZE, MAX_JSON_DEPTH) and hold only storable text once parsed.
+    "DEFAULT_PARSER_CLASSES": [
+        "governance.parsers.BoundedJSONParser",
+        "governance.parsers.BoundedFormParser",
+        "governance.parsers.BoundedMultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "governance.pagination.StandardPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [

@@ -39,3 +39,9 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
 ]
+
+# Under /api/ these answer in the API's error shape; elsewhere they are Django's own pages.
+handler400 = "governance.api_errors.bad_request"
+handler403 = "governance.api_errors.permission_denied"
+handler404 = "governance.api_errors.page_not_found"
+handler500 = "governance.api_errors.server_error"

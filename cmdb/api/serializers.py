@@ -2,7 +2,8 @@ from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
 from cmdb.models import ConfigurationItem, Environment, Relationship, Team, name_validator
-from governance.serializers import ModelRulesSerializer
+from cmdb.selectors import cis_named
+from governance.serializers import LookupField, ModelRulesSerializer
 
 
 class TeamSerializer(ModelRulesSerializer):
@@ -12,9 +13,7 @@ class TeamSerializer(ModelRulesSerializer):
 
 
 class EnvironmentSerializer(ModelRulesSerializer):
-    owner_team = serializers.SlugRelatedField(
-        slug_field="slug", queryset=Team.objects.all(), required=False, allow_null=True
-    )
+    owner_team = LookupField(slug_field="slug", queryset=Team.objects.all(), required=False, allow_null=True)
 
     class Meta:
         model = Environment
@@ -23,10 +22,8 @@ class EnvironmentSerializer(ModelRulesSerializer):
 
 class ConfigurationItemSerializer(ModelRulesSerializer):
     type = serializers.ChoiceField(source="ci_type", choices=ConfigurationItem._meta.get_field("ci_type").choices)
-    owner_team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
-    environment = serializers.SlugRelatedField(
-        slug_field="name", queryset=Environment.objects.all(), required=False, allow_null=True
-    )
+    owner_team = LookupField(slug_field="slug", queryset=Team.objects.all())
+    environment = LookupField(slug_field="name", queryset=Environment.objects.all(), required=False, allow_null=True)
 
     class Meta:
         model = ConfigurationItem
@@ -43,17 +40,14 @@ class ConfigurationItemSerializer(ModelRulesSerializer):
         )]}}
 
 
-class CINameField(serializers.SlugRelatedField):
+class CINameField(LookupField):
     """A CI given by its name, whatever the case: names identify CIs ignoring case (ci_name_unique_ci)."""
 
     def __init__(self, **kwargs):
         super().__init__(slug_field="name", queryset=ConfigurationItem.objects.all(), **kwargs)
 
-    def to_internal_value(self, data):
-        try:
-            return self.get_queryset().get(name__iexact=str(data))
-        except ConfigurationItem.DoesNotExist:
-            self.fail("does_not_exist", slug_name=self.slug_field, value=str(data))
+    def find(self, keys: list[str]) -> tuple[list[ConfigurationItem], list[str]]:
+        return cis_named(keys)
 
 
 class RelationshipSerializer(ModelRulesSerializer):

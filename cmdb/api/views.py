@@ -1,7 +1,6 @@
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -30,24 +29,21 @@ from cmdb.services import (
     inventory_import,
     inventory_parse,
 )
+from governance.api_permissions import ApiPermission, model_permission
 from governance.errors import Forbidden, InvalidInput
+from governance.parsers import BoundedJSONParser, BoundedMultiPartParser
 
 
-class CmdbReadOrModelPermission(permissions.BasePermission):
+class CmdbReadOrModelPermission(ApiPermission):
     """Reading needs a CMDB role; writing needs the model permission (admins), checked per object below."""
 
-    def has_permission(self, request, view) -> bool:
+    def allows(self, request, view) -> bool:
         if not can_view_cmdb(request.user):
             return False
         if request.method in permissions.SAFE_METHODS:
             return True
         return getattr(view, "team_scoped_writes", False) or request.user.has_perm(
-            f"cmdb.{_action_codename(request.method)}_{view.queryset.model._meta.model_name}"
-        )
-
-
-def _action_codename(method: str) -> str:
-    return {"POST": "add", "PUT": "change", "PATCH": "change", "DELETE": "delete"}[method]
+            model_permission(request, view.queryset.model))
 
 
 class TeamViewSet(viewsets.ModelViewSet):
@@ -156,7 +152,7 @@ class RelationshipViewSet(viewsets.ModelViewSet):
 class InventoryImportView(APIView):
     """Import CIs and relationships: a JSON document, or files (CSV or JSON) sent as multipart `files`."""
 
-    parser_classes = [JSONParser, MultiPartParser]
+    parser_classes = [BoundedJSONParser, BoundedMultiPartParser]
 
     @extend_schema(request={
         "application/json": inline_serializer("InventoryDocument", {

@@ -1,10 +1,11 @@
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, permissions, status, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from governance import selectors
 from governance.api.serializers import AuditCheckpointSerializer, AuditEventSerializer, PublicKeySerializer
+from governance.api_permissions import ApiPermission
 from governance.audit import signing
 from governance.audit.ledger import audit_checkpoint_create
 from governance.errors import Conflict
@@ -13,8 +14,8 @@ from governance.models import AuditEvent
 from governance.permissions import can_create_checkpoint, can_read_ledger
 
 
-class LedgerReader(permissions.BasePermission):
-    def has_permission(self, request, view) -> bool:
+class LedgerReader(ApiPermission):
+    def allows(self, request, view) -> bool:
         if request.method == "POST":
             return can_create_checkpoint(request.user)
         return can_read_ledger(request.user)

@@ -5,6 +5,7 @@ from django.db.models import Exists, OuterRef
 
 from cmdb.models import Environment, Team
 from governance.changes.selectors import awaiting_approval_by
+from governance.inputs import MomentFilter
 from governance.models.changes import ChangeRequest, ChangeStatus, ChangeType, RiskLevel
 
 # Filtering on affected CIs through Exists keeps one row per change: no join, no DISTINCT, honest counts.
@@ -20,10 +21,8 @@ class ChangeRequestFilter(django_filters.FilterSet):
                                             field_name="affected_cis__owner_team", method="touches_team",
                                             label="Team owning an affected CI")
     ci = django_filters.CharFilter(field_name="affected_cis__name", method="touches_ci", label="Affected CI (name)")
-    window_from = django_filters.IsoDateTimeFilter(field_name="planned_end", lookup_expr="gt",
-                                                   label="Window ends after")
-    window_to = django_filters.IsoDateTimeFilter(field_name="planned_start", lookup_expr="lt",
-                                                 label="Window starts before")
+    window_from = MomentFilter(field_name="planned_end", lookup_expr="gt", label="Window ends after")
+    window_to = MomentFilter(field_name="planned_start", lookup_expr="lt", label="Window starts before")
     awaiting_me = django_filters.BooleanFilter(method="awaiting", label="Awaiting my approval")
 
     class Meta:

@@ -28,6 +28,7 @@ from governance.gate.services import (
     deployment_finish,
     deployment_observed,
 )
+from governance.inputs import json_parsed
 from governance.models import ChangeRequest
 from governance.models.gate import GateDecision, GitHubReview
 from governance.tasks import github_review_send
@@ -135,8 +136,8 @@ def _deployment_payload(deployment: dict) -> dict[str, str]:
     payload = deployment.get("payload")
     if isinstance(payload, str):
         try:
-            payload = json.loads(payload)
-        except ValueError:
+            payload = json_parsed(payload)
+        except ValueError:  # JSONRefused too: a payload nested too deep or holding no storable text
             return {}
     if not isinstance(payload, dict):
         return {}

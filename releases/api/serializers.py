@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from cmdb.api.serializers import CINameField
 from cmdb.models import Environment, Team
+from governance.serializers import InputModelSerializer, InputSerializer, LookupField, StorableJSONObjectField
 from releases.models import (
     Artifact,
     Promotion,
@@ -21,7 +22,7 @@ class PromotionSerializer(serializers.ModelSerializer):
         fields = ["environment", "passed_at"]
 
 
-class ScanSerializer(serializers.ModelSerializer):
+class ScanSerializer(InputModelSerializer):
     class Meta:
         model = ScanResult
         fields = ["id", "kind", "tool", "verdict", "critical", "high", "medium", "low", "report_url", "scanned_at"]
@@ -41,7 +42,7 @@ class ArtifactSerializer(serializers.ModelSerializer):
                   "signature_status", "signed_by", "provenance", "promotions", "scans"]
 
 
-class ArtifactRegistrationSerializer(serializers.Serializer):
+class ArtifactRegistrationSerializer(InputSerializer):
     service = CINameField()
     version = serializers.CharField(max_length=100)
     digest = serializers.CharField(max_length=71, validators=[digest_validator])
@@ -50,15 +51,15 @@ class ArtifactRegistrationSerializer(serializers.Serializer):
     build_url = serializers.URLField(max_length=500, required=False, allow_blank=True)
     signature = serializers.CharField(max_length=200, required=False, allow_blank=True,
                                       validators=[signature_validator])
-    provenance = serializers.DictField(required=False)
+    provenance = StorableJSONObjectField(required=False)
 
 
-class PromotionRequestSerializer(serializers.Serializer):
-    environment = serializers.SlugRelatedField(slug_field="name", queryset=Environment.objects.all())
+class PromotionRequestSerializer(InputSerializer):
+    environment = LookupField(slug_field="name", queryset=Environment.objects.all())
 
 
-class TrustedKeySerializer(serializers.ModelSerializer):
-    team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
+class TrustedKeySerializer(InputModelSerializer):
+    team = LookupField(slug_field="slug", queryset=Team.objects.all())
 
     class Meta:
         model = TrustedKey

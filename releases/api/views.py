@@ -1,8 +1,9 @@
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, permissions, status, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from governance.api_permissions import ApiPermission
 from governance.authentication import request_token
 from governance.serializers import validated
 from releases import selectors, services
@@ -19,8 +20,8 @@ from releases.models import Artifact, TrustedKey
 from releases.permissions import can_view_releases
 
 
-class CanReadReleases(permissions.BasePermission):
-    def has_permission(self, request, view) -> bool:
+class CanReadReleases(ApiPermission):
+    def allows(self, request, view) -> bool:
         return can_view_releases(request.user)
 
 

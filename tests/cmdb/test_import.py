@@ -1,6 +1,7 @@
 """Importing an inventory (CSV or JSON) through the service, the API and `manage.py import_cmdb`."""
 
 import json
+import re
 from io import StringIO
 
 import pytest
@@ -285,7 +286,7 @@ bad-everything,mainframe,payments,7,,
 """
     edges = "source,target,type\ngood-one,ghost,depends_on\ngood-one,bad-team,likes\n"
     errors = import_errors(admin_user, ("cis.csv", cis), ("edges.csv", edges))
-    located = {(e["file"], e["line"], (e["field"] or "").split(".")[0]) for e in errors}
+    located = {(e["file"], e["line"], re.split(r"[.\[]", e["field"] or "")[0]) for e in errors}
     assert {("cis.csv", 3, "owner_team"), ("cis.csv", 4, "tags"), ("cis.csv", 5, "attributes"),
             ("cis.csv", 6, "type"), ("cis.csv", 6, "criticality"),
             ("edges.csv", 2, "target"), ("edges.csv", 3, "type")} <= located

@@ -11,9 +11,9 @@ from cmdb.api.serializers import CINameField
 from cmdb.choices import CIType, Criticality
 from cmdb.models import Environment, Team
 from governance.calendar.selectors import SCOPE_FIELDS, names_a_scope
-from governance.changes.api.serializers import ApproverRoleField, StrictInputMixin
+from governance.changes.api.serializers import ApproverRoleField
 from governance.models.calendar import CalendarFeed, FreezeWindow, Lockdown, MaintenanceWindow
-from governance.serializers import ModelRulesSerializer
+from governance.serializers import InputSerializer, LookupField, ModelRulesSerializer
 
 WINDOW_FIELDS = ["id", "name", "timezone", "recurrence", "start_date", "start_time", "duration_minutes", "rrule",
                  "business_days", "holiday_region", "active", *SCOPE_FIELDS, "created_at", "next_occurrences"]
@@ -27,8 +27,7 @@ class SpanSerializer(serializers.Serializer):
 class ScopeFields(serializers.Serializer):
     """What an entry covers: everything, or the CIs meeting every condition set. Environments and CIs by name."""
 
-    environments = serializers.SlugRelatedField(slug_field="name", queryset=Environment.objects.all(), many=True,
-                                                required=False)
+    environments = LookupField(slug_field="name", queryset=Environment.objects.all(), many=True, required=False)
     cis = CINameField(many=True, required=False)
     ci_types = serializers.ListField(child=serializers.ChoiceField(choices=CIType.choices), required=False)
     tags = serializers.ListField(child=serializers.CharField(max_length=50), required=False)
@@ -48,7 +47,7 @@ def _scope(attrs: Mapping, instance) -> dict:
     return {name: current(name) for name in SCOPE_FIELDS}
 
 
-class WindowSerializer(StrictInputMixin, ScopeFields, ModelRulesSerializer):
+class WindowSerializer(ScopeFields, ModelRulesSerializer):
     """Shared by freezes and maintenance windows: a wall-clock window in its own time zone, and what it covers."""
 
     next_occurrences = serializers.SerializerMethodField(help_text="The next five occurrences, in UTC.")
@@ -123,7 +122,7 @@ class ActiveAnswerSerializer(serializers.Serializer):
     lockdowns = LockdownSerializer(many=True)
 
 
-class LockdownInputSerializer(StrictInputMixin, ScopeFields):
+class LockdownInputSerializer(ScopeFields, InputSerializer):
     reason = serializers.CharField(allow_blank=True, trim_whitespace=False)
     until = serializers.DateTimeField(required=False, allow_null=True, default=None)
     everything = serializers.BooleanField(required=False, default=False)
@@ -132,7 +131,7 @@ class LockdownInputSerializer(StrictInputMixin, ScopeFields):
     pci = serializers.BooleanField(required=False, default=False)
 
 
-class LiftInputSerializer(StrictInputMixin, serializers.Serializer):
+class LiftInputSerializer(InputSerializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="")
 
 
@@ -158,8 +157,7 @@ class IssuedFeedSerializer(CalendarFeedSerializer):
         read_only_fields = fields
 
 
-class CalendarFeedInputSerializer(StrictInputMixin, serializers.Serializer):
+class CalendarFeedInputSerializer(InputSerializer):
     name = serializers.CharField(max_length=100)
-    team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all(), required=False,
-                                        allow_null=True, default=None,
-                                        help_text="A team's slug: the feed shows only what covers its CIs.")
+    team = LookupField(slug_field="slug", queryset=Team.objects.all(), required=False, allow_null=True, default=None,
+                       help_text="A team's slug: the feed shows only what covers its CIs.")

@@ -1,12 +1,11 @@
 """The calendar API: thin viewsets over the calendar's selectors and services."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.db import transaction
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
@@ -14,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cmdb.models import ConfigurationItem, Environment
+from governance.api_permissions import MODEL_VERBS, ApiPermission
 from governance.calendar import selectors, services
 from governance.calendar.api.serializers import (
     ActiveAnswerSerializer,
@@ -35,41 +35,41 @@ from governance.calendar.permissions import (
 )
 from governance.changes.selectors import change_requests_visible_to
 from governance.errors import InvalidInput
+from governance.inputs import query_moment
 from governance.models.calendar import CalendarFeed, FreezeWindow, Lockdown, MaintenanceWindow, Severity
 from governance.serializers import validated
 
-VERBS = {"POST": "add", "PUT": "change", "PATCH": "change", "DELETE": "delete"}
 MAX_SLOTS = 50
 INSTANT = datetime.resolution  # "covers this moment" is "overlaps [at, at + 1 µs)"
 
 
-class WindowReadOrModelPermission(permissions.BasePermission):
+class WindowReadOrModelPermission(ApiPermission):
     """Calendar readers read; writing a window needs the model permission (release managers, admins)."""
 
-    def has_permission(self, request, view) -> bool:
+    def allows(self, request, view) -> bool:
         if not can_read_calendar(request.user):
             return False
         if request.method in permissions.SAFE_METHODS:
             return True
-        return can_edit_window(request.user, view.queryset.model, VERBS[request.method])
+        return can_edit_window(request.user, view.queryset.model, MODEL_VERBS[request.method])
 
 
-class LockdownPermission(permissions.BasePermission):
+class LockdownPermission(ApiPermission):
     """Calendar readers read; declaring and lifting need governance.declare_lockdown (the service checks too)."""
 
-    def has_permission(self, request, view) -> bool:
+    def allows(self, request, view) -> bool:
         if not can_read_calendar(request.user):
             return False
         return request.method in permissions.SAFE_METHODS or can_declare_lockdown(request.user)
 
 
-class CalendarReader(permissions.BasePermission):
-    def has_permission(self, request, view) -> bool:
+class CalendarReader(ApiPermission):
+    def allows(self, request, view) -> bool:
         return can_read_calendar(request.user)
 
 
-class ChangeCalendarReader(permissions.BasePermission):
-    def has_permission(self, request, view) -> bool:
+class ChangeCalendarReader(ApiPermission):
+    def allows(self, request, view) -> bool:
         return can_read_change_calendar(request.user)
 
 
@@ -119,7 +119,7 @@ class FreezeWindowViewSet(WindowViewSet):
         """Which freezes and lockdowns cover this scope at this time. Without a CI or an environment: every
         freeze and lockdown in force; with an environment only: those covering the whole environment."""
         now = timezone.now()
-        at = _moment(request.query_params.get("at"), field="at") or now
+        at = query_moment(request.query_params.get("at"), field="at") or now
         if not now - services.PAST <= at <= now + services.HORIZON:  # occurrences are stored for this span only
             raise InvalidInput(f"at must lie within {services.PAST.days} days back and {services.HORIZON.days} "
                                "days ahead: occurrences are computed for that span.", field="at")
@@ -233,21 +233,6 @@ class CalendarFeedViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         """Stop the feed: its URL answers 404 from now on."""
         feed = services.calendar_feed_revoke(actor=request.user, feed=self.get_object())
         return Response(CalendarFeedSerializer(feed).data)
-
-
-def _moment(value: str | None, *, field: str) -> datetime | None:
-    """An ISO 8601 moment from a query parameter; without an offset, UTC. A '+' left unencoded in a query
-    string arrives as a space, so a space before the offset is read as '+'."""
-    if value is None or value == "":
-        return None
-    for candidate in (value, value[::-1].replace(" ", "+", 1)[::-1]):
-        try:
-            moment = parse_datetime(candidate)
-        except ValueError:
-            moment = None
-        if moment is not None:
-            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    raise InvalidInput(f"{field} must be an ISO 8601 date and time, e.g. 2025-03-28T16:00:00Z.", field=field)
 
 
 def _named(matches, name: str | None, *, field: str):

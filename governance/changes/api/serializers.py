@@ -1,8 +1,6 @@
 """Input and output shapes of the changes API. Input serializers check types and look names up; the services
 decide every rule."""
 
-from collections.abc import Mapping
-
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
@@ -25,19 +23,10 @@ from governance.models.changes import (
     StandardChangeTemplate,
 )
 from governance.roles import APPROVER_ROLES
-from governance.serializers import ModelRulesSerializer
+from governance.serializers import InputModelSerializer, InputSerializer, LookupField, ModelRulesSerializer
 
-
-class StrictInputMixin:
-    """Refuse fields the serializer does not know: a misspelt or read-only field must not be silently dropped."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, Mapping):
-            unknown = sorted(set(data) - {name for name, field in self.fields.items() if not field.read_only})
-            if unknown:
-                raise serializers.ValidationError({name: ["This field is unknown or cannot be set."]
-                                                   for name in unknown})
-        return super().to_internal_value(data)
+# A change names what it touches; a list longer than this is a mistake or an attack, refused before any lookup.
+MAX_CIS_PER_CHANGE = 200
 
 
 # Reading
@@ -161,42 +150,39 @@ class StandardChangeTemplateSerializer(serializers.ModelSerializer):
 # Writing
 
 
-class ChangeRequestInputSerializer(StrictInputMixin, serializers.ModelSerializer):
+class ChangeRequestInputSerializer(InputModelSerializer):
     """What a requester may set; CIs, environment, implementer and template are given by name."""
 
-    affected_cis = CINameField(many=True, required=False)
-    environment = serializers.SlugRelatedField(slug_field="name", queryset=Environment.objects.all(),
-                                               required=False, allow_null=True)
-    implementer = serializers.SlugRelatedField(slug_field="username",
-                                               queryset=get_user_model().objects.filter(is_active=True),
-                                               required=False, allow_null=True)
-    template = serializers.SlugRelatedField(slug_field="name",
-                                            queryset=StandardChangeTemplate.objects.filter(active=True),
-                                            required=False, allow_null=True)
+    affected_cis = CINameField(many=True, required=False, max_items=MAX_CIS_PER_CHANGE)
+    environment = LookupField(slug_field="name", queryset=Environment.objects.all(), required=False, allow_null=True)
+    implementer = LookupField(slug_field="username", queryset=get_user_model().objects.filter(is_active=True),
+                              required=False, allow_null=True)
+    template = LookupField(slug_field="name", queryset=StandardChangeTemplate.objects.filter(active=True),
+                           required=False, allow_null=True)
 
     class Meta:
         model = ChangeRequest
         fields = [*EDITABLE_FIELDS, "affected_cis"]
 
 
-class TransitionInputSerializer(StrictInputMixin, serializers.Serializer):
+class TransitionInputSerializer(InputSerializer):
     target = serializers.ChoiceField(choices=ChangeStatus.choices)
     reason = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class ApprovalInputSerializer(StrictInputMixin, serializers.Serializer):
+class ApprovalInputSerializer(InputSerializer):
     decision = serializers.ChoiceField(choices=Decision.choices)
     comment = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class RetrospectiveInputSerializer(StrictInputMixin, serializers.Serializer):
+class RetrospectiveInputSerializer(InputSerializer):
     notes = serializers.CharField(allow_blank=True, trim_whitespace=False)
 
 
 # Approval policies: plain configuration, written through the serializer like the CMDB's CRUD.
 
 
-class ApproverRoleField(serializers.SlugRelatedField):
+class ApproverRoleField(LookupField):
     """One of the approver roles, by group name."""
 
     default_error_messages = {
@@ -212,7 +198,7 @@ class ApproverRoleField(serializers.SlugRelatedField):
         return super().to_internal_value(data)
 
 
-class PolicyRequirementSerializer(StrictInputMixin, serializers.ModelSerializer):
+class PolicyRequirementSerializer(InputModelSerializer):
     role = ApproverRoleField()
     # The bounds of the policy_count_1_to_10 constraint, checked here so the error names the field.
     count = serializers.IntegerField(min_value=1, max_value=10, default=1)
@@ -221,11 +207,18 @@ class PolicyRequirementSerializer(StrictInputMixin, serializers.ModelSerializer)
         model = PolicyRequirement
         fields = ["role", "count"]
 
+    def validate(self, attrs):
+        # A policy's requirements are replaced whole, so each names its role even when the policy is patched
+        # (DRF skips a nested field's missing required values in a partial update).
+        if "role" not in attrs:
+            raise serializers.ValidationError({"role": [serializers.ErrorDetail(
+                self.fields["role"].error_messages["required"], code="required")]})
+        return attrs
 
-class ApprovalPolicySerializer(StrictInputMixin, ModelRulesSerializer):
+
+class ApprovalPolicySerializer(ModelRulesSerializer):
     requirements = PolicyRequirementSerializer(many=True, allow_empty=False)
-    environments = serializers.SlugRelatedField(slug_field="name", queryset=Environment.objects.all(), many=True,
-                                                required=False)
+    environments = LookupField(slug_field="name", queryset=Environment.objects.all(), many=True, required=False)
     max_criticality = serializers.ChoiceField(choices=Criticality.choices, required=False, allow_null=True)
 
     class Meta:

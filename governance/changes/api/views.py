@@ -6,6 +6,7 @@ from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from governance.api_permissions import ApiPermission, model_permission
 from governance.changes import selectors, services
 from governance.changes.api.serializers import (
     ApprovalInputSerializer,
@@ -20,29 +21,29 @@ from governance.changes.api.serializers import (
     TransitionInputSerializer,
 )
 from governance.changes.filters import ChangeRequestFilter
-from governance.changes.permissions import can_view_changes
+from governance.changes.permissions import can_raise_change, can_view_changes, edit_refusal
 from governance.changes.standard import standard_template_approve
+from governance.errors import Forbidden
 from governance.models.changes import ApprovalPolicy, ChangeRequest, ChangeStatusChange, StandardChangeTemplate
 from governance.serializers import validated
 
 
-class ChangeReader(permissions.BasePermission):
+class ChangeReader(ApiPermission):
     """Every endpoint here needs the right to view changes; what a write needs besides, the service decides."""
 
-    def has_permission(self, request, view) -> bool:
+    def allows(self, request, view) -> bool:
         return can_view_changes(request.user)
 
 
-class PolicyReadOrModelPermission(permissions.BasePermission):
+class PolicyReadOrModelPermission(ApiPermission):
     """Whoever may view changes reads the policies; writing them needs the model permission (admins)."""
 
-    def has_permission(self, request, view) -> bool:
+    def allows(self, request, view) -> bool:
         if not can_view_changes(request.user):
             return False
         if request.method in permissions.SAFE_METHODS:
             return True
-        verb = {"POST": "add", "PUT": "change", "PATCH": "change", "DELETE": "delete"}[request.method]
-        return request.user.has_perm(f"governance.{verb}_approvalpolicy")
+        return request.user.has_perm(model_permission(request, ApprovalPolicy))
 
 
 class ChangeRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -79,6 +80,9 @@ class ChangeRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
     @extend_schema(request=ChangeRequestInputSerializer, responses={201: ChangeRequestDetailSerializer})
     def create(self, request):
         """Raise a change as a draft; the caller is its requester."""
+        # Checked before the body is read, as the service checks it again: its CI names are the costly part.
+        if not can_raise_change(request.user):
+            raise Forbidden("Raising a change needs the requester role.")
         data = validated(ChangeRequestInputSerializer, request.data)
         change = services.change_request_create(actor=request.user, cis=data.pop("affected_cis", []), **data)
         return self._detail(change, status.HTTP_201_CREATED)
@@ -87,6 +91,9 @@ class ChangeRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
     def partial_update(self, request, number=None):
         """Edit a change: anything while it is a draft; afterwards its window, environment, CIs and wording."""
         change = self.get_object()
+        refusal = edit_refusal(request.user, change)  # before the body is read; the service checks it again
+        if refusal is not None:
+            raise refusal
         data = validated(ChangeRequestInputSerializer, request.data, partial=True)
         change = services.change_request_update(actor=request.user, change=change,
                                                 cis=data.pop("affected_cis", None), **data)

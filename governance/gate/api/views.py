@@ -9,12 +9,12 @@ from governance.api_schema import ErrorSerializer
 from governance.authentication import BearerTokenAuthentication, request_token
 from governance.gate.services import REPORTED, Question, deployment_check, deployment_finish, deployment_start
 from governance.models.gate import DeploymentCheck, GateDecision
-from governance.serializers import validated, validated_by
+from governance.serializers import InputSerializer, validated, validated_by
 from governance.services import api_token_authenticate
 from releases.models import Deployment, DeploymentStatus, digest_validator
 
 
-class CheckRequestSerializer(serializers.Serializer):
+class CheckRequestSerializer(InputSerializer):
     """Names only: the gate reads what they name in one round trip, and says which name it does not know."""
 
     change = serializers.CharField(max_length=12, help_text="The change's number, e.g. CHG0000123.")
@@ -105,16 +105,20 @@ class FlaggerGateView(StatusGateView):
     webhook's metadata ({"change", "service", "environment", "artifact"})."""
 
     authentication_classes = [FlaggerMetadataTokenAuthentication]
+    # Its authentication reads the body (the token may travel in the metadata), so a stranger's body is parsed:
+    # a webhook's is a few hundred bytes, and no more than this is read.
+    max_body_bytes = 16 * 1024
 
     def question_data(self, request) -> dict:
         metadata = flagger_metadata(request)
         if metadata is None:
             raise exceptions.ValidationError({"metadata": "Flagger's webhook metadata must carry change, service, "
                                                           "environment and artifact."})
-        return metadata
+        # The metadata is Flagger's configuration: the token and whatever else it carries are not the question.
+        return {name: value for name, value in metadata.items() if name in QUESTION.fields}
 
 
-class DeploymentReportSerializer(serializers.Serializer):
+class DeploymentReportSerializer(InputSerializer):
     check_id = serializers.UUIDField(required=False, help_text="To report a start: the check that allowed it.")
     deployment = serializers.CharField(required=False, help_text="To report an end: the DEP number.")
     status = serializers.ChoiceField(choices=[(s, DeploymentStatus(s).label) for s in REPORTED])
