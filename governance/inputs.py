@@ -22,6 +22,9 @@ from governance.errors import InvalidInput
 # Deeper than any document the API takes (a CI's attributes, a provenance attestation, GitHub's payloads);
 # json.loads itself recurses once a level and fails only near Python's recursion limit.
 MAX_JSON_DEPTH = 64
+# How many names one list of an input may hold unless its field says otherwise (a change's CIs, a freeze's
+# environments, a token's services): each list is resolved in one query, but it must still end somewhere.
+MAX_NAMES_PER_LIST = 200
 # PostgreSQL's range for a time zone offset in timestamptz input; Python's datetime accepts up to ±23:59.
 MAX_UTC_OFFSET = timedelta(hours=15, minutes=59)
 

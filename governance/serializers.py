@@ -12,11 +12,8 @@ from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.relations import MANY_RELATION_KWARGS, ManyRelatedField
 
-from governance.inputs import json_refusal, text_fault
+from governance.inputs import MAX_NAMES_PER_LIST, json_refusal, text_fault
 
-# How many records one list in a body may name, unless its field says otherwise: every name is found in one
-# query, but a list must still end somewhere.
-MAX_NAMES_PER_LIST = 200
 # Enough to name every mistake a person makes; a body of nothing but unknown keys is not listed key by key.
 MAX_UNKNOWN_FIELDS_NAMED = 20
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 from cmdb.models import ConfigurationItem, Environment
 from governance.changes.filters import ChangeRequestFilter
 from governance.changes.selectors import ACTIVE
+from governance.inputs import MAX_NAMES_PER_LIST, text_fault
 from governance.models.changes import (
     CabAgendaItem,
     CabMeeting,
@@ -59,9 +60,14 @@ class PlainTextField(forms.CharField):
 
 
 class WordListField(forms.CharField):
-    """A list of words (feature flags, digests), one per line or separated by commas."""
+    """A list of words (feature flags, digests, names), one per line or separated by commas: at most `max_items`,
+    each storable text (CharField's own check of NUL reads the list's repr, which shows none)."""
 
     widget = forms.Textarea(attrs={"rows": 2})
+
+    def __init__(self, *, max_items: int = MAX_NAMES_PER_LIST, **kwargs):
+        self.max_items = max_items
+        super().__init__(**kwargs)
 
     def to_python(self, value) -> list[str]:
         return [flag for flag in re.split(r"[\s,]+", value or "") if flag]
@@ -72,6 +78,12 @@ class WordListField(forms.CharField):
     def validate(self, value) -> None:
         if self.required and not value:
             raise forms.ValidationError(self.error_messages["required"], code="required")
+        if len(value) > self.max_items:
+            raise forms.ValidationError(f"Give at most {self.max_items}; {len(value)} were given.", code="too_many")
+        for word in value:
+            fault = text_fault(word)
+            if fault:
+                raise forms.ValidationError(fault.message, code=fault.code)
 
 
 def _person_label(user) -> str:

@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 from cmdb.models import Relationship
 from governance.api_permissions import ApiPermission
 from governance.changes.api.serializers import MAX_CIS_PER_CHANGE
-from governance.inputs import MAX_JSON_DEPTH
+from governance.inputs import MAX_JSON_DEPTH, MAX_NAMES_PER_LIST
 from governance.models import AuditCapture, AuditCheckpoint, AuditEvent, ChangeRequest
 from governance.models.changes import ApprovalPolicy
 from governance.services import api_token_create
@@ -310,6 +310,30 @@ def test_a_nul_in_the_query_string_of_any_page_is_a_400_not_a_server_error(root,
     for url in pages:
         for parameter in ("environment", "owner_team", "team", "q", "actor", "ci", "since"):
             assert client.get(url, {parameter: "prod\x00"}).status_code == 400, url
+
+
+@pytest.mark.parametrize(("url", "data", "field"), [
+    ("/tokens/", {"name": "deploy", "services": "payments-api, pay\x00ments"}, "services"),
+    ("/changes/new/", {"title": "Flags", "change_type": "normal", "feature_flags": "dark-mode\nnew\x00ui"},
+     "feature_flags"),
+])
+def test_a_nul_in_a_list_of_words_on_a_page_is_a_form_error_not_a_server_error(requester, world, url, data, field):
+    client = Client()
+    client.force_login(requester)
+    before = written()
+    response = client.post(url, data)
+    assert response.status_code in (200, 400)  # the form again, with its errors
+    assert field in response.context["form"].errors
+    assert "NUL character" in str(response.context["form"].errors[field])
+    assert written() == before
+
+
+def test_a_token_names_at_most_as_many_services_as_any_list_may(requester, world):
+    client = Client()
+    client.force_login(requester)
+    response = client.post("/tokens/", {"name": "deploy", "services": ",".join(names(MAX_NAMES_PER_LIST + 1))})
+    assert response.status_code == 200
+    assert f"at most {MAX_NAMES_PER_LIST}" in str(response.context["form"].errors["services"])
 
 
 # Time zone offsets PostgreSQL refuses (beyond ±15:59; Python accepts ±23:59).
