@@ -6,6 +6,7 @@ from copy import copy
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -138,6 +139,16 @@ class LookupListField(ManyRelatedField):
             more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
             self.fail("does_not_exist", slug_name=self.child_relation.slug_field, values=shown + more)
         return found
+
+
+class LookupListFieldSchema(OpenApiSerializerFieldExtension):
+    """The schema states a list's maximum, as the field enforces it."""
+
+    target_class = LookupListField
+
+    def map_serializer_field(self, auto_schema, direction):
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        return {**schema, "maxItems": self.target.max_items}
 
 
 class InputSerializer(StrictInputMixin, serializers.Serializer):
