@@ -21,7 +21,16 @@ from governance.models.calendar import FreezeWindow, MaintenanceWindow
 from governance.roles import Role
 from releases.models import Promotion, ScanResult
 from releases.services import trusted_key_add
-from tests.factories import link, make_artifact, make_change, make_ci, make_environment, make_team, make_user
+from tests.factories import (
+    link,
+    make_artifact,
+    make_change,
+    make_ci,
+    make_environment,
+    make_team,
+    make_template,
+    make_user,
+)
 
 
 def build_api_world(admin) -> dict:
@@ -35,6 +44,7 @@ def build_api_world(admin) -> dict:
     requester = make_user("rita", Role.REQUESTER)
     pipeline = make_user("build-bot", Role.SERVICE_ACCOUNT)
 
+    template = make_template(cis=[service], approved=False)  # awaiting its approval: approved_by is null
     draft = make_change(requester, title="Tune the connection pool")
     approved = make_change(requester, cis=[service], environment=prod)
     change_request_transition(actor=requester, change=approved, target=ChangeStatus.SUBMITTED)
@@ -68,4 +78,4 @@ def build_api_world(admin) -> dict:
     audit_checkpoint_create()
     return {"team": team, "dev": dev, "prod": prod, "service": service, "database": database, "draft": draft,
             "approved": approved, "artifact": unsigned, "freeze": freeze, "window": window, "lockdown": in_force,
-            "lifted": lifted, "feed": feed, "requester": requester}
+            "lifted": lifted, "feed": feed, "requester": requester, "template": template}

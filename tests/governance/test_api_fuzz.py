@@ -47,7 +47,8 @@ def fuzz_schema(request, migration_data, live_server, admin_user):
 def _real_records(world) -> dict[str, dict]:
     """By collection, the path parameters of a real record, so that writes and reads also get past the lookup."""
     by_id = {"teams": "team", "environments": "dev", "cis": "service", "freezes": "freeze",
-             "maintenance-windows": "window", "lockdowns": "lockdown", "calendar-feeds": "feed"}
+             "maintenance-windows": "window", "lockdowns": "lockdown", "calendar-feeds": "feed",
+             "standard-templates": "template"}
     return {**{collection: {"id": world[name].pk} for collection, name in by_id.items()},
             "changes": {"number": world["approved"].number}, "artifacts": {"digest": world["artifact"].digest}}
 

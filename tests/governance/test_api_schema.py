@@ -92,13 +92,14 @@ def test_reads_of_every_main_endpoint_match_the_schema(schema, world, as_admin):
     for path in ("/api/v1/teams/", "/api/v1/environments/", "/api/v1/cis/", "/api/v1/relationships/",
                  "/api/v1/audit/events/", "/api/v1/audit/checkpoints/", "/api/v1/freezes/",
                  "/api/v1/maintenance-windows/", "/api/v1/lockdowns/", "/api/v1/calendar-feeds/",
-                 "/api/v1/artifacts/", "/api/v1/trusted-keys/", "/api/v1/policies/"):
+                 "/api/v1/artifacts/", "/api/v1/trusted-keys/", "/api/v1/policies/", "/api/v1/standard-templates/"):
         assert answer(schema, "GET", path, as_admin)["results"], path
     for path, key in (("/api/v1/teams/{id}/", world["team"].pk), ("/api/v1/environments/{id}/", world["dev"].pk),
                       ("/api/v1/cis/{id}/", world["service"].pk), ("/api/v1/cis/{id}/impact/", world["database"].pk),
                       ("/api/v1/freezes/{id}/", world["freeze"].pk),
                       ("/api/v1/maintenance-windows/{id}/", world["window"].pk),
-                      ("/api/v1/lockdowns/{id}/", world["lockdown"].pk)):
+                      ("/api/v1/lockdowns/{id}/", world["lockdown"].pk),
+                      ("/api/v1/standard-templates/{id}/", world["template"].pk)):
         answer(schema, "GET", path, as_admin, path_parameters={"id": key})
     assert answer(schema, "GET", "/api/v1/artifacts/{digest}/", as_admin,
                   path_parameters={"digest": artifact.digest})["signed_by"] is None
