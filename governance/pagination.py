@@ -21,6 +21,13 @@ class StandardPagination(PageNumberPagination):
                 f"page_size is a whole number from 1 to {self.max_page_size}."]}, code="out_of_range")
         return int(given)
 
+    def get_schema_operation_parameters(self, view) -> list[dict]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": self.max_page_size}
+        return parameters
+
 
 def page_of(request, items, per_page: int, *, drop: tuple[str, ...] = ()) -> tuple[Page, str]:
     """The page of `items` the request asks for, and its other parameters (less `drop`) as a query string, so

@@ -98,7 +98,8 @@ class ActiveFreezeSerializer(serializers.Serializer):
 
 class LockdownSerializer(serializers.ModelSerializer):
     declared_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    lifted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    lifted_by = serializers.SlugRelatedField(slug_field="username", read_only=True,
+                                             help_text="Who lifted the lockdown; null while it holds.")
     environments = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
     cis = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
     active = serializers.SerializerMethodField()

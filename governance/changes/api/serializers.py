@@ -36,7 +36,8 @@ class ChangeRequestSerializer(serializers.ModelSerializer):
     """A change as a row of a list."""
 
     requester = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    implementer = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    implementer = serializers.SlugRelatedField(slug_field="username", read_only=True,
+                                               help_text="Who implements the change; null until one is named.")
     environment = serializers.SlugRelatedField(slug_field="name", read_only=True)
     template = serializers.SlugRelatedField(slug_field="name", read_only=True)
     affected_cis = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
@@ -156,7 +157,7 @@ class ChangeRequestInputSerializer(InputModelSerializer):
     affected_cis = CINameField(many=True, required=False, max_items=MAX_CIS_PER_CHANGE)
     environment = LookupField(slug_field="name", queryset=Environment.objects.all(), required=False, allow_null=True)
     implementer = LookupField(slug_field="username", queryset=get_user_model().objects.filter(is_active=True),
-                              required=False, allow_null=True)
+                              required=False, allow_null=True, help_text="The implementer's user name, or null.")
     template = LookupField(slug_field="name", queryset=StandardChangeTemplate.objects.filter(active=True),
                            required=False, allow_null=True)
 
