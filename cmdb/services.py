@@ -11,9 +11,9 @@ from django.db.models.functions import Lower
 from cmdb.api.serializers import ConfigurationItemSerializer, RelationshipSerializer
 from cmdb.models import ConfigurationItem, Relationship
 from cmdb.permissions import can_change_ci, can_change_ci_compliance, can_import
-from governance.api_errors import flatten_errors
-from governance.errors import DomainError, Forbidden, InvalidInput
-from governance.inputs import JSONRefused, json_parsed, text_fault
+from governance.core.api_errors import flatten_errors
+from governance.core.errors import DomainError, Forbidden, InvalidInput
+from governance.core.inputs import JSONRefused, json_parsed, text_fault
 
 CI_LIST_FIELDS = {"tags"}
 CI_JSON_FIELDS = {"attributes"}
@@ -68,6 +68,21 @@ def ci_change_refusal(actor, ci: ConfigurationItem, values: dict[str, Any]) -> D
         return InvalidInput("Say why the compliance flags or tier change: the ledger keeps the reason.",
                             field="compliance_reason")
     return None
+
+
+def ci_compliance_set(*, actor, ci: ConfigurationItem, values: dict[str, Any]) -> ConfigurationItem:
+    """A compliance officer's or an admin's change of a CI's flags and tier, with its reason."""
+    with transaction.atomic():
+        ci = ConfigurationItem.objects.select_for_update().get(pk=ci.pk)
+        refusal = ci_change_refusal(actor, ci, values)
+        if refusal is not None:
+            raise refusal
+        changed = ci.compliance_changed(values)
+        if changed:
+            for name in (*changed, "compliance_reason"):
+                setattr(ci, name, values[name])
+            ci.save(update_fields=[*changed, "compliance_reason", "updated_at"])
+    return ci
 
 
 def inventory_parse(filename: str, content: bytes | str) -> list[ImportRecord]:

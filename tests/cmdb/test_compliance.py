@@ -7,7 +7,7 @@ from guardian.shortcuts import assign_perm
 
 from cmdb.models import ConfigurationItem
 from cmdb.services import inventory_from_document, inventory_import
-from governance.errors import InvalidInput
+from governance.core.errors import InvalidInput
 from governance.roles import Role
 from tests.factories import make_ci, make_user, sealed
 
@@ -159,3 +159,34 @@ def test_the_admin_asks_an_admin_for_the_reason_before_lowering_flags(client, ad
     assert response.status_code == 302
     ledger_db.refresh_from_db()
     assert (ledger_db.pci, ledger_db.compliance_reason) == (False, "PCI scope review")
+
+
+def test_a_compliance_officer_changes_the_flags_on_the_ci_page_with_a_reason(client, compliance_officer, ledger_db):
+    client.force_login(compliance_officer)
+    page = client.get(reverse("cmdb:ci_detail", args=[ledger_db.pk])).content.decode()
+    url = reverse("cmdb:ci_compliance", args=[ledger_db.pk])
+    assert url in page
+    form = {"sox_scoped": "on", "criticality": 1, "compliance_reason": ""}
+    response = client.post(url, form)
+    assert response.status_code == 200
+    assert "Say why the compliance flags or tier change" in response.content.decode()
+    ledger_db.refresh_from_db()
+    assert ledger_db.pci is True
+    response = client.post(url, {**form, "compliance_reason": "card data moved to the vault"})
+    assert response.status_code == 302
+    ledger_db.refresh_from_db()
+    assert (ledger_db.pci, ledger_db.sox_scoped, ledger_db.compliance_reason) == (
+        False, True, "card data moved to the vault")
+    [event] = sealed(action="update", object_type="cmdb.configurationitem", object_id=str(ledger_db.pk))
+    assert event.changes["pci"] == {"before": True, "after": False}
+
+
+def test_a_maintainer_gets_no_compliance_page_and_no_link_to_it(client, maintainer, ledger_db):
+    client.force_login(maintainer)
+    url = reverse("cmdb:ci_compliance", args=[ledger_db.pk])
+    assert url not in client.get(reverse("cmdb:ci_detail", args=[ledger_db.pk])).content.decode()
+    assert client.get(url).status_code == 403
+    response = client.post(url, {"criticality": 4, "compliance_reason": "mine now"})
+    assert response.status_code == 403
+    ledger_db.refresh_from_db()
+    assert (ledger_db.criticality, ledger_db.pci) == (1, True)
