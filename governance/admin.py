@@ -25,7 +25,8 @@ from governance.changes.standard import (
     standard_template_create,
     standard_template_update,
 )
-from governance.errors import DomainError
+from governance.core.admin import RecordAdmin, RecordInline, each_selected
+from governance.core.errors import DomainError
 from governance.models import (
     ApiToken,
     Approval,
@@ -46,19 +47,6 @@ from governance.models import (
 )
 from governance.models import ChangeStatus as S
 from governance.services import api_token_revoke, api_token_scope_set
-
-
-class RecordAdmin(admin.ModelAdmin):
-    """A record the services write: read here, never added, edited or deleted."""
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(ApiToken)
@@ -86,27 +74,8 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected tokens")
     def revoke(self, request, queryset):
-        _each(self, request, queryset, lambda token: api_token_revoke(actor=request.user, token=token), "revoked",
-              noun="token", label=str)
-
-
-class RecordInline(admin.TabularInline):
-    """A change's record (its requirements, decisions and moves): shown, never written from the admin."""
-
-    extra = 0
-    can_delete = False
-
-    def get_readonly_fields(self, request, obj=None):
-        return self.fields
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+        each_selected(self, request, queryset, lambda token: api_token_revoke(actor=request.user, token=token),
+                      "revoked", noun="token")
 
 
 class RequirementInline(RecordInline):
@@ -124,27 +93,17 @@ class StatusChangeInline(RecordInline):
     fields = ["at", "from_status", "to_status", "actor", "reason"]
 
 
-def _each(modeladmin, request, queryset, service, done: str, noun: str = "change", label=attrgetter("number")) -> None:
-    """Call `service` on each selected record as the signed-in user; a refusal is shown, never worked around."""
-    succeeded = 0
-    for record in queryset.order_by("pk"):
-        try:
-            service(record)
-        except DomainError as exc:
-            modeladmin.message_user(request, f"{label(record)}: {exc.message}", messages.ERROR)
-        else:
-            succeeded += 1
-    if succeeded:
-        modeladmin.message_user(request, f"{succeeded} {noun}(s) {done}.", messages.SUCCESS)
+# Changes are named by their number in an action's messages.
+CHANGES = {"noun": "change", "label": attrgetter("number")}
 
 
 def _move_action(target: str, description: str):
     """An admin action making one person's move through `change_request_transition`."""
 
     def move(modeladmin, request, queryset):
-        _each(modeladmin, request, queryset, lambda change: change_request_transition(
+        each_selected(modeladmin, request, queryset, lambda change: change_request_transition(
             actor=request.user, change=change, target=target, reason="moved in the admin"),
-            f"moved to {S(target).label}")
+            f"moved to {S(target).label}", **CHANGES)
 
     move.__name__ = f"move_to_{target}"
     return admin.action(description=description)(move)
@@ -188,15 +147,15 @@ class ChangeRequestAdmin(admin.ModelAdmin):
 
     @admin.action(description="Approve as me")
     def approve_as_me(self, request, queryset):
-        _each(self, request, queryset, lambda change: approval_record(
+        each_selected(self, request, queryset, lambda change: approval_record(
             actor=request.user, change=change, decision=Decision.APPROVE, comment="approved in the admin"),
-            "approved by you")
+            "approved by you", **CHANGES)
 
     @admin.action(description="Reject as me")
     def reject_as_me(self, request, queryset):
-        _each(self, request, queryset, lambda change: approval_record(
+        each_selected(self, request, queryset, lambda change: approval_record(
             actor=request.user, change=change, decision=Decision.REJECT, comment="rejected in the admin"),
-            "rejected by you")
+            "rejected by you", **CHANGES)
 
 
 @admin.register(Approval)
@@ -299,8 +258,8 @@ class StandardChangeTemplateAdmin(admin.ModelAdmin):
 
     @admin.action(description="Approve this version of the selected templates", permissions=["approve"])
     def approve(self, request, queryset):
-        _each(self, request, queryset, lambda template: standard_template_approve(
-            actor=request.user, template=template), "approved", noun="template", label=str)
+        each_selected(self, request, queryset, lambda template: standard_template_approve(
+            actor=request.user, template=template), "approved", noun="template")
 
 
 class AgendaInline(RecordInline):
@@ -477,8 +436,8 @@ class LockdownAdmin(admin.ModelAdmin):
 
     @admin.action(description="Lift", permissions=["declare_lockdown"])
     def lift(self, request, queryset):
-        _each(self, request, queryset, lambda lockdown: lockdown_lift(
-            actor=request.user, lockdown=lockdown, reason="lifted in the admin"), "lifted", noun="lockdown", label=str)
+        each_selected(self, request, queryset, lambda lockdown: lockdown_lift(
+            actor=request.user, lockdown=lockdown, reason="lifted in the admin"), "lifted", noun="lockdown")
 
 
 @admin.register(Occurrence)

@@ -96,7 +96,7 @@ def audit_key_file() -> Path:
     """The Ed25519 key signing audit checkpoints, generated once and kept under data/."""
     path = DATA_DIR / "audit-signing-key.pem"
     if not path.exists():
-        from governance.audit.signing import generate_private_key_pem
+        from governance.core.ed25519 import generate_private_key_pem
 
         DATA_DIR.mkdir(parents=True, exist_ok=True)
         path.write_text(generate_private_key_pem())

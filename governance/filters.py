@@ -2,7 +2,7 @@
 
 import django_filters
 
-from governance.inputs import MomentFilter
+from governance.core.inputs import MomentFilter
 from governance.models import AuditEvent
 from governance.models.audit import ActorKind
 

@@ -5,13 +5,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.contrib.postgres.aggregates import ArrayAgg
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from cmdb.models import ConfigurationItem, Environment
-from governance.errors import Forbidden, InvalidInput
+from governance.core.errors import Forbidden, InvalidInput
 from governance.models import ApiToken
 
 TOKEN_PREFIX = "cbt_"  # noqa: S105 (a marker that lets scanners spot leaked tokens, not a secret)
@@ -110,24 +108,3 @@ def api_token_scope_set(*, actor, token: ApiToken, services, environments) -> No
         token.environments.set(environments)
         token.services_scoped, token.environments_scoped = bool(services), bool(environments)
         token.save(update_fields=["services_scoped", "environments_scoped"])
-
-
-def require_token_scope(token: ApiToken | None, *, service: ConfigurationItem | None = None,
-                        environment: Environment | None = None, scope: tuple[list[int], list[int]] | None = None,
-                        ) -> None:
-    """Refuse a token scoped elsewhere (people's sessions act for any); `scope` when the caller read it already."""
-    if token is None or not (token.services_scoped or token.environments_scoped):
-        return
-    if scope is None:
-        read = ApiToken.objects.filter(pk=token.pk).aggregate(
-            services=ArrayAgg("services", distinct=True, filter=Q(services__isnull=False), default=[]),
-            environments=ArrayAgg("environments", distinct=True, filter=Q(environments__isnull=False), default=[]),
-        )
-        scope = read["services"], read["environments"]
-    services, environments = scope
-    if service is not None and token.services_scoped and service.pk not in services:
-        raise Forbidden(f"The token {token.name!r} is not scoped to {service.name}.", field="service",
-                        code="token_out_of_scope")
-    if environment is not None and token.environments_scoped and environment.pk not in environments:
-        raise Forbidden(f"The token {token.name!r} is not scoped to {environment.name}.", field="environment",
-                        code="token_out_of_scope")

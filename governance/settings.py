@@ -6,7 +6,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from governance.env import env_bool, env_int, env_list, env_str
+from governance.core.env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -42,7 +42,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "governance.middleware.RefuseNulMiddleware",  # before the session, the first query a request makes
+    "governance.core.middleware.RefuseNulMiddleware",  # before the session, the first query a request makes
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -158,22 +158,22 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     # Every permission class derives from ApiPermission, which answers 405 to a method a view does not serve.
-    "DEFAULT_PERMISSION_CLASSES": ["governance.api_permissions.SignedIn"],
+    "DEFAULT_PERMISSION_CLASSES": ["governance.core.api_permissions.SignedIn"],
     # Bodies are bounded (DATA_UPLOAD_MAX_MEMORY_SIZE, MAX_JSON_DEPTH) and hold only storable text once parsed.
     "DEFAULT_PARSER_CLASSES": [
-        "governance.parsers.BoundedJSONParser",
-        "governance.parsers.BoundedFormParser",
-        "governance.parsers.BoundedMultiPartParser",
+        "governance.core.parsers.BoundedJSONParser",
+        "governance.core.parsers.BoundedFormParser",
+        "governance.core.parsers.BoundedMultiPartParser",
     ],
-    "DEFAULT_PAGINATION_CLASS": "governance.pagination.StandardPagination",
+    "DEFAULT_PAGINATION_CLASS": "governance.core.pagination.StandardPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "governance.api_schema.ChangeboardAutoSchema",
-    "EXCEPTION_HANDLER": "governance.api_errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "governance.core.api_schema.ChangeboardAutoSchema",
+    "EXCEPTION_HANDLER": "governance.audit.api_errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": {"anon": "60/min"},
 }
 SPECTACULAR_SETTINGS = {

@@ -41,7 +41,7 @@ urlpatterns = [
 ]
 
 # Under /api/ these answer in the API's error shape; elsewhere they are Django's own pages.
-handler400 = "governance.api_errors.bad_request"
-handler403 = "governance.api_errors.permission_denied"
-handler404 = "governance.api_errors.page_not_found"
-handler500 = "governance.api_errors.server_error"
+handler400 = "governance.core.api_errors.bad_request"
+handler403 = "governance.core.api_errors.permission_denied"
+handler404 = "governance.core.api_errors.page_not_found"
+handler500 = "governance.core.api_errors.server_error"

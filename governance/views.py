@@ -13,11 +13,11 @@ from django.views.decorators.http import require_http_methods, require_POST
 from governance import selectors
 from governance.audit import signing
 from governance.audit.ledger import CANONICAL_COLUMNS, EVENT_FIELDS, audit_record
-from governance.errors import DomainError
+from governance.core.errors import DomainError
+from governance.core.pagination import page_of
 from governance.filters import AuditEventFilter
 from governance.forms import ApiTokenForm
 from governance.models import ApiToken
-from governance.pagination import page_of
 from governance.permissions import can_export_ledger, can_read_history, can_read_ledger
 from governance.services import api_token_create, api_token_revoke
 

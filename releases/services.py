@@ -6,9 +6,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from cmdb.models import ConfigurationItem, Environment, Team
-from governance.audit.signing import key_id, load_public_key_pem, signature_valid
-from governance.errors import Conflict, Forbidden, InvalidInput
-from governance.services import require_token_scope
+from governance.core.credentials import CredentialScope, require_scope
+from governance.core.ed25519 import key_id, load_public_key_pem, signature_valid
+from governance.core.errors import Conflict, Forbidden, InvalidInput
 from releases.models import Artifact, Promotion, ScanResult, SignatureStatus, TrustedKey
 
 
@@ -43,14 +43,14 @@ def signature_check(service: ConfigurationItem, digest: str, signature: str) -> 
     return (SignatureStatus.INVALID if keys else SignatureStatus.UNTRUSTED), None
 
 
-def artifact_register(*, actor, token=None, service: ConfigurationItem, version: str, digest: str,
-                      source_commit: str = "",
+def artifact_register(*, actor, scope: CredentialScope | None = None, service: ConfigurationItem, version: str,
+                      digest: str, source_commit: str = "",
                       build_url: str = "", signature: str = "", provenance: dict | None = None) -> Artifact:
     """Register a build. The same version and digest again is the same artifact (pipelines retry); the same
     version with another digest is a rebuild, and refused."""
     if not actor.has_perm("releases.add_artifact"):
         raise Forbidden("Registering artifacts is for pipelines and administrators.")
-    require_token_scope(token, service=service)
+    require_scope(scope, service=service)
     existing = _registered(service, version, digest)
     if existing is not None:
         return existing
@@ -82,11 +82,12 @@ def _registered(service: ConfigurationItem, version: str, digest: str) -> Artifa
     return None
 
 
-def artifact_promote(*, actor, token=None, artifact: Artifact, environment: Environment) -> Promotion:
+def artifact_promote(*, actor, scope: CredentialScope | None = None, artifact: Artifact,
+                     environment: Environment) -> Promotion:
     """Record that the artifact passed `environment`; it must have passed the environment before it."""
     if not actor.has_perm("releases.add_promotion"):
         raise Forbidden("Recording promotions is for pipelines and administrators.")
-    require_token_scope(token, service=artifact.service, environment=environment)
+    require_scope(scope, service=artifact.service, environment=environment)
     previous = Environment.objects.filter(position__lt=environment.position).order_by("-position").first()
     with transaction.atomic():
         if previous is not None and not Promotion.objects.filter(artifact=artifact, environment=previous).exists():
@@ -97,12 +98,12 @@ def artifact_promote(*, actor, token=None, artifact: Artifact, environment: Envi
     return promotion
 
 
-def scan_attach(*, actor, token=None, artifact: Artifact, kind: str, tool: str, verdict: str, critical: int = 0,
-                high: int = 0,
+def scan_attach(*, actor, scope: CredentialScope | None = None, artifact: Artifact, kind: str, tool: str,
+                verdict: str, critical: int = 0, high: int = 0,
                 medium: int = 0, low: int = 0, report_url: str = "") -> ScanResult:
     if not actor.has_perm("releases.add_scanresult"):
         raise Forbidden("Recording scans is for pipelines and administrators.")
-    require_token_scope(token, service=artifact.service)
+    require_scope(scope, service=artifact.service)
     scan = ScanResult(artifact=artifact, kind=kind, tool=tool, verdict=verdict, critical=critical, high=high,
                       medium=medium, low=low, report_url=report_url, recorded_by=actor)
     scan.full_clean(exclude=["artifact", "recorded_by"])

@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from cmdb.models import ConfigurationItem
-from governance.pagination import page_of
+from governance.core.pagination import page_of
 from releases import selectors
 from releases.filters import ArtifactFilter
 from releases.permissions import can_view_releases

@@ -3,7 +3,7 @@ from rest_framework.validators import UniqueValidator
 
 from cmdb.models import ConfigurationItem, Environment, Relationship, Team, name_validator
 from cmdb.selectors import cis_named
-from governance.serializers import LookupField, ModelRulesSerializer
+from governance.core.serializers import LookupField, ModelRulesSerializer
 
 
 class TeamSerializer(ModelRulesSerializer):

@@ -29,9 +29,9 @@ from cmdb.services import (
     inventory_import,
     inventory_parse,
 )
-from governance.api_permissions import ApiPermission, model_permission
-from governance.errors import Forbidden, InvalidInput
-from governance.parsers import BoundedJSONParser, BoundedMultiPartParser
+from governance.core.api_permissions import ApiPermission, model_permission
+from governance.core.errors import Forbidden, InvalidInput
+from governance.core.parsers import BoundedJSONParser, BoundedMultiPartParser
 
 
 class CmdbReadOrModelPermission(ApiPermission):

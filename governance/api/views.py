@@ -5,10 +5,10 @@ from rest_framework.views import APIView
 
 from governance import selectors
 from governance.api.serializers import AuditCheckpointSerializer, AuditEventSerializer, PublicKeySerializer
-from governance.api_permissions import ApiPermission
 from governance.audit import signing
 from governance.audit.ledger import audit_checkpoint_create
-from governance.errors import Conflict
+from governance.core.api_permissions import ApiPermission
+from governance.core.errors import Conflict
 from governance.filters import AuditEventFilter
 from governance.models import AuditEvent
 from governance.permissions import can_create_checkpoint, can_read_ledger

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from governance.audit import signing
 from governance.audit.context import Actor, current_actor
+from governance.core import ed25519
 from governance.models import AuditCapture, AuditCheckpoint, AuditEvent
 
 GENESIS_HASH = "0" * 64
@@ -137,7 +138,7 @@ def audit_checkpoint_create() -> AuditCheckpoint | None:
     created_at = timezone.now()
     key = signing.public_key()
     return AuditCheckpoint.objects.create(
-        seq=head[0], head_hash=head[1], created_at=created_at, key_id=signing.key_id(key),
+        seq=head[0], head_hash=head[1], created_at=created_at, key_id=ed25519.key_id(key),
         signature=signing.sign(checkpoint_message(head[0], head[1], created_at)),
     )
 
@@ -212,14 +213,14 @@ def _link_problem(seq: int, expected: int, stored_prev: str, prev_hash: str) -> 
 def _verify_checkpoints(checkpoints, hashes_at: dict[int, str], head_seq: int, public_keys) -> str | None:
     if not checkpoints:
         return None
-    keys = {signing.key_id(k): k for k in (public_keys if public_keys is not None else [signing.public_key()])}
+    keys = {ed25519.key_id(k): k for k in (public_keys if public_keys is not None else [signing.public_key()])}
     for checkpoint in checkpoints:
         name = f"checkpoint {checkpoint.pk} (event #{checkpoint.seq}, signed {checkpoint.created_at:%Y-%m-%d %H:%M:%S})"
         key = keys.get(checkpoint.key_id)
         if key is None:
             return f"{name} was signed by key {checkpoint.key_id[:16]}…, which is not a trusted key"
         message = checkpoint_message(checkpoint.seq, checkpoint.head_hash, checkpoint.created_at)
-        if not signing.signature_valid(key, message, checkpoint.signature):
+        if not ed25519.signature_valid(key, message, checkpoint.signature):
             return f"{name} has an invalid signature: the checkpoint itself was altered"
         if checkpoint.seq > head_seq:
             return f"{name} covers event #{checkpoint.seq}, but the ledger ends at #{head_seq}: events were removed"

@@ -12,7 +12,7 @@ from governance.audit.ledger import audit_record
 from governance.calendar.permissions import can_declare_lockdown, can_manage_feed, can_read_calendar
 from governance.calendar.recurrence import occurrences
 from governance.calendar.selectors import covers_any, names_a_scope
-from governance.errors import Conflict, Forbidden, InvalidInput
+from governance.core.errors import Conflict, Forbidden, InvalidInput
 from governance.models.calendar import CalendarFeed, FreezeWindow, Lockdown, MaintenanceWindow, Occurrence
 from governance.models.changes import ChangeRequest
 from governance.models.changes import ChangeStatus as S

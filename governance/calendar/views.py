@@ -17,7 +17,7 @@ from governance.calendar.forms import CalendarFilterForm, FeedForm, LockdownForm
 from governance.calendar.permissions import can_declare_lockdown, can_read_change_calendar
 from governance.changes.selectors import change_requests_visible_to
 from governance.changes.services import change_request_update
-from governance.errors import DomainError, refuse_if_forbidden
+from governance.core.errors import DomainError, refuse_if_forbidden
 from governance.models.calendar import FreezeWindow, Lockdown, MaintenanceWindow
 from governance.models.changes import ChangeStatus
 

@@ -5,7 +5,7 @@ from django.db.models import Exists, OuterRef
 
 from cmdb.models import Environment, Team
 from governance.changes.selectors import awaiting_approval_by
-from governance.inputs import MomentFilter
+from governance.core.inputs import MomentFilter
 from governance.models.changes import ChangeRequest, ChangeStatus, ChangeType, RiskLevel
 
 # Filtering on affected CIs through Exists keeps one row per change: no join, no DISTINCT, honest counts.

@@ -12,7 +12,7 @@ from django.utils import timezone
 from cmdb.models import ConfigurationItem, Environment
 from governance.changes.filters import ChangeRequestFilter
 from governance.changes.selectors import ACTIVE
-from governance.inputs import MAX_NAMES_PER_LIST, text_fault
+from governance.core.inputs import MAX_NAMES_PER_LIST, text_fault
 from governance.models.changes import (
     CabAgendaItem,
     CabMeeting,

@@ -2,7 +2,7 @@
 
 from cmdb.models import Team
 from governance.changes.workflow import OPEN_STATES, MoverFacts
-from governance.errors import Conflict, DomainError, Forbidden
+from governance.core.errors import Conflict, DomainError, Forbidden
 from governance.models.changes import ChangeRequest, StandardChangeTemplate
 from governance.models.changes import ChangeStatus as S
 from governance.roles import APPROVER_ROLES, team_role_codename

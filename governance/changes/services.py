@@ -31,7 +31,7 @@ from governance.changes.permissions import (
 from governance.changes.selectors import ApprovalState, outstanding_approvals
 from governance.changes.standard import fit_refusal
 from governance.changes.workflow import ChangeFacts, transition_refusal
-from governance.errors import Conflict, Forbidden, InvalidInput
+from governance.core.errors import Conflict, Forbidden, InvalidInput
 from governance.models.calendar import MaintenanceEnforcement, Severity
 from governance.models.changes import (
     Approval,

@@ -16,7 +16,7 @@ from django.utils import timezone
 from cmdb.choices import CIType
 from cmdb.models import ConfigurationItem, Environment
 from governance.changes.permissions import template_approval_refusal
-from governance.errors import Conflict, DomainError, Forbidden, InvalidInput
+from governance.core.errors import Conflict, DomainError, Forbidden, InvalidInput
 from governance.models.changes import RiskLevel, StandardChangeTemplate
 
 TEMPLATE_FIELDS = ("name", "description", "implementation_plan", "backout_plan", "active", "ci_types",

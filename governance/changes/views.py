@@ -43,10 +43,10 @@ from governance.changes.services import (
     change_retrospective_record,
 )
 from governance.changes.workflow import TRANSITIONS, user_moves
-from governance.errors import DomainError, refuse_if_forbidden
+from governance.core.errors import DomainError, refuse_if_forbidden
+from governance.core.pagination import page_of
 from governance.models.changes import CabMeeting, ChangeRequest, ChangeType, Decision
 from governance.models.changes import ChangeStatus as S
-from governance.pagination import page_of
 from governance.roles import Role
 
 QUEUE_PAGE_SIZE = 50

@@ -1,6 +1,6 @@
 """One error shape for the whole API: {"errors": [{"code", "message", "field"}]}, from DRF's views through the
 exception handler and from everything else under /api/ (no route, a body too large, a server error) through
-the handlers the root URLconf names."""
+the handlers the root URLconf names. It records nothing: the audit's handler wraps this one to record refusals."""
 
 from typing import Any
 
@@ -16,9 +16,8 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
-from governance.audit.ledger import audit_record
-from governance.errors import DomainError, Forbidden
-from governance.parsers import BodyTooLarge
+from governance.core.errors import DomainError
+from governance.core.parsers import BodyTooLarge
 
 
 def flatten_errors(detail: Any, field: str | None = None) -> list[dict[str, Any]]:
@@ -55,10 +54,23 @@ class BadRequest(exceptions.APIException):
     default_code = "bad_request"
 
 
+def api_exception(exc: Exception) -> Exception:
+    """Django's own refusals as the DRF exceptions that answer them; any other exception as it is."""
+    if isinstance(exc, DjangoValidationError):
+        detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        return exceptions.ValidationError(detail)
+    if isinstance(exc, Http404):
+        return exceptions.NotFound()
+    if isinstance(exc, DjangoPermissionDenied):
+        return exceptions.PermissionDenied()
+    if isinstance(exc, SuspiciousOperation):
+        return BodyTooLarge() if isinstance(exc, RequestDataTooBig) else BadRequest(str(exc))
+    return exc
+
+
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, DomainError):
         set_rollback()
-        _record_refusal(exc, context)
         return error_response(exc.as_errors(), exc.status)
     if isinstance(exc, ProtectedError | RestrictedError):
         # Subclasses of IntegrityError, but no race: other rows still point at this one.
@@ -70,19 +82,10 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         set_rollback()
         message = "The request conflicts with a record written at the same time; retry it."
         return error_response([{"code": "conflict", "message": message, "field": None}], 409)
-    if isinstance(exc, DjangoValidationError):
-        detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-        exc = exceptions.ValidationError(detail)
-    elif isinstance(exc, Http404):
-        exc = exceptions.NotFound()
-    elif isinstance(exc, DjangoPermissionDenied):
-        exc = exceptions.PermissionDenied()
-    elif isinstance(exc, SuspiciousOperation):
-        exc = BodyTooLarge() if isinstance(exc, RequestDataTooBig) else BadRequest(str(exc))
+    exc = api_exception(exc)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
-    _record_refusal(exc, context)
     if isinstance(exc, exceptions.ValidationError):
         errors = flatten_errors(exc.detail)
     else:
@@ -90,20 +93,6 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
                    "message": str(exc.detail), "field": None}]
     response.data = {"errors": errors}
     return response
-
-
-def _record_refusal(exc: Exception, context: dict) -> None:
-    """Permission denials and failed authentications go to the audit ledger."""
-    if isinstance(exc, exceptions.PermissionDenied | Forbidden):
-        action = "permission_denied"
-    elif isinstance(exc, exceptions.AuthenticationFailed):
-        action = "authentication_failed"
-    else:
-        return
-    request = context.get("request")
-    detail = getattr(exc, "message", None) or str(getattr(exc, "detail", exc))
-    audit_record(action, context={"method": getattr(request, "method", ""), "path": getattr(request, "path", ""),
-                                  "reason": detail[:500]})
 
 
 # Outside DRF's views (no route matched, Django refused the request, a view crashed) the root URLconf's handlers

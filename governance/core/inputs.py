@@ -17,7 +17,7 @@ from django import forms
 from django_filters import IsoDateTimeFilter
 from django_filters.fields import IsoDateTimeField
 
-from governance.errors import InvalidInput
+from governance.core.errors import InvalidInput
 
 # Deeper than any document the API takes (a CI's attributes, a provenance attestation, GitHub's payloads);
 # json.loads itself recurses once a level and fails only near Python's recursion limit.

@@ -3,8 +3,8 @@
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
 
-from governance import api_errors
-from governance.inputs import NUL
+from governance.core import api_errors
+from governance.core.inputs import NUL
 
 
 class RefuseNulMiddleware:

@@ -7,7 +7,7 @@ from django.http import QueryDict
 from rest_framework import exceptions, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 
-from governance.inputs import JSONRefused, json_parsed, text_fault
+from governance.core.inputs import JSONRefused, json_parsed, text_fault
 
 
 class BodyTooLarge(exceptions.APIException):

@@ -13,7 +13,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.relations import MANY_RELATION_KWARGS, ManyRelatedField
 
-from governance.inputs import MAX_NAMES_PER_LIST, json_refusal, text_fault
+from governance.core.inputs import MAX_NAMES_PER_LIST, json_refusal, text_fault
 
 # Enough to name every mistake a person makes; a body of nothing but unknown keys is not listed key by key.
 MAX_UNKNOWN_FIELDS_NAMED = 20

@@ -20,7 +20,8 @@ from django.utils import timezone
 
 from cmdb.models import ConfigurationItem, Environment
 from governance.audit.ledger import audit_record
-from governance.errors import Conflict, InvalidInput
+from governance.core.errors import Conflict, InvalidInput
+from governance.core.inputs import json_parsed
 from governance.gate.services import (
     Question,
     change_for_deployment,
@@ -28,7 +29,6 @@ from governance.gate.services import (
     deployment_finish,
     deployment_observed,
 )
-from governance.inputs import json_parsed
 from governance.models import ChangeRequest
 from governance.models.gate import GateDecision, GitHubReview
 from governance.tasks import github_review_send

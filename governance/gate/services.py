@@ -9,14 +9,14 @@ from django.utils import timezone
 from cmdb.models import ConfigurationItem, Environment
 from governance.audit.ledger import audit_record
 from governance.changes.workflow import EARLY_START
-from governance.errors import Conflict, Forbidden, InvalidInput
+from governance.core.credentials import require_scope
+from governance.core.errors import Conflict, Forbidden, InvalidInput
 from governance.gate.facts import GateFacts, gate_facts
 from governance.gate.permissions import can_end_deployment, can_report_deployments
 from governance.models import ApiToken
 from governance.models.changes import ChangeRequest, ChangeType
 from governance.models.changes import ChangeStatus as S
 from governance.models.gate import DeploymentCheck, GateDecision
-from governance.services import require_token_scope
 from releases.models import (
     Deployment,
     DeploymentStatus,
@@ -148,9 +148,9 @@ def _facts_allowed(*, actor, token: ApiToken | None, question: Question, now: da
             raise InvalidInput(f"No {field} is named {given!r}.", field=field, code="does_not_exist")
     if not facts.may_ask:
         raise Forbidden("The gate is for pipelines.")
-    require_token_scope(token, service=ConfigurationItem(id=facts.service["id"], name=facts.service["name"]),
-                        environment=Environment(id=facts.environment["id"], name=facts.environment["name"]),
-                        scope=(facts.scope_services, facts.scope_environments))
+    scope = token.credential_scope(read=(facts.scope_services, facts.scope_environments)) if token else None
+    require_scope(scope, service=ConfigurationItem(id=facts.service["id"], name=facts.service["name"]),
+                  environment=Environment(id=facts.environment["id"], name=facts.environment["name"]))
     return facts
 
 
@@ -254,7 +254,8 @@ def _deployment_record(*, actor, check: DeploymentCheck) -> tuple[Deployment, bo
 def deployment_finish(*, actor, token: ApiToken | None, deployment: Deployment, status: str) -> Deployment:
     if not can_report_deployments(actor):
         raise Forbidden("Reporting deployments is for pipelines.")
-    require_token_scope(token, service=deployment.service, environment=deployment.environment)
+    require_scope(token.credential_scope() if token else None, service=deployment.service,
+                  environment=deployment.environment)
     if status not in FINISHED:
         raise InvalidInput("status must be succeeded, failed or rolled_back.", field="status")
     return _deployment_end(deployment, status)

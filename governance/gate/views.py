@@ -7,11 +7,11 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from governance.errors import DomainError, refuse_if_forbidden
+from governance.core.errors import DomainError, refuse_if_forbidden
+from governance.core.pagination import page_of
 from governance.gate import selectors, services
 from governance.gate.filters import DeploymentCheckFilter
 from governance.gate.permissions import can_read_gate_log
-from governance.pagination import page_of
 from releases.models import Deployment
 from releases.permissions import can_view_releases
 

@@ -1,8 +1,11 @@
 """Access: API tokens for people and service accounts."""
 
 from django.conf import settings
+from django.contrib.postgres.aggregates import ArrayAgg
 from django.db import models
 from django.utils import timezone
+
+from governance.core.credentials import CredentialScope
 
 
 class ApiTokenQuerySet(models.QuerySet):
@@ -68,3 +71,18 @@ class ApiToken(models.Model):
         if self.is_expired():
             return "expired"
         return "active"
+
+    def credential_scope(self, read: tuple[list[int], list[int]] | None = None) -> CredentialScope:
+        """What this token may act for; `read` is its (services, environments) when the caller read them already,
+        and they are read here (one query) only for a scoped token."""
+        if not (self.services_scoped or self.environments_scoped):
+            return CredentialScope(self.name)
+        if read is None:
+            found = ApiToken.objects.filter(pk=self.pk).aggregate(
+                services=ArrayAgg("services", distinct=True, filter=models.Q(services__isnull=False), default=[]),
+                environments=ArrayAgg("environments", distinct=True, filter=models.Q(environments__isnull=False),
+                                      default=[]),
+            )
+            read = found["services"], found["environments"]
+        return CredentialScope(self.name, services=frozenset(read[0]) if self.services_scoped else None,
+                               environments=frozenset(read[1]) if self.environments_scoped else None)

@@ -2,7 +2,7 @@ from rest_framework import serializers
 
 from cmdb.api.serializers import CINameField
 from cmdb.models import Environment, Team
-from governance.serializers import InputModelSerializer, InputSerializer, LookupField, StorableJSONObjectField
+from governance.core.serializers import InputModelSerializer, InputSerializer, LookupField, StorableJSONObjectField
 from releases.models import (
     Artifact,
     Promotion,

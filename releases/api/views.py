@@ -3,9 +3,9 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from governance.api_permissions import ApiPermission
-from governance.authentication import request_token
-from governance.serializers import validated
+from governance.core.api_permissions import ApiPermission
+from governance.core.credentials import request_scope
+from governance.core.serializers import validated
 from releases import selectors, services
 from releases.api.serializers import (
     ArtifactRegistrationSerializer,
@@ -45,7 +45,7 @@ class ArtifactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @extend_schema(request=ArtifactRegistrationSerializer, responses={201: ArtifactSerializer})
     def create(self, request):
         data = validated(ArtifactRegistrationSerializer, request.data)
-        artifact = services.artifact_register(actor=request.user, token=request_token(request), **data)
+        artifact = services.artifact_register(actor=request.user, scope=request_scope(request), **data)
         return Response(ArtifactSerializer(self.get_queryset().get(pk=artifact.pk)).data,
                         status=status.HTTP_201_CREATED)
 
@@ -53,7 +53,7 @@ class ArtifactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @action(detail=True, methods=["post"])
     def scans(self, request, digest=None):
         data = validated(ScanSerializer, request.data)
-        scan = services.scan_attach(actor=request.user, token=request_token(request), artifact=self.get_object(),
+        scan = services.scan_attach(actor=request.user, scope=request_scope(request), artifact=self.get_object(),
                                     **data)
         return Response(ScanSerializer(scan).data, status=status.HTTP_201_CREATED)
 
@@ -61,7 +61,7 @@ class ArtifactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @action(detail=True, methods=["post"])
     def promotions(self, request, digest=None):
         data = validated(PromotionRequestSerializer, request.data)
-        promotion = services.artifact_promote(actor=request.user, token=request_token(request),
+        promotion = services.artifact_promote(actor=request.user, scope=request_scope(request),
                                                artifact=self.get_object(), **data)
         return Response(PromotionSerializer(promotion).data, status=status.HTTP_201_CREATED)
 

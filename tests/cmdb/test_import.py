@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 
 from cmdb.models import ConfigurationItem, Relationship
 from cmdb.services import inventory_from_document, inventory_import, inventory_parse
-from governance.errors import Forbidden, InvalidInput
+from governance.core.errors import Forbidden, InvalidInput
 from tests.factories import link, make_ci, make_environment, make_team
 
 pytestmark = pytest.mark.django_db

@@ -16,9 +16,9 @@ from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
 from cmdb.models import Relationship
-from governance.api_permissions import ApiPermission
 from governance.changes.api.serializers import MAX_CIS_PER_CHANGE
-from governance.inputs import MAX_JSON_DEPTH, MAX_NAMES_PER_LIST
+from governance.core.api_permissions import ApiPermission
+from governance.core.inputs import MAX_JSON_DEPTH, MAX_NAMES_PER_LIST
 from governance.models import AuditCapture, AuditCheckpoint, AuditEvent, ChangeRequest
 from governance.models.changes import ApprovalPolicy
 from governance.services import api_token_create

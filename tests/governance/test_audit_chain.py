@@ -20,6 +20,7 @@ from governance.audit.ledger import (
     audit_verify,
     event_hash,
 )
+from governance.core import ed25519
 from governance.models import AuditCheckpoint, AuditEvent
 from tests.conftest import database_url_of
 
@@ -137,7 +138,7 @@ def test_a_checkpoint_with_a_bad_signature_is_named(ledger):
 
 
 def test_a_checkpoint_signed_by_another_key_is_not_trusted(ledger):
-    stranger = signing.parse_private_key(signing.generate_private_key_pem()).public_key()
+    stranger = ed25519.parse_private_key(ed25519.generate_private_key_pem()).public_key()
     report = audit_verify(public_keys=[stranger])
     assert "which is not a trusted key" in report.problem
 
@@ -151,7 +152,7 @@ def test_the_command_fails_with_the_first_broken_link(ledger):
 @pytest.mark.django_db(transaction=True)
 def test_the_command_exits_non_zero_on_a_broken_ledger(ledger, tmp_path):
     key_file = tmp_path / "published.pub"
-    key_file.write_text(signing.public_key_pem())
+    key_file.write_text(ed25519.public_key_pem(signing.public_key()))
     env = {"DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": database_url_of(connection.settings_dict)}
     command = [sys.executable, "manage.py", "verify_audit", "--public-key", str(key_file)]
     clean = subprocess.run(command, env={**_environ(), **env}, cwd=settings.BASE_DIR, capture_output=True, text=True)

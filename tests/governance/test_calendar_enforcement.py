@@ -19,7 +19,7 @@ from governance.calendar.services import (
     window_occurrences_refresh,
 )
 from governance.changes.services import approval_record, change_request_transition, outstanding_approvals
-from governance.errors import Conflict, Forbidden, InvalidInput
+from governance.core.errors import Conflict, Forbidden, InvalidInput
 from governance.models import ChangeStatus as S
 from governance.models import FreezeWindow, Lockdown, MaintenanceWindow, Occurrence
 from governance.roles import Role

@@ -220,7 +220,7 @@ def _in_next_weekend_freeze() -> datetime:
 
 def test_a_change_needing_no_approval_is_still_not_approved_inside_a_hard_freeze(estate):
     from governance.changes.services import change_request_transition
-    from governance.errors import Conflict
+    from governance.core.errors import Conflict
     from governance.models import ApprovalPolicy
 
     ApprovalPolicy.objects.update(active=False)  # nobody to ask: approval would be automatic
@@ -237,7 +237,7 @@ def test_a_change_needing_no_approval_is_still_not_approved_inside_a_hard_freeze
 
 def test_a_freeze_declared_after_scheduling_stops_implementation(estate, release_manager):
     from governance.changes.services import change_request_transition
-    from governance.errors import Conflict
+    from governance.core.errors import Conflict
 
     start = datetime.now(UTC) - timedelta(minutes=5)
     change = make_change(make_user("rita", "requester"), cis=[estate["ci"]], environment=estate["prod"],

@@ -7,7 +7,7 @@ from django.contrib.auth.models import Group
 from django.db import close_old_connections, connection
 
 from governance.changes.services import approval_record, change_request_transition
-from governance.errors import Conflict
+from governance.core.errors import Conflict
 from governance.models import Approval, ApprovalPolicy, ChangeStatusChange, PolicyRequirement
 from governance.models import ChangeStatus as S
 from governance.roles import Role

@@ -33,7 +33,7 @@ from governance.changes.services import (
     change_retrospective_record,
     matching_policies,
 )
-from governance.errors import Conflict, Forbidden, InvalidInput
+from governance.core.errors import Conflict, Forbidden, InvalidInput
 from governance.models import (
     Approval,
     ApprovalPolicy,

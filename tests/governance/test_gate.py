@@ -11,7 +11,7 @@ from cmdb.models import Environment
 from governance.audit.ledger import audit_seal
 from governance.calendar.selectors import freezes_covering, lockdowns_covering
 from governance.calendar.services import lockdown_declare, window_occurrences_refresh
-from governance.errors import Forbidden
+from governance.core.errors import Forbidden
 from governance.gate.facts import gate_facts
 from governance.gate.services import deployment_abandon
 from governance.models import AuditEvent, ChangeStatus, DeploymentCheck, FreezeWindow, Lockdown

@@ -20,7 +20,7 @@ from governance.changes.standard import (
     standard_template_create,
     standard_template_update,
 )
-from governance.errors import Conflict, Forbidden, InvalidInput
+from governance.core.errors import Conflict, Forbidden, InvalidInput
 from governance.gate.services import Question, deployment_check
 from governance.models import ApprovalRequirement, ChangeRequest, ChangeStatusChange, StandardChangeTemplate
 from governance.models import ChangeStatus as S

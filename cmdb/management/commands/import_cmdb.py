@@ -4,7 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from cmdb.services import inventory_import, inventory_parse
-from governance.errors import DomainError
+from governance.core.errors import DomainError
 
 
 class Command(BaseCommand):

@@ -13,7 +13,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cmdb.models import ConfigurationItem, Environment
-from governance.api_permissions import MODEL_VERBS, ApiPermission
 from governance.calendar import selectors, services
 from governance.calendar.api.serializers import (
     ActiveAnswerSerializer,
@@ -34,10 +33,11 @@ from governance.calendar.permissions import (
     can_read_change_calendar,
 )
 from governance.changes.selectors import change_requests_visible_to
-from governance.errors import InvalidInput
-from governance.inputs import query_moment
+from governance.core.api_permissions import MODEL_VERBS, ApiPermission
+from governance.core.errors import InvalidInput
+from governance.core.inputs import query_moment
+from governance.core.serializers import validated
 from governance.models.calendar import CalendarFeed, FreezeWindow, Lockdown, MaintenanceWindow, Severity
-from governance.serializers import validated
 
 MAX_SLOTS = 50
 INSTANT = datetime.resolution  # "covers this moment" is "overlaps [at, at + 1 µs)"

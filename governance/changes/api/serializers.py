@@ -12,6 +12,7 @@ from cmdb.choices import Criticality
 from cmdb.models import Environment
 from governance.changes.selectors import approval_checklist, change_conflicts
 from governance.changes.services import EDITABLE_FIELDS
+from governance.core.serializers import InputModelSerializer, InputSerializer, LookupField, ModelRulesSerializer
 from governance.models.changes import (
     Approval,
     ApprovalPolicy,
@@ -23,7 +24,6 @@ from governance.models.changes import (
     StandardChangeTemplate,
 )
 from governance.roles import APPROVER_ROLES
-from governance.serializers import InputModelSerializer, InputSerializer, LookupField, ModelRulesSerializer
 
 # A change names what it touches; a list longer than this is a mistake or an attack, refused before any lookup.
 MAX_CIS_PER_CHANGE = 200

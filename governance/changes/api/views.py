@@ -6,7 +6,6 @@ from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from governance.api_permissions import ApiPermission, model_permission
 from governance.changes import selectors, services
 from governance.changes.api.serializers import (
     ApprovalInputSerializer,
@@ -23,9 +22,10 @@ from governance.changes.api.serializers import (
 from governance.changes.filters import ChangeRequestFilter
 from governance.changes.permissions import can_raise_change, can_view_changes, edit_refusal
 from governance.changes.standard import standard_template_approve
-from governance.errors import Forbidden
+from governance.core.api_permissions import ApiPermission, model_permission
+from governance.core.errors import Forbidden
+from governance.core.serializers import validated
 from governance.models.changes import ApprovalPolicy, ChangeRequest, ChangeStatusChange, StandardChangeTemplate
-from governance.serializers import validated
 
 
 class ChangeReader(ApiPermission):

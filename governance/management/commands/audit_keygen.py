@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from governance.audit.signing import generate_private_key_pem
+from governance.core.ed25519 import generate_private_key_pem
 
 
 class Command(BaseCommand):

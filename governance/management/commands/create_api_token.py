@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from cmdb.models import Environment
 from cmdb.selectors import cis_named
-from governance.errors import DomainError
+from governance.core.errors import DomainError
 from governance.services import api_token_create
 
 

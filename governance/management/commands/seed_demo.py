@@ -15,7 +15,6 @@ from guardian.shortcuts import assign_perm
 from cmdb import demo
 from cmdb.models import ConfigurationItem, Environment, Team
 from cmdb.services import inventory_from_document, inventory_import
-from governance.audit.signing import public_key_pem
 from governance.calendar.selectors import freezes_covering, schedule_suggestions
 from governance.calendar.services import window_occurrences_refresh
 from governance.changes.selectors import outstanding_approvals
@@ -28,7 +27,8 @@ from governance.changes.services import (
     change_request_update,
 )
 from governance.changes.standard import standard_template_approve, standard_template_create, standard_template_update
-from governance.errors import DomainError
+from governance.core.ed25519 import public_key_pem
+from governance.core.errors import DomainError
 from governance.gate.services import change_for_deployment
 from governance.models import (
     ApiToken,

@@ -3,8 +3,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from governance.audit import signing
 from governance.audit.ledger import audit_seal, audit_verify
+from governance.core import ed25519
 
 
 class Command(BaseCommand):
@@ -19,7 +19,7 @@ class Command(BaseCommand):
         keys = None
         if public_key:
             try:
-                keys = [signing.load_public_key_pem(path.read_text()) for path in public_key]
+                keys = [ed25519.load_public_key_pem(path.read_text()) for path in public_key]
             except (OSError, ValueError) as exc:
                 raise CommandError(f"--public-key: {exc}") from None
         if not no_seal:
