@@ -9,6 +9,7 @@ from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
 from cmdb.choices import CIType
+from governance.access.services import api_token_revoke, api_token_scope_set
 from governance.calendar.permissions import can_declare_lockdown
 from governance.calendar.selectors import names_a_scope, upcoming_occurrences
 from governance.calendar.services import lockdown_declare, lockdown_lift, window_occurrences_refresh
@@ -46,7 +47,6 @@ from governance.models import (
     StandardChangeTemplate,
 )
 from governance.models import ChangeStatus as S
-from governance.services import api_token_revoke, api_token_scope_set
 
 
 @admin.register(ApiToken)

@@ -4,14 +4,14 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from governance import views
+from governance import health
 from governance.calendar.ical import calendar_feed
 
 api_v1 = [
     path("", include("cmdb.api.urls")),
     path("", include("releases.api.urls")),
     path("", include("governance.gate.api.urls")),
-    path("", include("governance.api.urls")),
+    path("", include("governance.audit.api.urls")),
     path("", include("governance.changes.api.urls")),
     path("", include("governance.calendar.api.urls")),
 ]
@@ -20,12 +20,9 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="cmdb:ci_list", permanent=False), name="home"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("healthz", views.health, name="health"),
-    path("tokens/", views.token_list, name="token_list"),
-    path("tokens/<int:pk>/revoke/", views.token_revoke, name="token_revoke"),
-    path("audit/", views.audit_search, name="audit_search"),
-    path("audit/key/", views.audit_public_key, name="audit_public_key"),
-    path("audit/history/<str:object_type>/<str:object_id>/", views.object_history, name="audit_object_history"),
+    path("healthz", health.health, name="health"),
+    path("", include("governance.access.urls")),
+    path("", include("governance.audit.urls")),
     path("cmdb/", include("cmdb.urls")),
     path("", include("governance.changes.urls")),
     path("", include("governance.calendar.urls")),

@@ -10,8 +10,8 @@ from urllib.parse import quote
 import pytest
 from rest_framework.test import APIClient
 
+from governance.access.services import api_token_create
 from governance.roles import Role
-from governance.services import api_token_create
 from tests.factories import make_team, make_user
 
 

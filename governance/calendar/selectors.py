@@ -10,10 +10,10 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from cmdb.models import ConfigurationItem
+from governance.access.services import token_digest
 from governance.calendar.permissions import can_read_calendar
 from governance.calendar.recurrence import next_occurrence
 from governance.models.calendar import CalendarFeed, FreezeWindow, Lockdown, MaintenanceWindow, Occurrence
-from governance.services import token_digest
 
 SCOPE_PREFETCH = ("environments", "cis")
 SCOPE_FIELDS = ("everything", "environments", "cis", "ci_types", "tags", "max_criticality", "sox_scoped", "phi", "pci")

@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from cmdb.models import Team
+from governance.access.services import token_digest
 from governance.audit.ledger import audit_record
 from governance.calendar.permissions import can_declare_lockdown, can_manage_feed, can_read_calendar
 from governance.calendar.recurrence import occurrences
@@ -16,7 +17,6 @@ from governance.core.errors import Conflict, Forbidden, InvalidInput
 from governance.models.calendar import CalendarFeed, FreezeWindow, Lockdown, MaintenanceWindow, Occurrence
 from governance.models.changes import ChangeRequest
 from governance.models.changes import ChangeStatus as S
-from governance.services import token_digest
 
 # Occurrences are kept from a month back to this far ahead; a daily task moves the horizon on.
 HORIZON = timedelta(days=400)

@@ -138,8 +138,8 @@ def people():
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
 
+    from governance.access.services import api_token_create
     from governance.roles import Role
-    from governance.services import api_token_create
 
     User = get_user_model()
     boss = User.objects.create_superuser("admin", password="pw")
@@ -623,7 +623,7 @@ def kept_world() -> World:
     """The questions of the kept database, asked under a new token of its pipeline account."""
     from django.contrib.auth import get_user_model
 
-    from governance.services import api_token_create
+    from governance.access.services import api_token_create
 
     pipeline = get_user_model().objects.get(username="pipeline")
     token = api_token_create(actor=pipeline, owner=pipeline, name=f"bench pipeline {uuid.uuid4().hex[:8]}")

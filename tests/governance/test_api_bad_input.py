@@ -16,12 +16,12 @@ from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
 from cmdb.models import Relationship
+from governance.access.services import api_token_create
 from governance.changes.api.serializers import MAX_CIS_PER_CHANGE
 from governance.core.api_permissions import ApiPermission
 from governance.core.inputs import MAX_JSON_DEPTH, MAX_NAMES_PER_LIST
 from governance.models import AuditCapture, AuditCheckpoint, AuditEvent, ChangeRequest
 from governance.models.changes import ApprovalPolicy
-from governance.services import api_token_create
 from tests.factories import make_ci, make_user
 from tests.governance.api_world import build_api_world
 

@@ -21,7 +21,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from governance.services import api_token_create
+from governance.access.services import api_token_create
 from tests.governance.api_world import build_api_world
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.django_db(transaction=True)]

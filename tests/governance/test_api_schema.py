@@ -12,7 +12,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from governance.services import api_token_create
+from governance.access.services import api_token_create
 from tests.factories import make_user
 from tests.governance.api_world import build_api_world
 

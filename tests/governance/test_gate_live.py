@@ -15,9 +15,9 @@ from django.conf import settings
 from kombu.exceptions import OperationalError
 from rest_framework.test import APIClient
 
+from governance.access.services import api_token_create
 from governance.celery import app
 from governance.models import ChangeStatus, DeploymentCheck
-from governance.services import api_token_create
 from governance.tasks import sessions_clear_expired
 from tests.governance.gate_world import CHECKS, DIGEST
 

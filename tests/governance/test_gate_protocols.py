@@ -4,8 +4,8 @@ Argo Rollouts' web metric and Flagger's confirm-* hooks. 200 lets the rollout pr
 import pytest
 from rest_framework.test import APIClient
 
+from governance.access.services import api_token_create
 from governance.models import ChangeStatus, DeploymentCheck
-from governance.services import api_token_create
 from tests.governance.gate_world import DIGEST
 
 pytestmark = pytest.mark.django_db

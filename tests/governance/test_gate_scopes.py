@@ -6,8 +6,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
+from governance.access.services import api_token_create
 from governance.models import ApiToken, DeploymentCheck
-from governance.services import api_token_create
 from releases.models import Artifact, Deployment
 from tests.factories import make_ci, sealed
 from tests.governance.gate_world import CHECKS, DIGEST

@@ -10,9 +10,9 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from governance.access.services import api_token_authenticate, api_token_create, api_token_revoke, api_token_scope_set
 from governance.core.errors import Forbidden, InvalidInput
 from governance.models import ApiToken
-from governance.services import api_token_authenticate, api_token_create, api_token_revoke, api_token_scope_set
 from tests.factories import make_ci, make_environment, make_user
 
 pytestmark = pytest.mark.django_db

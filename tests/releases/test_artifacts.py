@@ -12,7 +12,7 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from governance.services import api_token_create
+from governance.access.services import api_token_create
 from releases.models import Artifact, TrustedKey
 from releases.services import artifact_register, trusted_key_add
 from tests.factories import make_ci, make_environment, make_team

@@ -5,12 +5,12 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.authentication import BearerTokenAuthentication, request_token
+from governance.access.authentication import BearerTokenAuthentication, request_token
+from governance.access.services import api_token_authenticate
 from governance.core.api_schema import ErrorSerializer
 from governance.core.serializers import InputSerializer, validated, validated_by
 from governance.gate.services import REPORTED, Question, deployment_check, deployment_finish, deployment_start
 from governance.models.gate import DeploymentCheck, GateDecision
-from governance.services import api_token_authenticate
 from releases.models import Deployment, DeploymentStatus, digest_validator
 
 

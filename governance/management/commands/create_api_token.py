@@ -3,8 +3,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from cmdb.models import Environment
 from cmdb.selectors import cis_named
+from governance.access.services import api_token_create
 from governance.core.errors import DomainError
-from governance.services import api_token_create
 
 
 class Command(BaseCommand):

@@ -15,6 +15,7 @@ from guardian.shortcuts import assign_perm
 from cmdb import demo
 from cmdb.models import ConfigurationItem, Environment, Team
 from cmdb.services import inventory_from_document, inventory_import
+from governance.access.services import api_token_create, token_digest
 from governance.calendar.selectors import freezes_covering, schedule_suggestions
 from governance.calendar.services import window_occurrences_refresh
 from governance.changes.selectors import outstanding_approvals
@@ -44,7 +45,6 @@ from governance.models import (
 from governance.models import ChangeStatus as S
 from governance.models.calendar import MaintenanceEnforcement, Recurrence, Severity
 from governance.roles import Role
-from governance.services import api_token_create, token_digest
 from releases.demo import DEMO_BUILDS, GATE_CHANGE
 from releases.models import Artifact, TrustedKey
 from releases.services import artifact_promote, artifact_register, scan_attach, trusted_key_add

@@ -1,10 +1,10 @@
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
+from governance.access.services import api_token_authenticate
 from governance.audit.context import actor_for
 from governance.audit.ledger import audit_record
 from governance.models import ApiToken
-from governance.services import api_token_authenticate
 
 
 def request_token(request) -> ApiToken | None:

@@ -3,15 +3,14 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance import selectors
-from governance.api.serializers import AuditCheckpointSerializer, AuditEventSerializer, PublicKeySerializer
-from governance.audit import signing
+from governance.audit import selectors, signing
+from governance.audit.api.serializers import AuditCheckpointSerializer, AuditEventSerializer, PublicKeySerializer
+from governance.audit.filters import AuditEventFilter
 from governance.audit.ledger import audit_checkpoint_create
+from governance.audit.permissions import can_create_checkpoint, can_read_ledger
 from governance.core.api_permissions import ApiPermission
 from governance.core.errors import Conflict
-from governance.filters import AuditEventFilter
 from governance.models import AuditEvent
-from governance.permissions import can_create_checkpoint, can_read_ledger
 
 
 class LedgerReader(ApiPermission):

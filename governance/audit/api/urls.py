@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from governance.api import views
+from governance.audit.api import views
 
 router = SimpleRouter()
 router.register("audit/events", views.AuditEventViewSet, basename="audit-event")

@@ -1,71 +1,21 @@
+"""The ledger's pages: search and export, an object's history, the checkpoint signing key."""
+
 import csv
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db import connection
 from django.db.models.expressions import RawSQL
-from django.http import JsonResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import StreamingHttpResponse
+from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
-from django.views.decorators.http import require_http_methods, require_POST
 
-from governance import selectors
-from governance.audit import signing
+from governance.audit import selectors, signing
+from governance.audit.filters import AuditEventFilter
 from governance.audit.ledger import CANONICAL_COLUMNS, EVENT_FIELDS, audit_record
-from governance.core.errors import DomainError
+from governance.audit.permissions import can_export_ledger, can_read_history, can_read_ledger
 from governance.core.pagination import page_of
-from governance.filters import AuditEventFilter
-from governance.forms import ApiTokenForm
-from governance.models import ApiToken
-from governance.permissions import can_export_ledger, can_read_history, can_read_ledger
-from governance.services import api_token_create, api_token_revoke
 
 HISTORY_LIMIT = 100
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def token_list(request):
-    """The user's own API tokens; a new token's secret is shown on this response and never again."""
-    form = ApiTokenForm(request.POST or None)
-    issued = None
-    if request.method == "POST" and form.is_valid():
-        try:
-            issued = api_token_create(
-                actor=request.user, owner=request.user,
-                name=form.cleaned_data["name"], expires_days=form.cleaned_data["expires_days"],
-                services=form.cleaned_data["services"], environments=form.cleaned_data["environments"],
-            )
-        except DomainError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
-        else:
-            form = ApiTokenForm()
-    tokens = ApiToken.objects.filter(user=request.user).prefetch_related("services", "environments")
-    response = render(request, "governance/token_list.html", {"form": form, "issued": issued, "tokens": tokens})
-    if issued:
-        response["Cache-Control"] = "no-store"
-    return response
-
-
-@login_required
-@require_POST
-def token_revoke(request, pk: int):
-    token = get_object_or_404(ApiToken, pk=pk, user=request.user)
-    try:
-        api_token_revoke(actor=request.user, token=token)
-    except DomainError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Token “{token.name}” revoked.")
-    return redirect("token_list")
-
-
-def health(request):
-    """Liveness for load balancers and docker-compose: the process answers and PostgreSQL does too."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    return JsonResponse({"status": "ok"})
 
 
 @login_required

@@ -1,0 +1,1 @@
+"""Access: API tokens, issued, scoped, revoked and authenticated."""
