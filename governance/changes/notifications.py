@@ -1,5 +1,6 @@
 """E-mail to the people whose approval a change needs (the console backend in development)."""
 
+from celery import shared_task
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mass_mail
 from django.db.models import Q
@@ -45,3 +46,12 @@ def approvers_notify(change: ChangeRequest, kind: str, user_ids: list[int] | Non
             f"Window: {change.planned_start:%Y-%m-%d %H:%M} to {change.planned_end:%Y-%m-%d %H:%M} UTC\n"
             f"Review it in Changeboard: {link}\n")
     return send_mass_mail([(subject, body, None, [user.email]) for user in recipients], fail_silently=False)
+
+
+@shared_task(name="governance.tasks.approvers_notify", ignore_result=True, autoretry_for=(OSError,), retry_backoff=True,
+             max_retries=5)
+def approvers_notify_queued(change_id: int, kind: str, user_ids: list[int] | None = None) -> None:
+    """The worker's side of `approvers_notify`: a change deleted since it was queued is nobody's to hear about."""
+    change = ChangeRequest.objects.filter(pk=change_id).first()
+    if change is not None:
+        approvers_notify(change, kind, user_ids)

@@ -19,6 +19,7 @@ from governance.calendar.selectors import (
     maintenance_windows_for,
 )
 from governance.changes import risk
+from governance.changes.notifications import approvers_notify_queued
 from governance.changes.permissions import (
     approver_roles,
     can_raise_change,
@@ -509,9 +510,7 @@ def approval_reminders_send(*, now: datetime | None = None) -> int:
 
 
 def _notify(change: ChangeRequest, kind: str, user_ids: list[int] | None = None) -> None:
-    from governance.tasks import approvers_notify
-
-    approvers_notify.delay_on_commit(change.pk, kind, user_ids)
+    approvers_notify_queued.delay_on_commit(change.pk, kind, user_ids)
 
 
 def cab_meeting_create(*, actor, title: str, starts_at: datetime, attendees=()) -> CabMeeting:

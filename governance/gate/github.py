@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import jwt
+from celery import shared_task
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
@@ -31,7 +32,6 @@ from governance.gate.services import (
 )
 from governance.models import ChangeRequest
 from governance.models.gate import GateDecision, GitHubReview
-from governance.tasks import github_review_send
 from releases.models import Artifact, Deployment, DeploymentStatus
 
 COMMENT_LIMIT = 1024  # GitHub truncates review comments beyond this
@@ -334,3 +334,14 @@ def review_send(review_id: int) -> GitHubReview | None:
     if review.answered_at is None:
         raise GitHubUnavailable(review.last_error)
     return review
+
+
+# Named for the module it was first queued under, so queued messages still resolve.
+@shared_task(name="governance.tasks.github_review_send", ignore_result=True, bind=True, max_retries=5)
+def github_review_send(self, review_id: int) -> None:
+    """Answer a GitHub deployment protection rule; GitHub unreachable or not ready (422) is tried again."""
+    try:
+        review_send(review_id)
+    except GitHubUnavailable as error:
+        countdown = settings.GITHUB_REVIEW_RETRY_SECONDS * 2 ** self.request.retries
+        raise self.retry(exc=error, countdown=countdown) from error

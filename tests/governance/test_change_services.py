@@ -13,7 +13,7 @@ from django.db.migrations.loader import MigrationLoader
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
-from governance.changes.notifications import approvers_to_notify
+from governance.changes.notifications import approvers_notify_queued, approvers_to_notify
 from governance.changes.selectors import (
     awaiting_approval_by,
     change_conflicts,
@@ -43,7 +43,6 @@ from governance.models import (
     PolicyRequirement,
 )
 from governance.models import ChangeStatus as S
-from governance.tasks import approvers_notify
 from tests.factories import link, make_change, make_ci, make_environment, make_team, make_template, make_user
 
 pytestmark = pytest.mark.django_db
@@ -139,7 +138,7 @@ def notifications(callbacks) -> list[tuple]:
 def run_queued(callbacks) -> None:
     """Run each queued notification task here and now, as a worker would."""
     for args in notifications(callbacks):
-        approvers_notify(*args)
+        approvers_notify_queued(*args)
 
 
 def recipients() -> list[str]:

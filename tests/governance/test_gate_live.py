@@ -16,9 +16,9 @@ from kombu.exceptions import OperationalError
 from rest_framework.test import APIClient
 
 from governance.access.services import api_token_create
+from governance.access.tasks import sessions_clear_expired
 from governance.celery import app
 from governance.models import ChangeStatus, DeploymentCheck
-from governance.tasks import sessions_clear_expired
 from tests.governance.gate_world import CHECKS, DIGEST
 
 README = Path(settings.BASE_DIR) / "README.md"

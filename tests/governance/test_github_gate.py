@@ -20,11 +20,11 @@ from django.db import connection, connections, transaction
 from django.test import Client
 from django.utils import timezone
 
-from governance.gate.github import reviews_unanswered
+from governance.gate.github import github_review_send, reviews_unanswered
 from governance.gate.services import deployment_abandon
+from governance.gate.tasks import github_reviews_resend
 from governance.models import AuditCapture, ChangeStatus, DeploymentCheck, GitHubReview
 from governance.roles import Role
-from governance.tasks import github_review_send, github_reviews_resend
 from releases.models import Deployment
 from tests.factories import make_ci, make_user, sealed
 from tests.governance.gate_world import DIGEST
