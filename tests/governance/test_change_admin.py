@@ -3,7 +3,7 @@
 import pytest
 from django.contrib.messages import get_messages
 
-from governance.admin import MOVE_ACTIONS
+from governance.changes.admin import MOVE_ACTIONS
 from governance.changes.services import approval_record, change_request_transition
 from governance.changes.workflow import TRANSITIONS, Mover
 from governance.models import Approval, CabMeeting, ChangeStatusChange
