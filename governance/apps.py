@@ -13,8 +13,11 @@ class GovernanceConfig(AppConfig):
 
         from governance import checks  # noqa: F401  (registers the system checks)
         from governance.audit import context, signals
+        from governance.audit import offers as audit_offers  # noqa: F401  (registers what pages may offer)
         from governance.audit.capture import install_after_migrate
+        from governance.changes import offers as change_offers  # noqa: F401
         from governance.gate import facts
+        from governance.gate import offers as gate_offers  # noqa: F401
 
         connection_created.connect(context.install_wrapper)
         post_migrate.connect(install_after_migrate, sender=self)

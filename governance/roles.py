@@ -1,6 +1,9 @@
 """The roles people hold: each is a Django group, created by a data migration with its permissions."""
 
+from django.contrib.auth.models import Group
 from django.db import models
+
+from governance.core.serializers import LookupField
 
 
 class Role(models.TextChoices):
@@ -45,3 +48,19 @@ def grant_role_permissions(apps, role_permissions: dict[str, list[str]]) -> None
         for name in names:
             app_label, codename = name.split(".")
             group.permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+
+
+class ApproverRoleField(LookupField):
+    """One of the approver roles, by group name."""
+
+    default_error_messages = {
+        "not_approver": "{value} is not an approver role: use one of {roles}.",
+    }
+
+    def __init__(self, **kwargs):
+        super().__init__(slug_field="name", queryset=Group.objects.filter(name__in=APPROVER_ROLES), **kwargs)
+
+    def to_internal_value(self, data):
+        if str(data) not in APPROVER_ROLES:
+            self.fail("not_approver", value=str(data)[:50], roles=", ".join(APPROVER_ROLES))
+        return super().to_internal_value(data)

@@ -50,7 +50,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "governance.audit.context.AuditContextMiddleware",
+    "governance.audit.middleware.AuditContextMiddleware",
 ]
 
 ROOT_URLCONF = "governance.urls"

@@ -2,7 +2,7 @@ from django import forms
 
 from cmdb.models import ConfigurationItem, Environment
 from cmdb.selectors import cis_named
-from governance.changes.forms import WordListField
+from governance.core.inputs import WordListField
 
 
 class ApiTokenForm(forms.Form):

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import sys
-import uuid
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
@@ -24,7 +23,7 @@ from governance.models.audit import ActorKind
 
 COMMENT_PREFIX = "changeboard-audit:"
 _WRITE = re.compile(r"^\s*(INSERT|UPDATE|DELETE|MERGE|TRUNCATE)\b", re.IGNORECASE)
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -108,31 +107,6 @@ def audit_comment_wrapper(execute, sql, params, many, context):
 def install_wrapper(sender, connection, **kwargs) -> None:
     if audit_comment_wrapper not in connection.execute_wrappers:
         connection.execute_wrappers.append(audit_comment_wrapper)
-
-
-class AuditContextMiddleware:
-    """Gives each request an id (kept from a sane X-Request-ID) and makes its user the acting identity."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        incoming = request.headers.get("X-Request-ID", "")
-        request.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        with acting_as(request):
-            response = self.get_response(request)
-        response["X-Request-ID"] = request.request_id
-        return response
-
-    def process_exception(self, request, exception):
-        from django.core.exceptions import PermissionDenied
-
-        from governance.audit.ledger import audit_record
-
-        if isinstance(exception, PermissionDenied):
-            audit_record("permission_denied", context={"method": request.method, "path": request.path,
-                                                       "reason": str(exception)})
-        return None
 
 
 # Celery: a task acts as "task:<name>", on behalf of the user who queued it when there was one.

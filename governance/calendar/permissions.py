@@ -1,16 +1,10 @@
 """Who may read and keep the release calendar (the roles are granted in migration 0009_calendar_roles)."""
 
-from governance.changes.permissions import can_view_changes
 from governance.models.calendar import CalendarFeed
 
 
 def can_read_calendar(user) -> bool:
     return user.is_authenticated and user.is_active and user.has_perm("governance.view_freezewindow")
-
-
-def can_read_change_calendar(user) -> bool:
-    """The calendar with the changes scheduled on it: for people who read both."""
-    return can_read_calendar(user) and can_view_changes(user)
 
 
 def can_edit_window(user, model, verb: str) -> bool:

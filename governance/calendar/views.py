@@ -14,7 +14,9 @@ from django.views.decorators.http import require_POST
 from cmdb.models import ConfigurationItem, Team
 from governance.calendar import selectors, services
 from governance.calendar.forms import CalendarFilterForm, FeedForm, LockdownForm
-from governance.calendar.permissions import can_declare_lockdown, can_read_change_calendar
+from governance.calendar.permissions import can_declare_lockdown
+from governance.changes.permissions import can_read_change_calendar
+from governance.changes.scheduling import schedule_suggestions
 from governance.changes.selectors import change_requests_visible_to
 from governance.changes.services import change_request_update
 from governance.core.errors import DomainError, refuse_if_forbidden
@@ -144,7 +146,7 @@ def change_slots(request, number: str):
     _require_reader(request.user)
     change = get_object_or_404(change_requests_visible_to(request.user), number=number)
     return render(request, "governance/calendar/_slots.html", {
-        "change": change, "slots": selectors.schedule_suggestions(change)})
+        "change": change, "slots": schedule_suggestions(change)})
 
 
 @login_required

@@ -1,6 +1,5 @@
 """Forms of the change pages: they parse what the browser sends; the services decide what is allowed."""
 
-import re
 from datetime import date, datetime, time, timedelta
 
 import django_filters
@@ -12,7 +11,7 @@ from django.utils import timezone
 from cmdb.models import ConfigurationItem, Environment
 from governance.changes.filters import ChangeRequestFilter
 from governance.changes.selectors import ACTIVE
-from governance.core.inputs import MAX_NAMES_PER_LIST, text_fault
+from governance.core.inputs import WordListField
 from governance.models.changes import (
     CabAgendaItem,
     CabMeeting,
@@ -57,33 +56,6 @@ class PlainTextField(forms.CharField):
 
     def to_python(self, value):
         return super().to_python(value).replace("\r\n", "\n")
-
-
-class WordListField(forms.CharField):
-    """A list of words (feature flags, digests, names), one per line or separated by commas: at most `max_items`,
-    each storable text (CharField's own check of NUL reads the list's repr, which shows none)."""
-
-    widget = forms.Textarea(attrs={"rows": 2})
-
-    def __init__(self, *, max_items: int = MAX_NAMES_PER_LIST, **kwargs):
-        self.max_items = max_items
-        super().__init__(**kwargs)
-
-    def to_python(self, value) -> list[str]:
-        return [flag for flag in re.split(r"[\s,]+", value or "") if flag]
-
-    def prepare_value(self, value):
-        return "\n".join(value) if isinstance(value, list | tuple) else value
-
-    def validate(self, value) -> None:
-        if self.required and not value:
-            raise forms.ValidationError(self.error_messages["required"], code="required")
-        if len(value) > self.max_items:
-            raise forms.ValidationError(f"Give at most {self.max_items}; {len(value)} were given.", code="too_many")
-        for word in value:
-            fault = text_fault(word)
-            if fault:
-                raise forms.ValidationError(fault.message, code=fault.code)
 
 
 def _person_label(user) -> str:

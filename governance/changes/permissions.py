@@ -1,6 +1,7 @@
 """Who may do what with changes. Segregation of duties lives here and in the approval service."""
 
 from cmdb.models import Team
+from governance.calendar.permissions import can_read_calendar
 from governance.changes.workflow import OPEN_STATES, MoverFacts
 from governance.core.errors import Conflict, DomainError, Forbidden
 from governance.models.changes import ChangeRequest, StandardChangeTemplate
@@ -103,3 +104,8 @@ def template_approval_refusal(user, template: StandardChangeTemplate) -> str | N
         return (f"You made version {template.version} of the template {template.name}: "
                 "someone else must approve it.")
     return None
+
+
+def can_read_change_calendar(user) -> bool:
+    """The calendar with the changes scheduled on it: for people who read both."""
+    return can_read_calendar(user) and can_view_changes(user)

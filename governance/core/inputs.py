@@ -140,6 +140,33 @@ class MomentField(IsoDateTimeField):
         return moment
 
 
+class WordListField(forms.CharField):
+    """A list of words (feature flags, digests, names), one per line or separated by commas: at most `max_items`,
+    each storable text (CharField's own check of NUL reads the list's repr, which shows none)."""
+
+    widget = forms.Textarea(attrs={"rows": 2})
+
+    def __init__(self, *, max_items: int = MAX_NAMES_PER_LIST, **kwargs):
+        self.max_items = max_items
+        super().__init__(**kwargs)
+
+    def to_python(self, value) -> list[str]:
+        return [flag for flag in re.split(r"[\s,]+", value or "") if flag]
+
+    def prepare_value(self, value):
+        return "\n".join(value) if isinstance(value, list | tuple) else value
+
+    def validate(self, value) -> None:
+        if self.required and not value:
+            raise forms.ValidationError(self.error_messages["required"], code="required")
+        if len(value) > self.max_items:
+            raise forms.ValidationError(f"Give at most {self.max_items}; {len(value)} were given.", code="too_many")
+        for word in value:
+            fault = text_fault(word)
+            if fault:
+                raise forms.ValidationError(fault.message, code=fault.code)
+
+
 class MomentFilter(IsoDateTimeFilter):
     """The one datetime filter of lists, pages and API alike."""
 

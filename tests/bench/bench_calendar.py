@@ -15,7 +15,7 @@ few CIs, by environment, CI type, tag, tier and compliance flags, and combinatio
 1. Refresh: every window's occurrences recomputed (the daily task), timed.
 2. "Which freezes and lockdowns cover this CI now": selectors.freezes_covering for one CI over
    [now, now + 1 us] and selectors.lockdowns_covering, a different CI each time.       target: median < 5 ms
-3. The next 5 slots for a change: selectors.schedule_suggestions.                    target: median < 100 ms
+3. The next 5 slots for a change: schedule_suggestions.                    target: median < 100 ms
 """
 
 import argparse
@@ -240,6 +240,7 @@ def main() -> None:
 
         from governance.calendar import selectors
         from governance.calendar.services import calendar_occurrences_refresh
+        from governance.changes.scheduling import schedule_suggestions
         from governance.models import Occurrence
 
         call_command("migrate", verbosity=0)
@@ -281,7 +282,7 @@ def main() -> None:
 
         def suggesting(n: int) -> None:
             change = subjects[n % len(subjects)]
-            found.append(len(selectors.schedule_suggestions(change, count=5)))
+            found.append(len(schedule_suggestions(change, count=5)))
 
         suggesting(0)
         found.clear()

@@ -18,6 +18,7 @@ from governance.calendar.services import (
     lockdown_lift,
     window_occurrences_refresh,
 )
+from governance.changes.scheduling import schedule_suggestions
 from governance.changes.services import approval_record, change_request_transition, outstanding_approvals
 from governance.core.errors import Conflict, Forbidden, InvalidInput
 from governance.models import ChangeStatus as S
@@ -494,7 +495,7 @@ def test_suggested_slots_are_inside_maintenance_windows_clear_of_freezes_lockdow
     lockdown_declare(actor=people.commander, reason="Outage", environments=[envs.prod],
                      until=day + timedelta(hours=25))  # night 0, but for its last hour
     change = change_at(people, day + timedelta(days=30), ci=cis.api, environment=envs.prod, hours=2)
-    slots = selectors.schedule_suggestions(change, after=day + timedelta(hours=12))
+    slots = schedule_suggestions(change, after=day + timedelta(hours=12))
     night = [day + timedelta(days=n, hours=22) for n in range(10)]
     assert slots == [
         (night[3], night[3] + timedelta(hours=2)),
@@ -513,9 +514,9 @@ def test_without_maintenance_windows_slots_are_on_the_hour_and_skip_freezes(peop
     day = hour(days=1).replace(hour=0)
     freeze("Morning", day + timedelta(hours=9), 3, environments=[envs.prod])
     change = change_at(people, day + timedelta(days=30), ci=cis.api, environment=envs.prod, hours=1)
-    slots = selectors.schedule_suggestions(change, after=day + timedelta(hours=6, minutes=20), count=4)
+    slots = schedule_suggestions(change, after=day + timedelta(hours=6, minutes=20), count=4)
     assert [s for s, _ in slots] == [day + timedelta(hours=h) for h in (7, 8, 12, 13)]
-    on_the_hour = selectors.schedule_suggestions(change, after=day + timedelta(hours=8), count=2)
+    on_the_hour = schedule_suggestions(change, after=day + timedelta(hours=8), count=2)
     assert [s for s, _ in on_the_hour] == [day + timedelta(hours=8), day + timedelta(hours=12)]
 
 
@@ -527,8 +528,8 @@ def test_no_slot_is_suggested_while_an_open_ended_lockdown_covers_the_change(peo
     change = change_at(people, day + timedelta(days=30), ci=cis.api, environment=envs.prod, hours=1)
     after = day + timedelta(hours=12)  # the search starts and ends at noon, in the middle of a window
     starts = [after, *(day + timedelta(days=n, hours=10) for n in (1, 2, 3))]
-    assert [s for s, _ in selectors.schedule_suggestions(change, after=after, horizon=timedelta(days=3))] == starts
+    assert [s for s, _ in schedule_suggestions(change, after=after, horizon=timedelta(days=3))] == starts
     lockdown = lockdown_declare(actor=people.commander, reason="Outage", environments=[envs.prod])
-    assert selectors.schedule_suggestions(change, after=after, horizon=timedelta(days=3)) == []
+    assert schedule_suggestions(change, after=after, horizon=timedelta(days=3)) == []
     lockdown_lift(actor=people.commander, lockdown=lockdown)
-    assert [s for s, _ in selectors.schedule_suggestions(change, after=after, horizon=timedelta(days=3))] == starts
+    assert [s for s, _ in schedule_suggestions(change, after=after, horizon=timedelta(days=3))] == starts

@@ -11,9 +11,9 @@ from cmdb.api.serializers import CINameField
 from cmdb.choices import CIType, Criticality
 from cmdb.models import Environment, Team
 from governance.calendar.selectors import SCOPE_FIELDS, names_a_scope
-from governance.changes.api.serializers import ApproverRoleField
 from governance.core.serializers import InputSerializer, LookupField, ModelRulesSerializer
 from governance.models.calendar import CalendarFeed, FreezeWindow, Lockdown, MaintenanceWindow
+from governance.roles import ApproverRoleField
 
 WINDOW_FIELDS = ["id", "name", "timezone", "recurrence", "start_date", "start_time", "duration_minutes", "rrule",
                  "business_days", "holiday_region", "active", *SCOPE_FIELDS, "created_at", "next_occurrences"]

@@ -26,12 +26,9 @@ from governance.calendar.api.serializers import (
     MaintenanceWindowSerializer,
     SlotsSerializer,
 )
-from governance.calendar.permissions import (
-    can_declare_lockdown,
-    can_edit_window,
-    can_read_calendar,
-    can_read_change_calendar,
-)
+from governance.calendar.permissions import can_declare_lockdown, can_edit_window, can_read_calendar
+from governance.changes.permissions import can_read_change_calendar
+from governance.changes.scheduling import schedule_suggestions
 from governance.changes.selectors import change_requests_visible_to
 from governance.core.api_permissions import MODEL_VERBS, ApiPermission
 from governance.core.errors import InvalidInput
@@ -203,7 +200,7 @@ class ChangeSlotsView(APIView):
         change = get_object_or_404(change_requests_visible_to(request.user).prefetch_related("affected_cis"),
                                    number=number)
         count = _whole(request.query_params.get("count"), field="count", default=5, low=1, high=MAX_SLOTS)
-        slots = selectors.schedule_suggestions(change, count=count)
+        slots = schedule_suggestions(change, count=count)
         return Response(SlotsSerializer({"change": change.number,
                                          "slots": [{"start": s, "end": e} for s, e in slots]}).data)
 

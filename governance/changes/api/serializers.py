@@ -2,7 +2,6 @@
 decide every rule."""
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.db import transaction
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -23,7 +22,7 @@ from governance.models.changes import (
     PolicyRequirement,
     StandardChangeTemplate,
 )
-from governance.roles import APPROVER_ROLES
+from governance.roles import ApproverRoleField
 
 # A change names what it touches; a list longer than this is a mistake or an attack, refused before any lookup.
 MAX_CIS_PER_CHANGE = 200
@@ -181,22 +180,6 @@ class RetrospectiveInputSerializer(InputSerializer):
 
 
 # Approval policies: plain configuration, written through the serializer like the CMDB's CRUD.
-
-
-class ApproverRoleField(LookupField):
-    """One of the approver roles, by group name."""
-
-    default_error_messages = {
-        "not_approver": "{value} is not an approver role: use one of {roles}.",
-    }
-
-    def __init__(self, **kwargs):
-        super().__init__(slug_field="name", queryset=Group.objects.filter(name__in=APPROVER_ROLES), **kwargs)
-
-    def to_internal_value(self, data):
-        if str(data) not in APPROVER_ROLES:
-            self.fail("not_approver", value=str(data)[:50], roles=", ".join(APPROVER_ROLES))
-        return super().to_internal_value(data)
 
 
 class PolicyRequirementSerializer(InputModelSerializer):

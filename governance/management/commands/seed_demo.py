@@ -16,8 +16,9 @@ from cmdb import demo
 from cmdb.models import ConfigurationItem, Environment, Team
 from cmdb.services import inventory_from_document, inventory_import
 from governance.access.services import api_token_create, token_digest
-from governance.calendar.selectors import freezes_covering, schedule_suggestions
+from governance.calendar.selectors import freezes_covering
 from governance.calendar.services import window_occurrences_refresh
+from governance.changes.scheduling import schedule_suggestions
 from governance.changes.selectors import outstanding_approvals
 from governance.changes.services import (
     approval_record,
