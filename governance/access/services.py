@@ -1,7 +1,5 @@
 """Access services: issuing, revoking and authenticating API tokens."""
 
-import hashlib
-import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -10,6 +8,7 @@ from django.utils import timezone
 
 from cmdb.models import ConfigurationItem, Environment
 from governance.core.errors import Forbidden, InvalidInput
+from governance.core.secrets import create_named, secret_digest, secret_draw
 from governance.models import ApiToken
 
 TOKEN_PREFIX = "cbt_"  # noqa: S105 (a marker that lets scanners spot leaked tokens, not a secret)
@@ -21,11 +20,6 @@ LAST_USED_RESOLUTION = 60
 class IssuedToken:
     token: ApiToken
     secret: str
-
-
-def token_digest(secret: str) -> str:
-    # The secret holds 256 random bits, so a fast hash is enough: nothing to brute-force.
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def can_manage_token(user, token: ApiToken) -> bool:
@@ -49,14 +43,15 @@ def api_token_create(*, actor, owner, name: str, expires_days: int | None = None
     if secret is not None and (not secret.startswith(TOKEN_PREFIX) or len(secret) < len(TOKEN_PREFIX) + 32):
         raise InvalidInput(f"A token starts with {TOKEN_PREFIX} and has at least 32 characters after it.",
                            field="secret")
-    secret = secret or TOKEN_PREFIX + secrets.token_urlsafe(32)
+    drawn = secret_draw(TOKEN_PREFIX, secret)
     now = timezone.now()
-    with transaction.atomic():
+
+    def create() -> ApiToken:
         token = ApiToken.objects.create(
             user=owner,
             name=name,
-            prefix=secret[: len(TOKEN_PREFIX) + 6],
-            digest=token_digest(secret),
+            prefix=drawn.prefix,
+            digest=drawn.digest,
             created_at=now,
             created_by=actor,
             expires_at=now + timedelta(days=expires_days) if expires_days else None,
@@ -65,7 +60,10 @@ def api_token_create(*, actor, owner, name: str, expires_days: int | None = None
         )
         token.services.set(services)
         token.environments.set(environments)
-    return IssuedToken(token=token, secret=secret)
+        return token
+
+    token = create_named(create, taken=f"{owner.username} already has a token named {name!r}.")
+    return IssuedToken(token=token, secret=drawn.secret)
 
 
 def api_token_revoke(*, actor, token: ApiToken) -> ApiToken:
@@ -88,7 +86,7 @@ def api_token_authenticate(secret: str) -> ApiToken | None:
     token = (
         ApiToken.objects.usable(now)
         .select_related("user")
-        .filter(digest=token_digest(secret), user__is_active=True)
+        .filter(digest=secret_digest(secret), user__is_active=True)
         .first()
     )
     if token is None:

@@ -8,9 +8,9 @@ from django.db.models import BooleanField, Exists, OuterRef, Prefetch, Q, QueryS
 from django.db.models.expressions import RawSQL
 
 from cmdb.models import ConfigurationItem
-from governance.access.services import token_digest
 from governance.calendar.permissions import can_read_calendar
 from governance.calendar.recurrence import next_occurrence
+from governance.core.secrets import secret_digest
 from governance.models.calendar import CalendarFeed, FreezeWindow, Lockdown, MaintenanceWindow, Occurrence
 
 SCOPE_PREFETCH = ("environments", "cis")
@@ -182,6 +182,6 @@ def calendar_feeds_of(user) -> QuerySet[CalendarFeed]:
 def calendar_feed_by_secret(secret: str) -> CalendarFeed | None:
     """The live feed this secret opens; None when it is unknown or revoked, or its owner may no longer read
     the calendar (the feed shows what its owner may see, judged at every fetch)."""
-    feed = (CalendarFeed.objects.filter(digest=token_digest(secret), revoked_at__isnull=True)
+    feed = (CalendarFeed.objects.filter(digest=secret_digest(secret), revoked_at__isnull=True)
             .select_related("owner", "team").first())
     return feed if feed is not None and can_read_calendar(feed.owner) else None

@@ -1,19 +1,18 @@
 """Writes to the release calendar: windows and their occurrences, lockdowns declared and lifted, feeds."""
 
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from cmdb.models import Team
-from governance.access.services import token_digest
 from governance.audit.ledger import audit_record
 from governance.calendar.permissions import can_declare_lockdown, can_manage_feed, can_read_calendar
 from governance.calendar.recurrence import occurrences
 from governance.calendar.selectors import covers_any, names_a_scope
 from governance.core.errors import Conflict, Forbidden, InvalidInput
+from governance.core.secrets import create_named, secret_draw
 from governance.models.calendar import CalendarFeed, FreezeWindow, Lockdown, MaintenanceWindow, Occurrence
 from governance.models.changes import ChangeRequest
 from governance.models.changes import ChangeStatus as S
@@ -105,15 +104,11 @@ def calendar_feed_create(*, actor, name: str, team: Team | None = None) -> Issue
         raise InvalidInput("Keep the name within 100 characters.", field="name")
     if CalendarFeed.objects.filter(owner=actor, name=name, revoked_at__isnull=True).exists():
         raise InvalidInput(f"You already have a feed named {name!r}.", field="name")
-    secret = FEED_PREFIX + secrets.token_urlsafe(32)
-    try:
-        with transaction.atomic():
-            feed = CalendarFeed.objects.create(owner=actor, team=team, name=name,
-                                               prefix=secret[:len(FEED_PREFIX) + 6], digest=token_digest(secret),
-                                               created_at=timezone.now())
-    except IntegrityError:  # the same name created at the same moment by a second request
-        raise InvalidInput(f"You already have a feed named {name!r}.", field="name") from None
-    return IssuedFeed(feed=feed, secret=secret)
+    drawn = secret_draw(FEED_PREFIX)
+    feed = create_named(lambda: CalendarFeed.objects.create(owner=actor, team=team, name=name, prefix=drawn.prefix,
+                                                            digest=drawn.digest, created_at=timezone.now()),
+                        taken=f"You already have a feed named {name!r}.")
+    return IssuedFeed(feed=feed, secret=drawn.secret)
 
 
 def calendar_feed_revoke(*, actor, feed: CalendarFeed) -> CalendarFeed:

@@ -8,8 +8,10 @@ from django.urls import reverse
 
 from governance.calendar.selectors import lockdowns_active
 from governance.calendar.services import window_occurrences_refresh
+from governance.core.secrets import secret_draw
 from governance.models import ChangeStatus, FreezeWindow, Lockdown, MaintenanceWindow
 from tests.factories import make_change, make_ci, make_environment, make_team, make_user
+from tests.governance.races import posted_during_a_twin
 
 pytestmark = pytest.mark.django_db
 URL = "/calendar/"
@@ -160,6 +162,21 @@ def test_a_feed_address_is_shown_once_and_answers_until_revoked(client, estate, 
     feed = CalendarFeed.objects.get(owner=cab_member)
     client.post(reverse("calendar:feed_revoke", args=[feed.pk]))
     assert client.get(path).status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_double_submit_of_the_feeds_page_is_refused_on_the_name(migration_data, client, estate, cab_member):
+    from governance.models.calendar import CalendarFeed
+
+    client.force_login(cab_member)
+    drawn = secret_draw("cbf_")
+    response = posted_during_a_twin(client, reverse("calendar:feeds"), {"name": "Outlook"},
+                                    lambda: CalendarFeed.objects.create(owner=cab_member, name="Outlook",
+                                                                        prefix=drawn.prefix, digest=drawn.digest))
+    assert response.status_code == 200
+    assert "You already have a feed named &#x27;Outlook&#x27;" in response.content.decode()
+    assert 'id="feed-url"' not in response.content.decode()
+    assert CalendarFeed.objects.filter(owner=cab_member).count() == 1
 
 
 def test_nobody_revokes_another_users_feed(client, estate, cab_member, release_manager):

@@ -12,8 +12,10 @@ from rest_framework.test import APIClient
 
 from governance.access.services import api_token_authenticate, api_token_create, api_token_revoke, api_token_scope_set
 from governance.core.errors import Forbidden, InvalidInput
+from governance.core.secrets import secret_draw
 from governance.models import ApiToken
 from tests.factories import make_ci, make_environment, make_user
+from tests.governance.races import posted_during_a_twin
 
 pytestmark = pytest.mark.django_db
 
@@ -137,6 +139,19 @@ def test_the_tokens_page_shows_a_new_secret_once(client, requester):
     assert api_token_authenticate(secret).pk == token.pk
     assert response["Cache-Control"] == "no-store"
     assert secret not in client.get(reverse("token_list")).content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_double_submit_of_the_tokens_page_is_refused_on_the_name_like_the_feeds_page(migration_data, client,
+                                                                                       requester):
+    client.force_login(requester)
+    drawn = secret_draw("cbt_")
+    response = posted_during_a_twin(client, reverse("token_list"), {"name": "laptop"}, lambda: ApiToken.objects.create(
+        user=requester, name="laptop", prefix=drawn.prefix, digest=drawn.digest))
+    assert response.status_code == 200
+    assert "already has a token named &#x27;laptop&#x27;" in response.content.decode()
+    assert 'id="new-token"' not in response.content.decode()
+    assert ApiToken.objects.filter(user=requester).count() == 1
 
 
 def test_the_tokens_page_revokes_only_the_users_own_tokens(client, requester, cab_member):

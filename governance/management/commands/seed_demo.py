@@ -15,7 +15,7 @@ from guardian.shortcuts import assign_perm
 from cmdb import demo
 from cmdb.models import ConfigurationItem, Environment, Team
 from cmdb.services import inventory_from_document, inventory_import
-from governance.access.services import api_token_create, token_digest
+from governance.access.services import api_token_create
 from governance.calendar.selectors import freezes_covering
 from governance.calendar.services import window_occurrences_refresh
 from governance.changes.scheduling import schedule_suggestions
@@ -31,6 +31,7 @@ from governance.changes.services import (
 from governance.changes.standard import standard_template_approve, standard_template_create, standard_template_update
 from governance.core.ed25519 import public_key_pem
 from governance.core.errors import DomainError
+from governance.core.secrets import secret_digest
 from governance.gate.services import change_for_deployment
 from governance.models import (
     ApiToken,
@@ -239,7 +240,7 @@ class Command(BaseCommand):
         return accounts
 
     def _pipeline_token(self, pipeline, secret: str) -> None:
-        if ApiToken.objects.filter(digest=token_digest(secret)).exists():
+        if ApiToken.objects.filter(digest=secret_digest(secret)).exists():
             return
         try:
             api_token_create(actor=pipeline, owner=pipeline, name=PIPELINE_TOKEN_NAME, secret=secret)
