@@ -58,3 +58,8 @@ def artifact_deployments(artifact: Artifact) -> QuerySet[Deployment]:
 
 def service_artifacts(service: ConfigurationItem) -> QuerySet[Artifact]:
     return artifacts().filter(service=service)
+
+
+def deployment_of_check(check_id) -> Deployment | None:
+    """The deployment the gate's check `check_id` started, if any (a check starts one at most)."""
+    return Deployment.objects.select_related("service", "environment", "artifact").filter(check_id=check_id).first()

@@ -9,7 +9,9 @@ from cmdb.models import ConfigurationItem, Environment, Team
 from governance.core.credentials import CredentialScope, require_scope
 from governance.core.ed25519 import key_id, load_public_key_pem, signature_valid
 from governance.core.errors import Conflict, Forbidden, InvalidInput
-from releases.models import Artifact, Promotion, ScanResult, SignatureStatus, TrustedKey
+from releases.models import Artifact, Deployment, Promotion, ScanResult, SignatureStatus, TrustedKey
+from releases.selectors import deployment_of_check
+from releases.workflow import end_refusal
 
 
 def _public_key(pem: str) -> Ed25519PublicKey:
@@ -109,3 +111,34 @@ def scan_attach(*, actor, scope: CredentialScope | None = None, artifact: Artifa
     scan.full_clean(exclude=["artifact", "recorded_by"])
     scan.save()
     return scan
+
+
+def deployment_record(*, actor, service: ConfigurationItem, environment: Environment, artifact: Artifact,
+                      change_number: str, check_id) -> tuple[Deployment, bool]:
+    """Record that `artifact` starts deploying under the gate's check `check_id` (the gate decided it may): one
+    deployment at a time per service and environment, one per check. The same start recorded at the same moment
+    (the pipeline and GitHub reporting it) is one deployment, for both. True when recorded now."""
+    try:
+        with transaction.atomic():
+            return Deployment.objects.create(
+                service=service, environment=environment, artifact=artifact, change_number=change_number,
+                check_id=check_id, reported_by=actor), True
+    except IntegrityError:
+        recorded = deployment_of_check(check_id)
+        if recorded is not None:
+            return recorded, False
+        raise Conflict(f"Another deployment holds {service} in {environment}.", field="check_id",
+                       code="environment_locked") from None
+
+
+def deployment_end(deployment: Deployment, status: str) -> Deployment:
+    """End a running deployment as `status`, as the lifecycle's table allows; two ends at once record one."""
+    with transaction.atomic():
+        deployment = (Deployment.objects.select_for_update(of=("self",))
+                      .select_related("service", "environment", "artifact").get(pk=deployment.pk))
+        refusal = end_refusal(deployment.status, status)
+        if refusal:
+            raise Conflict(f"{deployment.number} {refusal}.", field="status")
+        deployment.status, deployment.finished_at = status, timezone.now()
+        deployment.save(update_fields=["status", "finished_at"])
+    return deployment

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from cmdb.models import ConfigurationItem, Environment
@@ -25,6 +25,9 @@ from releases.models import (
     SignatureStatus,
     scan_kind_labels,
 )
+from releases.selectors import deployment_of_check
+from releases.services import deployment_end, deployment_record
+from releases.workflow import FINISHED
 
 DEPLOYABLE = (S.APPROVED, S.SCHEDULED, S.IMPLEMENTING)
 # An answer holds this long: a pipeline that waits longer asks again.
@@ -182,11 +185,6 @@ def change_for_deployment(service: ConfigurationItem, environment: Environment, 
 
 # --- reporting back --------------------------------------------------------------------------------------------
 
-FINISHED = (DeploymentStatus.SUCCEEDED, DeploymentStatus.FAILED, DeploymentStatus.ROLLED_BACK)
-# What a pipeline reports; a deployment ends abandoned only by a release manager's hand.
-REPORTED = (DeploymentStatus.STARTED, *FINISHED)
-
-
 def deployment_start(*, actor, token: ApiToken | None, check: DeploymentCheck) -> tuple[Deployment, bool]:
     """The pipeline reports that it starts what the gate allowed; one deployment at a time per environment. The
     same start reported again while it runs (a retry, or GitHub's status of it came first) is the deployment
@@ -196,7 +194,7 @@ def deployment_start(*, actor, token: ApiToken | None, check: DeploymentCheck) -
                         environment=check.environment.name, digest=check.digest)
     facts = _facts_allowed(actor=actor, token=token, question=question, now=now)
     _require_allowed(check)
-    recorded = _recorded(check)
+    recorded = deployment_of_check(check.pk)
     if recorded is not None and recorded.is_running:
         return recorded, False
     if recorded is not None:
@@ -221,7 +219,7 @@ def deployment_observed(*, actor, check: DeploymentCheck) -> Deployment:
     if not can_report_deployments(actor):
         raise Forbidden("Reporting deployments is for pipelines.")
     _require_allowed(check)
-    recorded = _recorded(check)
+    recorded = deployment_of_check(check.pk)
     return recorded if recorded is not None else _deployment_record(actor=actor, check=check)[0]
 
 
@@ -231,24 +229,10 @@ def _require_allowed(check: DeploymentCheck) -> None:
                        code="check_denied")
 
 
-def _recorded(check: DeploymentCheck) -> Deployment | None:
-    return Deployment.objects.select_related("service", "environment", "artifact").filter(check_id=check.pk).first()
-
-
 def _deployment_record(*, actor, check: DeploymentCheck) -> tuple[Deployment, bool]:
-    try:
-        with transaction.atomic():
-            return Deployment.objects.create(
-                service=check.service, environment=check.environment, artifact=check.artifact,
-                change_number=check.change.number if check.change else "", check_id=check.pk,
-                reported_by=actor), True
-    except IntegrityError:
-        # The pipeline and GitHub reporting the same start at the same moment: one deployment, for both.
-        recorded = _recorded(check)
-        if recorded is not None:
-            return recorded, False
-        raise Conflict(f"Another deployment holds {check.service} in {check.environment}.", field="check_id",
-                       code="environment_locked") from None
+    return deployment_record(actor=actor, service=check.service, environment=check.environment,
+                             artifact=check.artifact, change_number=check.change.number if check.change else "",
+                             check_id=check.pk)
 
 
 def deployment_finish(*, actor, token: ApiToken | None, deployment: Deployment, status: str) -> Deployment:
@@ -258,7 +242,7 @@ def deployment_finish(*, actor, token: ApiToken | None, deployment: Deployment, 
                   environment=deployment.environment)
     if status not in FINISHED:
         raise InvalidInput("status must be succeeded, failed or rolled_back.", field="status")
-    return _deployment_end(deployment, status)
+    return deployment_end(deployment, status)
 
 
 def deployment_abandon(*, actor, deployment: Deployment, reason: str) -> Deployment:
@@ -270,17 +254,6 @@ def deployment_abandon(*, actor, deployment: Deployment, reason: str) -> Deploym
     if not reason:
         raise InvalidInput("Say why the deployment is ended by hand.", field="reason")
     with transaction.atomic():
-        deployment = _deployment_end(deployment, DeploymentStatus.ABANDONED)
+        deployment = deployment_end(deployment, DeploymentStatus.ABANDONED)
         audit_record("deployment_abandoned", obj=deployment, context={"reason": reason[:1000]})
-    return deployment
-
-
-def _deployment_end(deployment: Deployment, status: str) -> Deployment:
-    with transaction.atomic():
-        deployment = (Deployment.objects.select_for_update(of=("self",))
-                      .select_related("service", "environment", "artifact").get(pk=deployment.pk))
-        if not deployment.is_running:
-            raise Conflict(f"{deployment.number} already ended {deployment.status}.", field="status")
-        deployment.status, deployment.finished_at = status, timezone.now()
-        deployment.save(update_fields=["status", "finished_at"])
     return deployment

@@ -9,9 +9,10 @@ from governance.access.authentication import BearerTokenAuthentication, request_
 from governance.access.services import api_token_authenticate
 from governance.core.api_schema import ErrorSerializer
 from governance.core.serializers import InputSerializer, validated, validated_by
-from governance.gate.services import REPORTED, Question, deployment_check, deployment_finish, deployment_start
+from governance.gate.services import Question, deployment_check, deployment_finish, deployment_start
 from governance.models.gate import DeploymentCheck, GateDecision
 from releases.models import Deployment, DeploymentStatus, digest_validator
+from releases.workflow import REPORTED
 
 
 class CheckRequestSerializer(InputSerializer):
