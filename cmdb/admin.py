@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from guardian.admin import GuardedModelAdmin
 
 from cmdb.models import ConfigurationItem, Environment, Relationship, Team
@@ -65,11 +66,18 @@ class ConfigurationItemAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and not can_change_ci_compliance(request.user):
-            return [*ConfigurationItem.COMPLIANCE_FIELDS, "compliance_reason"]
+            return [*ConfigurationItem.COMPLIANCE_FIELDS, "compliance_reason",
+                    *(["name"] if obj.compliance_controlled else [])]
         return []
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return super().has_delete_permission(request, obj) and (obj is None or can_delete_ci(request.user, obj))
+
+    def delete_queryset(self, request, queryset) -> None:
+        refused = [ci.name for ci in queryset if not can_delete_ci(request.user, ci)]
+        if refused:  # the bulk action asks has_delete_permission without an object: each CI answers here
+            raise PermissionDenied(f"You may not delete {', '.join(refused)}: they are under compliance control.")
+        super().delete_queryset(request, queryset)
 
 
 @admin.register(Relationship)

@@ -94,12 +94,16 @@ class ConfigurationItem(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    # What decides the approvals a change to this CI needs: a team's maintainers do not lower their own controls.
-    COMPLIANCE_FIELDS = ("sox_scoped", "pci", "phi", "criticality")
+    COMPLIANCE_FLAGS = ("sox_scoped", "pci", "phi")
+    # What decides the approvals a change to this CI needs, and which standard templates and freezes cover it:
+    # a team's maintainers do not change their own controls.
+    COMPLIANCE_FIELDS = (*COMPLIANCE_FLAGS, "criticality", "ci_type")
 
     def compliance_changed(self, values: dict) -> list[str]:
-        """The compliance flags and tier that `values` would change on this CI."""
-        return [name for name in self.COMPLIANCE_FIELDS if name in values and values[name] != getattr(self, name)]
+        """The controlled fields that `values` would change on this CI: the compliance fields, and the name of a CI
+        under control (renamed, its name could be added again without its flags)."""
+        controlled = (*self.COMPLIANCE_FIELDS, "name") if self.compliance_controlled else self.COMPLIANCE_FIELDS
+        return [name for name in controlled if name in values and values[name] != getattr(self, name)]
 
     @property
     def compliance_controlled(self) -> bool:

@@ -51,7 +51,7 @@ def ci_change_refusal(actor, ci: ConfigurationItem, values: dict[str, Any]) -> D
     the compliance flags and tier, which compliance officers and admins change, saying why."""
     compliance = ci.compliance_changed(values)
     others = [name for name, value in values.items()
-              if name not in (*ConfigurationItem.COMPLIANCE_FIELDS, "compliance_reason") and value != getattr(ci, name)]
+              if name not in (*compliance, "compliance_reason") and value != getattr(ci, name)]
     compliance_only = bool(compliance) and not others
     if not can_change_ci(actor, ci) and not (compliance_only and can_change_ci_compliance(actor)):
         return Forbidden("You may not change this CI.")
@@ -62,8 +62,9 @@ def ci_change_refusal(actor, ci: ConfigurationItem, values: dict[str, Any]) -> D
         return None
     if not can_change_ci_compliance(actor):
         label = ConfigurationItem._meta.get_field(compliance[0]).verbose_name
-        return Forbidden(f"Only a compliance officer or an admin changes the {label} of a CI.", field=compliance[0],
-                         code="compliance_controlled")
+        return Forbidden(f"Only a compliance officer or an admin changes the {label} of a CI"
+                         f"{' under compliance control' if compliance[0] == 'name' else ''}.",
+                         field=compliance[0], code="compliance_controlled")
     if not str(values.get("compliance_reason") or "").strip():
         return InvalidInput("Say why the compliance flags or tier change: the ledger keeps the reason.",
                             field="compliance_reason")

@@ -33,6 +33,7 @@ from governance.changes.selectors import ApprovalState, outstanding_approvals
 from governance.changes.standard import fit_refusal
 from governance.changes.workflow import ChangeFacts, transition_refusal
 from governance.core.errors import Conflict, Forbidden, InvalidInput
+from governance.core.inputs import MAX_NAMES_PER_LIST
 from governance.models.calendar import MaintenanceEnforcement, Severity
 from governance.models.changes import (
     Approval,
@@ -110,9 +111,16 @@ def _validated(change: ChangeRequest) -> None:
         raise InvalidInput(messages[0], field=None if field == "__all__" else field) from None
 
 
+def _refuse_too_many(cis: list[ConfigurationItem] | None) -> None:
+    if cis is not None and len(cis) > MAX_NAMES_PER_LIST:
+        raise InvalidInput(f"A change names at most {MAX_NAMES_PER_LIST} CIs: split it.", field="affected_cis",
+                           code="too_many")
+
+
 def change_request_create(*, actor, cis: list[ConfigurationItem], **fields) -> ChangeRequest:
     if not can_raise_change(actor):
         raise Forbidden("Raising a change needs the requester role.")
+    _refuse_too_many(cis)
     unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
         raise InvalidInput(f"{sorted(unknown)[0]} cannot be set here.", field=sorted(unknown)[0])
@@ -144,6 +152,7 @@ def change_request_update(*, actor, change: ChangeRequest, cis: list[Configurati
     unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
         raise InvalidInput(f"{sorted(unknown)[0]} cannot be changed here.", field=sorted(unknown)[0])
+    _refuse_too_many(cis)
     now = timezone.now()
     with transaction.atomic():
         change = _locked(change)
@@ -311,19 +320,22 @@ def _approve_automatically(change: ChangeRequest, *, reason: str, now: datetime)
 
 
 def _keep_compliance(change: ChangeRequest, cis: list[ConfigurationItem], *, fresh: bool) -> None:
-    """Keep on the change the strictest flags and tier each of its CIs had since submission (`fresh` starts
-    again from the CIs as they are): a flag lowered while the change is open does not thin its approvals."""
+    """Keep on the change the strictest flags, tier and tags each of its CIs had since submission (`fresh`
+    starts again from the CIs as they are): lowering them while the change is open does not thin its approvals,
+    nor does taking a CI off the change and putting it back."""
     kept = {} if fresh else change.compliance_at_submission
-    change.compliance_at_submission = {str(ci.pk): _strictest(ci, kept.get(str(ci.pk), {})) for ci in cis}
+    change.compliance_at_submission = {**kept, **{str(ci.pk): _strictest(ci, kept.get(str(ci.pk), {}))
+                                                  for ci in cis}}
 
 
 def _strictest(ci: ConfigurationItem, kept: dict) -> dict:
-    flags = {name: bool(getattr(ci, name) or kept.get(name)) for name in ("sox_scoped", "pci", "phi")}
-    return {**flags, "criticality": min(ci.criticality, kept.get("criticality", ci.criticality))}
+    flags = {name: bool(getattr(ci, name) or kept.get(name)) for name in ConfigurationItem.COMPLIANCE_FLAGS}
+    return {**flags, "criticality": min(ci.criticality, kept.get("criticality", ci.criticality)),
+            "tags": sorted({*ci.tags, *kept.get("tags", [])})}
 
 
 def _controls(change: ChangeRequest, ci: ConfigurationItem) -> dict:
-    """The flags and tier of `ci` that the change's approvals follow."""
+    """The flags, tier and tags of `ci` that the change's approvals follow."""
     return _strictest(ci, change.compliance_at_submission.get(str(ci.pk), {}))
 
 
@@ -367,8 +379,8 @@ def _assess(change: ChangeRequest, *, now: datetime, fresh: bool = False) -> Non
 def matching_policies(change: ChangeRequest) -> list[ApprovalPolicy]:
     """The active policies whose every condition this change meets."""
     cis = list(change.affected_cis.all())
-    tags = {tag for ci in cis for tag in ci.tags}
     controls = [_controls(change, ci) for ci in cis]
+    tags = {tag for c in controls for tag in c["tags"]}
     tier = min((c["criticality"] for c in controls), default=None)
     matched = []
     for policy in ApprovalPolicy.objects.filter(active=True).prefetch_related("environments", "requirements__role"):

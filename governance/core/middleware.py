@@ -8,9 +8,10 @@ from governance.core.inputs import NUL
 
 
 class RefuseNulMiddleware:
-    """A NUL character in the path or the query string is refused with a 400 before any view or query reads it:
-    every value there is looked up (a number, a name, a filter) and PostgreSQL cannot hold a NUL in text, so it
-    would otherwise fail as a server error. Bodies are checked by the API's parser and fields."""
+    """A NUL character in the path, the query string, a header or a cookie is refused with a 400 before any view
+    or query reads it: every value there is looked up (a number, a name, a filter, a session) or recorded (the
+    ledger's client address) and PostgreSQL cannot hold a NUL in text, so it would otherwise fail as a server
+    error. Bodies are checked by the API's parser and fields."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -35,5 +36,9 @@ def _nul_in(request: HttpRequest) -> tuple[bool, str | None]:
         return True, "id" if name == "pk" else name  # a record's key is documented as its id
     for name, values in request.GET.lists():
         if "\x00" in name or any("\x00" in value for value in values):
+            return True, name.replace("\x00", "") or None
+    # A cookie's quoted octal escapes (\000) decode to a NUL that its header never held.
+    for name, value in [*request.COOKIES.items(), *request.headers.items()]:
+        if "\x00" in name or "\x00" in value:
             return True, name.replace("\x00", "") or None
     return False, None

@@ -145,11 +145,12 @@ class ChangeRequest(models.Model):
     risk_factors = models.JSONField(default=list, blank=True)
     recommended_strategy = models.CharField(max_length=20, choices=ReleaseStrategy.choices, blank=True)
     recommended_strategy_reason = models.CharField(max_length=300, blank=True)
-    # The strictest flags and tiers its CIs had since submission: approvals follow these, not a later lowering.
+    # The strictest flags, tiers and tags its CIs had since submission: approvals follow these, not a later
+    # lowering.
     compliance_at_submission = models.JSONField(
         default=dict, blank=True,
-        help_text='Each CI\'s compliance flags and tier when the change was submitted: '
-                  '{"<ci id>": {"sox_scoped": ..., "pci": ..., "phi": ..., "criticality": ...}}.')
+        help_text='The strictest compliance flags, tier and tags of each CI since the change was submitted: '
+                  '{"<ci id>": {"sox_scoped": ..., "pci": ..., "phi": ..., "criticality": ..., "tags": [...]}}.')
     # The affected CIs and their blast radius at assessment: conflicts are an overlap of these arrays.
     impacted_ci_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
     # Bumped when what was approved changes (CIs, environment, window): older approvals stop counting.

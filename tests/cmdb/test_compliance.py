@@ -166,7 +166,7 @@ def test_a_compliance_officer_changes_the_flags_on_the_ci_page_with_a_reason(cli
     page = client.get(reverse("cmdb:ci_detail", args=[ledger_db.pk])).content.decode()
     url = reverse("cmdb:ci_compliance", args=[ledger_db.pk])
     assert url in page
-    form = {"sox_scoped": "on", "criticality": 1, "compliance_reason": ""}
+    form = {"sox_scoped": "on", "criticality": 1, "ci_type": "database", "compliance_reason": ""}
     response = client.post(url, form)
     assert response.status_code == 200
     assert "Say why the compliance flags or tier change" in response.content.decode()
@@ -190,3 +190,48 @@ def test_a_maintainer_gets_no_compliance_page_and_no_link_to_it(client, maintain
     assert response.status_code == 403
     ledger_db.refresh_from_db()
     assert (ledger_db.criticality, ledger_db.pci) == (1, True)
+
+
+def test_a_team_maintainer_cannot_retype_a_ci_to_fit_a_template_or_a_freeze(api, maintainer, ledger_db, team):
+    response = api.as_user(maintainer).patch(ci_url(ledger_db), {"type": "service"}, format="json")
+    assert response.status_code == 403
+    assert response.json()["errors"][0]["field"] == "ci_type"
+    plain = make_ci("scratch-db", team=team, ci_type="database", criticality=3)
+    assert api.as_user(maintainer).patch(ci_url(plain), {"type": "service"}, format="json").status_code == 403
+    ledger_db.refresh_from_db()
+    plain.refresh_from_db()
+    assert (ledger_db.ci_type, plain.ci_type) == ("database", "database")
+
+
+def test_a_team_maintainer_cannot_rename_a_flagged_ci_and_take_its_name_without_the_flags(api, maintainer,
+                                                                                         ledger_db, team):
+    client = api.as_user(maintainer)
+    response = client.patch(ci_url(ledger_db), {"name": "ledger-db-old"}, format="json")
+    assert response.status_code == 403
+    assert response.json()["errors"][0]["field"] == "name"
+    ledger_db.refresh_from_db()
+    assert ledger_db.name == "ledger-db"
+    plain = make_ci("scratch", team=team, criticality=3)
+    assert client.patch(ci_url(plain), {"name": "scratch-2"}, format="json").status_code == 200
+
+
+def test_a_compliance_officer_renames_a_flagged_ci_with_a_reason(api, compliance_officer, ledger_db):
+    response = api.as_user(compliance_officer).patch(
+        ci_url(ledger_db), {"name": "ledger-db-primary", "compliance_reason": "the replica gets its own CI"},
+        format="json")
+    assert response.status_code == 200, response.content
+    ledger_db.refresh_from_db()
+    assert (ledger_db.name, ledger_db.pci) == ("ledger-db-primary", True)
+
+
+def test_the_admins_bulk_delete_spares_a_flagged_ci_for_a_staff_member_without_the_permission(client, ledger_db,
+                                                                                              team):
+    clerk = make_user("clerk", is_staff=True)
+    for codename in ("view_configurationitem", "delete_configurationitem"):
+        assign_perm(f"cmdb.{codename}", clerk)
+    plain = make_ci("scratch", team=team, criticality=3)
+    client.force_login(clerk)
+    response = client.post(reverse("admin:cmdb_configurationitem_changelist"), {
+        "action": "delete_selected", "_selected_action": [ledger_db.pk, plain.pk], "post": "yes"})
+    assert response.status_code == 403
+    assert set(ConfigurationItem.objects.values_list("name", flat=True)) == {"ledger-db", "scratch"}

@@ -17,7 +17,6 @@ from rest_framework.test import APIClient
 
 from cmdb.models import Relationship
 from governance.access.services import api_token_create
-from governance.changes.api.serializers import MAX_CIS_PER_CHANGE
 from governance.core.api_permissions import ApiPermission
 from governance.core.inputs import MAX_JSON_DEPTH, MAX_NAMES_PER_LIST
 from governance.models import AuditCapture, AuditCheckpoint, AuditEvent, ChangeRequest
@@ -188,6 +187,18 @@ def test_a_nul_in_any_query_parameter_is_a_400_naming_it(client, world, method, 
     for parameter in parameters_of(method, path, "query"):
         response = client.generic(method, f"{url_of(path, world)}?{parameter['name']}=prod%00")
         refused(response, 400, field=parameter["name"], code="nul_character")
+
+
+@pytest.mark.parametrize("url", ["/api/v1/changes/", "/changes/", "/login/"])
+def test_a_nul_in_a_cookie_or_a_header_is_a_400_before_the_session_is_looked_up(client, url,
+                                                                               django_assert_num_queries):
+    client.cookies["sessionid"] = "abcdefgh\x00ijkl"
+    with django_assert_num_queries(0):
+        response = client.get(url)
+    assert response.status_code == 400
+    del client.cookies["sessionid"]
+    with django_assert_num_queries(0):
+        assert client.get(url, HTTP_X_FORWARDED_FOR="10.0.0.1\x00").status_code == 400
 
 
 @pytest.mark.parametrize(("method", "path"), WITH_FIELDS, ids=ids(WITH_FIELDS))
@@ -552,9 +563,9 @@ def test_eighty_thousand_ci_names_are_refused_fast_naming_the_list_and_its_maxim
     started = time.monotonic()
     with django_assert_max_num_queries(12):
         response = client.post("/api/v1/changes/", body, content_type="application/json")
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 5  # far inside a worker timeout; measured about 0.1 s
     errors = refused(response, 400, field="affected_cis", code="too_many")
-    assert f"at most {MAX_CIS_PER_CHANGE}" in errors[0]["message"]
+    assert f"at most {MAX_NAMES_PER_LIST}" in errors[0]["message"]
     assert ChangeRequest.objects.count() == before
 
 
@@ -566,7 +577,7 @@ def test_a_caller_who_may_not_raise_changes_is_refused_before_the_names_are_read
     started = time.monotonic()
     with django_assert_max_num_queries(12):
         response = client.post("/api/v1/changes/", body, content_type="application/json")
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 5  # far inside a worker timeout; measured about 0.1 s
     refused(response, 403)
 
 
@@ -577,7 +588,7 @@ def test_eighty_thousand_names_patched_onto_a_change_are_refused_fast(api, reque
     with django_assert_max_num_queries(25):
         response = api.as_user(requester).patch(f"/api/v1/changes/{change.number}/", json.dumps(
             {"affected_cis": names(80_000)}), content_type="application/json")
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 5  # far inside a worker timeout; measured about 0.1 s
     refused(response, 400, field="affected_cis", code="too_many")
 
 
@@ -591,7 +602,7 @@ def test_a_stranger_patching_a_change_is_refused_before_its_names_are_read(api, 
 
 def test_the_cis_of_a_change_are_found_in_one_query_however_many_are_named(api, requester, team,
                                                                          django_assert_num_queries):
-    for name in names(MAX_CIS_PER_CHANGE):
+    for name in names(MAX_NAMES_PER_LIST):
         make_ci(name, team=team)
     client = api.as_user(requester)
 
@@ -605,7 +616,7 @@ def test_the_cis_of_a_change_are_found_in_one_query_however_many_are_named(api, 
         return len(queries)
 
     cost(1)  # the first request fills the caches of content types and permissions
-    assert cost(2) == cost(MAX_CIS_PER_CHANGE)
+    assert cost(2) == cost(MAX_NAMES_PER_LIST)
 
 
 def test_unknown_ci_names_are_listed_in_one_refusal(client, world):

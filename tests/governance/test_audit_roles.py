@@ -86,6 +86,14 @@ def assert_intact(ledger: dict) -> None:
 
 
 def test_the_app_role_cannot_update_delete_or_truncate_ledger_or_capture_rows(as_app, ledger):
+    # Privileges are the first line: the role is not even granted these (the triggers are the second).
+    for table in ("governance_auditevent", "governance_auditcheckpoint"):
+        for privilege in ("UPDATE", "DELETE", "TRUNCATE"):
+            held = as_app.execute("SELECT has_table_privilege(%s, %s)", [table, privilege]).fetchone()[0]
+            assert held is False, f"the app's role holds {privilege} on {table}"
+    for privilege in ("UPDATE", "TRUNCATE"):
+        held = as_app.execute("SELECT has_table_privilege('governance_auditcapture', %s)", [privilege]).fetchone()[0]
+        assert held is False, f"the app's role holds {privilege} on the capture queue"
     for statement in LEDGER_WRITES + CAPTURE_WRITES:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             as_app.execute(statement)

@@ -24,10 +24,6 @@ from governance.models.changes import (
 )
 from governance.roles import ApproverRoleField
 
-# A change names what it touches; a list longer than this is a mistake or an attack, refused before any lookup.
-MAX_CIS_PER_CHANGE = 200
-
-
 # Reading
 
 
@@ -153,7 +149,7 @@ class StandardChangeTemplateSerializer(serializers.ModelSerializer):
 class ChangeRequestInputSerializer(InputModelSerializer):
     """What a requester may set; CIs, environment, implementer and template are given by name."""
 
-    affected_cis = CINameField(many=True, required=False, max_items=MAX_CIS_PER_CHANGE)
+    affected_cis = CINameField(many=True, required=False)  # at most MAX_NAMES_PER_LIST, refused before any lookup
     environment = LookupField(slug_field="name", queryset=Environment.objects.all(), required=False, allow_null=True)
     implementer = LookupField(slug_field="username", queryset=get_user_model().objects.filter(is_active=True),
                               required=False, allow_null=True, help_text="The implementer's user name, or null.")
