@@ -440,6 +440,16 @@ def test_a_release_manager_ends_a_stuck_deployment_and_the_ledger_keeps_why(clie
     assert "Ended by hand" in client.get(detail_url(stuck.artifact)).content.decode()
 
 
+def test_the_artifact_page_links_to_the_gate_log_the_change_and_the_hand_end_it_offers(client, release_manager,
+                                                                                        stuck):
+    """The release page names none of these addresses: the gate and changes offer them (governance.core.offers)."""
+    client.force_login(release_manager)
+    page = client.get(detail_url(stuck.artifact)).content.decode()
+    assert f'href="{GATE_LOG}?q=payments-api"' in page
+    assert f'href="{reverse("governance:change_detail", args=["CHG0000043"])}">CHG0000043</a>' in page
+    assert f'action="{reverse("gate:deployment_abandon", args=[stuck.number])}"' in page
+
+
 def test_only_a_release_manager_ends_a_deployment_by_hand(client, requester, auditor, stuck):
     for person in (requester, auditor):
         client.force_login(person)
