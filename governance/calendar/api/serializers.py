@@ -136,11 +136,6 @@ class LiftInputSerializer(InputSerializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class SlotsSerializer(serializers.Serializer):
-    change = serializers.CharField()
-    slots = SpanSerializer(many=True)
-
-
 class CalendarFeedSerializer(serializers.ModelSerializer):
     team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
 

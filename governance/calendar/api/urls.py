@@ -1,4 +1,3 @@
-from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from governance.calendar.api import views
@@ -9,7 +8,4 @@ router.register("maintenance-windows", views.MaintenanceWindowViewSet, basename=
 router.register("lockdowns", views.LockdownViewSet, basename="lockdown")
 router.register("calendar-feeds", views.CalendarFeedViewSet, basename="calendar-feed")
 
-urlpatterns = [
-    path("changes/<str:number>/slots/", views.ChangeSlotsView.as_view(), name="change-slots"),
-    *router.urls,
-]
+urlpatterns = [*router.urls]

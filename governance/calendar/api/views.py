@@ -3,14 +3,12 @@
 from datetime import datetime
 
 from django.db import transaction
-from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from cmdb.models import ConfigurationItem, Environment
 from governance.calendar import selectors, services
@@ -24,19 +22,14 @@ from governance.calendar.api.serializers import (
     LockdownInputSerializer,
     LockdownSerializer,
     MaintenanceWindowSerializer,
-    SlotsSerializer,
 )
 from governance.calendar.permissions import can_declare_lockdown, can_edit_window, can_read_calendar
-from governance.changes.permissions import can_read_change_calendar
-from governance.changes.scheduling import schedule_suggestions
-from governance.changes.selectors import change_requests_visible_to
 from governance.core.api_permissions import MODEL_VERBS, ApiPermission
 from governance.core.errors import InvalidInput
 from governance.core.inputs import query_moment
 from governance.core.serializers import validated
 from governance.models.calendar import CalendarFeed, FreezeWindow, Lockdown, MaintenanceWindow, Severity
 
-MAX_SLOTS = 50
 INSTANT = datetime.resolution  # "covers this moment" is "overlaps [at, at + 1 µs)"
 
 
@@ -63,11 +56,6 @@ class LockdownPermission(ApiPermission):
 class CalendarReader(ApiPermission):
     def allows(self, request, view) -> bool:
         return can_read_calendar(request.user)
-
-
-class ChangeCalendarReader(ApiPermission):
-    def allows(self, request, view) -> bool:
-        return can_read_change_calendar(request.user)
 
 
 class WindowViewSet(viewsets.ModelViewSet):
@@ -188,23 +176,6 @@ class LockdownViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         return LockdownSerializer(self.get_queryset().get(pk=lockdown.pk)).data
 
 
-class ChangeSlotsView(APIView):
-    """GET /changes/{number}/slots/: the next free slots for a change, clear of freezes, lockdowns and
-    conflicting changes, inside a maintenance window that governs it."""
-
-    permission_classes = [ChangeCalendarReader]
-
-    @extend_schema(responses=SlotsSerializer, parameters=[
-        OpenApiParameter("count", int, description=f"How many slots, 1 to {MAX_SLOTS}; default 5.")])
-    def get(self, request, number: str):
-        change = get_object_or_404(change_requests_visible_to(request.user).prefetch_related("affected_cis"),
-                                   number=number)
-        count = _whole(request.query_params.get("count"), field="count", default=5, low=1, high=MAX_SLOTS)
-        slots = schedule_suggestions(change, count=count)
-        return Response(SlotsSerializer({"change": change.number,
-                                         "slots": [{"start": s, "end": e} for s, e in slots]}).data)
-
-
 class CalendarFeedViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Your private iCalendar feeds. The URL is shown once, at creation; revoke a feed to stop it."""
 
@@ -240,15 +211,3 @@ def _named(matches, name: str | None, *, field: str):
     if found is None:
         raise InvalidInput(f"No {matches.model._meta.verbose_name} is named {name[:100]!r}.", field=field)
     return found
-
-
-def _whole(value: str | None, *, field: str, default: int, low: int, high: int) -> int:
-    if value is None or value == "":
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise InvalidInput(f"{field} must be a whole number.", field=field) from None
-    if not low <= number <= high:
-        raise InvalidInput(f"{field} must be between {low} and {high}.", field=field)
-    return number

@@ -9,6 +9,7 @@ from rest_framework import serializers
 from cmdb.api.serializers import CINameField
 from cmdb.choices import Criticality
 from cmdb.models import Environment
+from governance.calendar.api.serializers import SpanSerializer
 from governance.changes.selectors import approval_checklist, change_conflicts
 from governance.changes.services import EDITABLE_FIELDS
 from governance.core.serializers import InputModelSerializer, InputSerializer, LookupField, ModelRulesSerializer
@@ -238,3 +239,8 @@ class ApprovalPolicySerializer(ModelRulesSerializer):
             PolicyRequirement.objects.bulk_create([PolicyRequirement(policy=policy, **item)
                                                    for item in requirements])
         return policy
+
+
+class SlotsSerializer(serializers.Serializer):
+    change = serializers.CharField()
+    slots = SpanSerializer(many=True)

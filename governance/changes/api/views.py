@@ -1,10 +1,12 @@
 """The changes API: thin viewsets that validate input, call a change service and shape its result."""
 
 from django.db.models import BooleanField, Case, Prefetch, Value, When
-from drf_spectacular.utils import extend_schema
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from governance.changes import selectors, services
 from governance.changes.api.serializers import (
@@ -16,14 +18,17 @@ from governance.changes.api.serializers import (
     ChangeRequestInputSerializer,
     ChangeRequestSerializer,
     RetrospectiveInputSerializer,
+    SlotsSerializer,
     StandardChangeTemplateSerializer,
     TransitionInputSerializer,
 )
 from governance.changes.filters import ChangeRequestFilter
-from governance.changes.permissions import can_raise_change, can_view_changes, edit_refusal
+from governance.changes.permissions import can_raise_change, can_read_change_calendar, can_view_changes, edit_refusal
+from governance.changes.scheduling import schedule_suggestions
+from governance.changes.selectors import change_requests_visible_to
 from governance.changes.standard import standard_template_approve
 from governance.core.api_permissions import ApiPermission, model_permission
-from governance.core.errors import Forbidden
+from governance.core.errors import Forbidden, InvalidInput
 from governance.core.serializers import validated
 from governance.models.changes import ApprovalPolicy, ChangeRequest, ChangeStatusChange, StandardChangeTemplate
 
@@ -163,3 +168,42 @@ class StandardChangeTemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelM
         """Approve the template's current version: 403 to whoever wrote it, 409 when it is already approved."""
         template = standard_template_approve(actor=request.user, template=self.get_object())
         return Response(self.get_serializer(self.get_queryset().get(pk=template.pk)).data)
+
+
+# The change's slots on the release calendar.
+
+MAX_SLOTS = 50
+
+
+class ChangeCalendarReader(ApiPermission):
+    def allows(self, request, view) -> bool:
+        return can_read_change_calendar(request.user)
+
+
+class ChangeSlotsView(APIView):
+    """GET /changes/{number}/slots/: the next free slots for a change, clear of freezes, lockdowns and
+    conflicting changes, inside a maintenance window that governs it."""
+
+    permission_classes = [ChangeCalendarReader]
+
+    @extend_schema(responses=SlotsSerializer, parameters=[
+        OpenApiParameter("count", int, description=f"How many slots, 1 to {MAX_SLOTS}; default 5.")])
+    def get(self, request, number: str):
+        change = get_object_or_404(change_requests_visible_to(request.user).prefetch_related("affected_cis"),
+                                   number=number)
+        count = _whole(request.query_params.get("count"), field="count", default=5, low=1, high=MAX_SLOTS)
+        slots = schedule_suggestions(change, count=count)
+        return Response(SlotsSerializer({"change": change.number,
+                                         "slots": [{"start": s, "end": e} for s, e in slots]}).data)
+
+
+def _whole(value: str | None, *, field: str, default: int, low: int, high: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise InvalidInput(f"{field} must be a whole number.", field=field) from None
+    if not low <= number <= high:
+        raise InvalidInput(f"{field} must be between {low} and {high}.", field=field)
+    return number
