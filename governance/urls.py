@@ -5,7 +5,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from governance import health
-from governance.calendar.ical import calendar_feed
+from governance.changes.ical import calendar_feed
 
 api_v1 = [
     path("", include("cmdb.api.urls")),
@@ -25,7 +25,7 @@ urlpatterns = [
     path("", include("governance.audit.urls")),
     path("cmdb/", include("cmdb.urls")),
     path("", include("governance.changes.urls")),
-    path("", include("governance.calendar.urls")),
+    path("", include("governance.changes.calendar_urls")),
     path("releases/", include("releases.urls")),
     # The gate is governance's, so are its log and the ending of deployments; they sit beside the builds.
     path("releases/", include("governance.gate.urls")),
