@@ -10,8 +10,14 @@ from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
 from governance.calendar.permissions import can_declare_lockdown
-from governance.calendar.selectors import names_a_scope, upcoming_occurrences
-from governance.calendar.services import lockdown_declare, lockdown_lift, window_occurrences_refresh
+from governance.calendar.selectors import upcoming_occurrences
+from governance.calendar.services import (
+    lockdown_declare,
+    lockdown_declare_refusal,
+    lockdown_lift,
+    window_save,
+    window_save_refusal,
+)
 from governance.core.admin import RecordAdmin, each_selected
 from governance.core.errors import DomainError
 from governance.models import (
@@ -22,11 +28,26 @@ from governance.models import (
 )
 
 
+def refused(form: forms.Form, refusal: DomainError | None) -> None:
+    """Shows a service's refusal on the form, on the field it names."""
+    if refusal is not None:
+        form.add_error(refusal.field if refusal.field in form.fields else None, refusal.message)
+
+
 class ScopedWindowForm(forms.ModelForm):
+    """Only validates, with the rules window_save applies; the admin saves through window_save."""
+
+    actor = None  # set by RecurringWindowAdmin.get_form
+
+    def window_values(self) -> dict:
+        """What window_save is given: the fields, and the environments and CIs."""
+        fields = {name: value for name, value in self.cleaned_data.items() if name not in ("environments", "cis")}
+        return {"fields": fields, "environments": list(self.cleaned_data.get("environments") or []),
+                "cis": list(self.cleaned_data.get("cis") or [])}
+
     def clean(self):
         cleaned = super().clean()
-        if not names_a_scope(cleaned):
-            self.add_error(None, "Say what the window covers, or that it covers everything.")
+        refused(self, window_save_refusal(actor=self.actor, window=self.instance, **self.window_values()))
         return cleaned
 
 
@@ -50,9 +71,18 @@ class RecurringWindowAdmin(admin.ModelAdmin):
     def next_occurrence(self, obj) -> str:
         return f"{obj.next_start:%Y-%m-%d %H:%M} UTC" if obj.next_start else "-"
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.actor = request.user
+        return form
+
+    def save_model(self, request, obj, form, change) -> None:
+        saved = window_save(actor=request.user, window=form.instance, **form.window_values())
+        obj.pk, obj.created_at = saved.pk, saved.created_at
+        obj._state.adding = False
+
     def save_related(self, request, form, formsets, change) -> None:
-        super().save_related(request, form, formsets, change)
-        window_occurrences_refresh(form.instance)
+        pass  # window_save set the scope
 
     @admin.display(description="Next occurrences")
     def next_occurrences(self, obj) -> str:
@@ -80,9 +110,8 @@ class MaintenanceWindowAdmin(RecurringWindowAdmin):
 
 
 class LockdownDeclareForm(forms.ModelForm):
-    """The add form of a lockdown: it declares the lockdown through lockdown_declare, so the rules (who may, a
-    reason, a future end, a scope) and the holds on changes in flight are the service's; a refusal is shown
-    on the field it names. (The admin's add view runs in one transaction, so nothing else is half-written.)"""
+    """The add form of a lockdown: it validates with lockdown_declare's own refusal, shown on the field it
+    names, and the admin declares through lockdown_declare, so the holds on changes in flight are the service's."""
 
     class Meta:
         model = Lockdown
@@ -90,22 +119,19 @@ class LockdownDeclareForm(forms.ModelForm):
                   "sox_scoped", "phi", "pci"]
 
     actor = None  # set by LockdownAdmin.get_form
-    declared: Lockdown | None = None
+
+    def declaration(self) -> dict:
+        """What lockdown_declare is given."""
+        data = self.cleaned_data
+        scope = {name: data.get(name) for name in ("everything", "ci_types", "tags", "max_criticality",
+                                                   "sox_scoped", "phi", "pci")}
+        return {"reason": data.get("reason") or "", "until": data.get("until"), "scope": scope,
+                "environments": list(data.get("environments") or []), "cis": list(data.get("cis") or [])}
 
     def clean(self):
         data = super().clean()
-        if self.errors:
-            return data
-        scope = {name: data.get(name) for name in ("everything", "ci_types", "tags", "max_criticality",
-                                                   "sox_scoped", "phi", "pci")}
-        try:
-            self.declared = lockdown_declare(actor=self.actor, reason=data.get("reason") or "",
-                                             until=data.get("until"), scope=scope,
-                                             environments=list(data.get("environments") or []),
-                                             cis=list(data.get("cis") or []))
-        except DomainError as exc:
-            field = exc.field if exc.field in self.fields else None
-            raise forms.ValidationError({field: exc.message} if field else exc.message) from None
+        if not self.errors:
+            refused(self, lockdown_declare_refusal(actor=self.actor, now=timezone.now(), **self.declaration()))
         return data
 
 
@@ -147,7 +173,7 @@ class LockdownAdmin(admin.ModelAdmin):
         return can_declare_lockdown(request.user)
 
     def save_model(self, request, obj, form, change) -> None:
-        declared = form.declared  # written by lockdown_declare when the form was validated
+        declared = lockdown_declare(actor=request.user, **form.declaration())
         obj.pk, obj.declared_by, obj.declared_at = declared.pk, declared.declared_by, declared.declared_at
         obj._state.adding = False
 

@@ -3,15 +3,16 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from cmdb.models import Team
 from governance.audit.ledger import audit_record
-from governance.calendar.permissions import can_declare_lockdown, can_manage_feed, can_read_calendar
+from governance.calendar.permissions import can_declare_lockdown, can_edit_window, can_manage_feed, can_read_calendar
 from governance.calendar.recurrence import occurrences
-from governance.calendar.selectors import covers_any, names_a_scope
-from governance.core.errors import Conflict, Forbidden, InvalidInput
+from governance.calendar.selectors import SCOPE_FIELDS, covers_any, names_a_scope
+from governance.core.errors import Conflict, DomainError, Forbidden, InvalidInput
 from governance.core.secrets import create_named, secret_draw
 from governance.models.calendar import CalendarFeed, FreezeWindow, Lockdown, MaintenanceWindow, Occurrence
 from governance.models.changes import ChangeRequest
@@ -34,25 +35,77 @@ def window_occurrences_refresh(window: FreezeWindow | MaintenanceWindow, *, now:
     return len(spans)
 
 
+def window_save_refusal(*, actor, window: FreezeWindow | MaintenanceWindow, fields: dict, environments=None,
+                        cis=None) -> DomainError | None:
+    """Why `actor` may not save `window` with these values, if not: the calendar's permission, then a scope
+    that names something. The model's own rules are its clean()'s; `None` for a relation keeps what it has."""
+    if not can_edit_window(actor, type(window), "add" if window.pk is None else "change"):
+        return Forbidden("Release managers and administrators keep freeze and maintenance windows.")
+    kept = {"environments": environments, "cis": cis}
+    for name, given in kept.items():
+        if given is None:
+            kept[name] = list(getattr(window, name).all()) if window.pk is not None else []
+    scope = {name: fields.get(name, getattr(window, name)) for name in SCOPE_FIELDS if name not in kept}
+    if not names_a_scope({**scope, **kept}):
+        return InvalidInput("Say what the window covers, or that it covers everything.", field="everything")
+    return None
+
+
+def window_save(*, actor, window: FreezeWindow | MaintenanceWindow, fields: dict, environments=None,
+                cis=None) -> FreezeWindow | MaintenanceWindow:
+    """Create or edit a freeze or maintenance window (unsaved `window` to create), and recompute its stored
+    occurrences in the same transaction, so enforcement sees the new times at once."""
+    refusal = window_save_refusal(actor=actor, window=window, fields=fields, environments=environments, cis=cis)
+    if refusal is not None:
+        raise refusal
+    with transaction.atomic():
+        if window.pk is not None:  # two edits of one window take turns
+            window = type(window).objects.select_for_update().get(pk=window.pk)
+        for name, value in fields.items():
+            setattr(window, name, value)
+        try:
+            window.full_clean()
+        except ValidationError as exc:
+            field, messages = next(iter(exc.message_dict.items()))
+            raise InvalidInput(messages[0], field=None if field == "__all__" else field) from None
+        window.save()
+        if environments is not None:
+            window.environments.set(environments)
+        if cis is not None:
+            window.cis.set(cis)
+        window_occurrences_refresh(window)
+    return window
+
+
 def calendar_occurrences_refresh() -> int:
     """Every window's occurrences, moved on to today's horizon (the daily task)."""
     return sum(window_occurrences_refresh(w) for model in (FreezeWindow, MaintenanceWindow)
                for w in model.objects.all())
 
 
+def lockdown_declare_refusal(*, actor, reason: str, until: datetime | None, scope: dict, environments=(), cis=(),
+                             now: datetime) -> DomainError | None:
+    """Why `actor` may not declare this lockdown, if not: who may, a reason, a future end, a scope."""
+    if not can_declare_lockdown(actor):
+        return Forbidden("Release managers and incident commanders declare lockdowns.")
+    if not reason.strip():
+        return InvalidInput("Say why the line is stopped.", field="reason")
+    if until is not None and until <= now:
+        return InvalidInput("A lockdown must last into the future.", field="until")
+    if not names_a_scope({**scope, "environments": environments, "cis": cis}):
+        return InvalidInput("Say what the lockdown covers, or that it covers everything.", field="everything")
+    return None
+
+
 def lockdown_declare(*, actor, reason: str, until: datetime | None = None, scope: dict | None = None,
                      environments=(), cis=()) -> Lockdown:
     """Stop the line now. Changes in flight in scope go on hold at once."""
-    if not can_declare_lockdown(actor):
-        raise Forbidden("Release managers and incident commanders declare lockdowns.")
-    if not reason.strip():
-        raise InvalidInput("Say why the line is stopped.", field="reason")
     now = timezone.now()
-    if until is not None and until <= now:
-        raise InvalidInput("A lockdown must last into the future.", field="until")
     scope = scope or {}
-    if not names_a_scope({**scope, "environments": environments, "cis": cis}):
-        raise InvalidInput("Say what the lockdown covers, or that it covers everything.", field="everything")
+    refusal = lockdown_declare_refusal(actor=actor, reason=reason, until=until, scope=scope,
+                                       environments=environments, cis=cis, now=now)
+    if refusal is not None:
+        raise refusal
     with transaction.atomic():
         lockdown = Lockdown.objects.create(reason=reason, declared_by=actor, declared_at=now, until=until, **scope)
         lockdown.environments.set(environments)

@@ -5,6 +5,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.contrib.admin import site
+from django.contrib.auth.models import Permission
 from django.contrib.messages import get_messages
 from django.utils import timezone
 
@@ -200,3 +202,40 @@ def test_a_window_that_covers_nothing_is_refused_in_the_admin(calendar_admin):
     assert response.status_code == 200
     assert "Say what the window covers" in response.content.decode()
     assert not FreezeWindow.objects.exists()
+
+
+def test_staff_the_window_service_refuses_cannot_save_a_window_in_the_admin(client, prod):
+    """The model permission opens the admin's add page; window_save also asks to read the calendar."""
+    clerk = make_user("clerk", is_staff=True)
+    clerk.user_permissions.set(Permission.objects.filter(codename__in=["add_freezewindow", "change_freezewindow"]))
+    client.force_login(clerk)
+    response = client.post(f"{ADMIN}freezewindow/add/", {**WINDOW, "name": "Sneaky", "severity": "hard",
+                                                         "reason": "quiet", "environments": [prod.pk]})
+    assert response.status_code == 200
+    assert "Release managers and administrators keep freeze and maintenance windows." in response.content.decode()
+    assert not FreezeWindow.objects.exists() and not Occurrence.objects.exists()
+
+
+def test_validating_the_lockdown_form_writes_nothing_and_saving_it_declares_once(lockdown_admin, prod, rf):
+    request = rf.post(f"{ADMIN}lockdown/add/")
+    request.user = lockdown_admin.user
+    form_class = site._registry[Lockdown].get_form(request)
+    declared = {**SCOPE, "reason": "Payments outage", "until_0": "", "until_1": "", "environments": [prod.pk]}
+    form = form_class(data=declared)
+    assert form.is_valid(), form.errors
+    assert not Lockdown.objects.exists() and not sealed(action="lockdown_declared")
+
+    assert lockdown_admin.post(f"{ADMIN}lockdown/add/", {**declared, "_save": "Save"}).status_code == 302
+    assert Lockdown.objects.count() == 1
+    assert len(sealed(action="lockdown_declared")) == 1
+
+
+def test_a_lockdown_form_refused_for_its_actor_shows_why_and_writes_nothing(lockdown_admin, prod, rf):
+    request = rf.post(f"{ADMIN}lockdown/add/")
+    request.user = lockdown_admin.user
+    form_class = site._registry[Lockdown].get_form(request)
+    form_class.actor = make_user("anna", Role.AUDITOR)  # as if the role was taken away since the page was served
+    form = form_class(data={**SCOPE, "reason": "Outage", "until_0": "", "until_1": "", "everything": "on"})
+    assert not form.is_valid()
+    assert form.non_field_errors() == ["Release managers and incident commanders declare lockdowns."]
+    assert not Lockdown.objects.exists() and not sealed(action="lockdown_declared")

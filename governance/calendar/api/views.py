@@ -2,7 +2,6 @@
 
 from datetime import datetime
 
-from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -68,17 +67,17 @@ class WindowViewSet(viewsets.ModelViewSet):
     def get_queryset(self):
         return super().get_queryset().prefetch_related(selectors.upcoming_occurrences(timezone.now()))
 
-    @transaction.atomic
     def perform_create(self, serializer):
-        self._saved(serializer)
+        self._saved(serializer, self.queryset.model())
 
-    @transaction.atomic
     def perform_update(self, serializer):
-        self._saved(serializer)
+        self._saved(serializer, serializer.instance)
 
-    def _saved(self, serializer) -> None:
-        window = serializer.save()
-        services.window_occurrences_refresh(window)
+    def _saved(self, serializer, window) -> None:
+        fields = dict(serializer.validated_data)
+        environments, cis = fields.pop("environments", None), fields.pop("cis", None)
+        window = services.window_save(actor=self.request.user, window=window, fields=fields,
+                                      environments=environments, cis=cis)
         serializer.instance = self.get_queryset().get(pk=window.pk)  # answered with its new occurrences
 
 
