@@ -1,7 +1,5 @@
-"""Input and output shapes of the calendar API. Windows are plain configuration written through the serializer
-(the model's clean() holds the row rules); lockdowns and feeds go through their services."""
-
-from collections.abc import Mapping
+"""Input and output shapes of the calendar API. The window serializers check the model's rules (its clean());
+windows, lockdowns and feeds are written by their services."""
 
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
@@ -10,7 +8,7 @@ from rest_framework import serializers
 from cmdb.api.serializers import CINameField
 from cmdb.choices import CIType, Criticality
 from cmdb.models import Environment, Team
-from governance.calendar.selectors import SCOPE_FIELDS, names_a_scope
+from governance.calendar.selectors import SCOPE_FIELDS
 from governance.core.serializers import InputSerializer, LookupField, ModelRulesSerializer
 from governance.models.calendar import CalendarFeed, FreezeWindow, Lockdown, MaintenanceWindow
 from governance.roles import ApproverRoleField
@@ -34,19 +32,6 @@ class ScopeFields(serializers.Serializer):
     max_criticality = serializers.ChoiceField(choices=Criticality.choices, required=False, allow_null=True)
 
 
-def _scope(attrs: Mapping, instance) -> dict:
-    """The scope as it will be saved: what is given, else what the window has."""
-    def current(name: str):
-        if name in attrs:
-            return attrs[name]
-        if instance is None:
-            return None
-        value = getattr(instance, name)
-        return list(value.all()) if name in ("environments", "cis") else value
-
-    return {name: current(name) for name in SCOPE_FIELDS}
-
-
 class WindowSerializer(ScopeFields, ModelRulesSerializer):
     """Shared by freezes and maintenance windows: a wall-clock window in its own time zone, and what it covers."""
 
@@ -54,15 +39,6 @@ class WindowSerializer(ScopeFields, ModelRulesSerializer):
 
     class Meta:
         read_only_fields = ["created_at"]
-
-    def validate(self, attrs):
-        scope = {name: attrs.pop(name) for name in ("environments", "cis") if name in attrs}
-        attrs = super().validate(attrs)  # the model's clean(): time zone, recurrence, severity and its approver
-        attrs.update(scope)
-        if not names_a_scope(_scope(attrs, self.instance)):
-            raise serializers.ValidationError({"everything": "Say what the window covers, or that it covers "
-                                                             "everything."})
-        return attrs
 
     @extend_schema_field(SpanSerializer(many=True))
     def get_next_occurrences(self, window) -> list:
