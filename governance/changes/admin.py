@@ -11,6 +11,7 @@ from governance.changes.permissions import can_approve_templates
 from governance.changes.services import (
     approval_record,
     cab_meeting_create,
+    cab_meeting_record,
     cab_meeting_refresh_agenda,
     change_request_transition,
 )
@@ -228,7 +229,8 @@ class AgendaInline(RecordInline):
 
 @admin.register(CabMeeting)
 class CabMeetingAdmin(admin.ModelAdmin):
-    """A new meeting is created by the CAB meeting service, which fills its agenda with the changes in review."""
+    """Written by the CAB meeting services: a new meeting gets its agenda of the changes in review, an edit
+    goes through cab_meeting_record; the agenda itself is read-only here."""
 
     list_display = ["title", "starts_at", "organiser"]
     list_select_related = ["organiser"]
@@ -239,14 +241,18 @@ class CabMeetingAdmin(admin.ModelAdmin):
     actions = ["refresh_agenda"]
 
     def save_model(self, request, obj, form, change) -> None:
+        given = {name: form.cleaned_data[name] for name in ("title", "starts_at", "minutes", "attendees")}
         if change:
-            super().save_model(request, obj, form, change)
+            cab_meeting_record(actor=request.user, meeting=obj, **given)
             return
-        meeting = cab_meeting_create(actor=request.user, title=obj.title, starts_at=obj.starts_at)
+        meeting = cab_meeting_create(actor=request.user, **given)
         obj.pk, obj.organiser, obj.created_at = meeting.pk, meeting.organiser, meeting.created_at
         obj._state.adding = False
-        if obj.minutes:
-            obj.save(update_fields=["minutes"])
+
+    def save_related(self, request, form, formsets, change) -> None:
+        # Not form.save_m2m(): the CAB meeting services set the attendees. The agenda inline is read-only.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
 
     @admin.action(description="Add the changes now in review to the agenda")
     def refresh_agenda(self, request, queryset):

@@ -525,14 +525,18 @@ def _notify(change: ChangeRequest, kind: str, user_ids: list[int] | None = None)
     approvers_notify_queued.delay_on_commit(change.pk, kind, user_ids)
 
 
-def cab_meeting_create(*, actor, title: str, starts_at: datetime, attendees=()) -> CabMeeting:
+def _refuse_untitled(title: str) -> None:
+    if not title.strip():
+        raise InvalidInput("A meeting needs a title.", field="title")
+
+
+def cab_meeting_create(*, actor, title: str, starts_at: datetime, attendees=(), minutes: str = "") -> CabMeeting:
     """A CAB meeting whose agenda holds every change awaiting review, oldest request first."""
     if not actor.has_perm("governance.add_cabmeeting"):
         raise Forbidden("Release managers organise CAB meetings.")
-    if not title.strip():
-        raise InvalidInput("A meeting needs a title.", field="title")
+    _refuse_untitled(title)
     with transaction.atomic():
-        meeting = CabMeeting.objects.create(title=title, starts_at=starts_at, organiser=actor)
+        meeting = CabMeeting.objects.create(title=title, starts_at=starts_at, organiser=actor, minutes=minutes)
         meeting.attendees.set(attendees)
         cab_meeting_refresh_agenda(actor=actor, meeting=meeting)
     return meeting
@@ -553,15 +557,22 @@ def cab_meeting_refresh_agenda(*, actor, meeting: CabMeeting) -> CabMeeting:
 
 
 def cab_meeting_record(*, actor, meeting: CabMeeting, minutes: str | None = None,
-                       outcomes: dict[int, tuple[str, str]] | None = None, attendees=None) -> CabMeeting:
-    """Minutes, attendees and each agenda item's outcome and notes."""
+                       outcomes: dict[int, tuple[str, str]] | None = None, attendees=None, title: str | None = None,
+                       starts_at: datetime | None = None) -> CabMeeting:
+    """Minutes, attendees and each agenda item's outcome and notes; the title and time if they moved. `None`
+    keeps what the meeting has."""
     if not actor.has_perm("governance.change_cabmeeting"):
         raise Forbidden("Release managers keep the minutes of CAB meetings.")
+    if title is not None:
+        _refuse_untitled(title)
     with transaction.atomic():
         meeting = CabMeeting.objects.select_for_update().get(pk=meeting.pk)
-        if minutes is not None:
-            meeting.minutes = minutes
-            meeting.save(update_fields=["minutes"])
+        given = {"minutes": minutes, "title": title, "starts_at": starts_at}
+        changed = [name for name, value in given.items() if value is not None]
+        for name in changed:
+            setattr(meeting, name, given[name])
+        if changed:
+            meeting.save(update_fields=changed)
         if attendees is not None:
             meeting.attendees.set(attendees)
         for item in meeting.agenda.filter(pk__in=list(outcomes or {})):

@@ -176,3 +176,25 @@ def test_a_cab_meeting_added_in_the_admin_gets_its_agenda_from_the_service(clien
     meeting = CabMeeting.objects.get()
     assert meeting.organiser == rachel
     assert list(meeting.agenda.values_list("change", flat=True)) == [change.pk]
+
+
+def test_a_cab_meeting_is_added_and_edited_in_the_admin_through_the_meeting_services(client, requester, staging):
+    change = in_review(requester, staging)
+    rachel = make_user("rachel", "release_manager", "admin", is_staff=True)
+    carlos = make_user("carlos", "cab_member")
+    client.force_login(rachel)
+    form = {"title": "Weekly CAB", "starts_at_0": "2030-01-08", "starts_at_1": "10:00:00", "minutes": "Agenda sent.",
+            "attendees": [carlos.pk], "agenda-TOTAL_FORMS": "0", "agenda-INITIAL_FORMS": "0", "_save": "Save"}
+    assert client.post("/admin/governance/cabmeeting/add/", form).status_code == 302
+    meeting = CabMeeting.objects.get()
+    assert (meeting.minutes, list(meeting.attendees.all())) == ("Agenda sent.", [carlos])
+
+    edited = {**form, "title": "Weekly CAB (moved)", "starts_at_1": "14:00:00", "minutes": "Quorum reached.",
+              "attendees": [rachel.pk], "agenda-TOTAL_FORMS": "1", "agenda-INITIAL_FORMS": "1",
+              "agenda-0-id": meeting.agenda.get().pk, "agenda-0-meeting": meeting.pk}
+    response = client.post(f"/admin/governance/cabmeeting/{meeting.pk}/change/", edited)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    meeting = CabMeeting.objects.get()
+    assert (meeting.title, meeting.starts_at.hour, meeting.minutes) == ("Weekly CAB (moved)", 14, "Quorum reached.")
+    assert list(meeting.attendees.all()) == [rachel]
+    assert (meeting.organiser, list(meeting.agenda.values_list("change", flat=True))) == (rachel, [change.pk])
