@@ -11,6 +11,7 @@ from django.db.models.functions import Lower
 from cmdb.api.serializers import ConfigurationItemSerializer, RelationshipSerializer
 from cmdb.models import ConfigurationItem, Relationship
 from cmdb.permissions import can_change_ci, can_change_ci_compliance, can_import
+from governance.core.actors import ActingUser
 from governance.core.api_errors import flatten_errors
 from governance.core.errors import DomainError, Forbidden, InvalidInput
 from governance.core.inputs import JSONRefused, json_parsed, text_fault
@@ -46,7 +47,7 @@ class ImportResult:
     errors: list[dict[str, Any]] = field(default_factory=list)
 
 
-def ci_change_refusal(actor, ci: ConfigurationItem, values: dict[str, Any]) -> DomainError | None:
+def ci_change_refusal(actor: ActingUser, ci: ConfigurationItem, values: dict[str, Any]) -> DomainError | None:
     """Why `actor` may not change `ci` to `values`, if they may not. A team's maintainers change their CIs but not
     the compliance flags and tier, which compliance officers and admins change, saying why."""
     compliance = ci.compliance_changed(values)
@@ -71,7 +72,7 @@ def ci_change_refusal(actor, ci: ConfigurationItem, values: dict[str, Any]) -> D
     return None
 
 
-def ci_compliance_set(*, actor, ci: ConfigurationItem, values: dict[str, Any]) -> ConfigurationItem:
+def ci_compliance_set(*, actor: ActingUser, ci: ConfigurationItem, values: dict[str, Any]) -> ConfigurationItem:
     """A compliance officer's or an admin's change of a CI's flags and tier, with its reason."""
     with transaction.atomic():
         ci = ConfigurationItem.objects.select_for_update().get(pk=ci.pk)
@@ -179,7 +180,7 @@ def _located(record: ImportRecord, errors: list[dict[str, Any]]) -> list[dict[st
     ]
 
 
-def inventory_import(*, actor, records: list[ImportRecord]) -> ImportResult:
+def inventory_import(*, actor: ActingUser, records: list[ImportRecord]) -> ImportResult:
     """Create or update CIs by name and add missing relationships, all or nothing.
 
     Idempotent: importing the same file twice changes nothing the second time. Every error of every
@@ -208,7 +209,8 @@ def inventory_import(*, actor, records: list[ImportRecord]) -> ImportResult:
     return result
 
 
-def _import_ci(record: ImportRecord, existing: dict, seen: set[str], result: ImportResult, *, actor) -> None:
+def _import_ci(record: ImportRecord, existing: dict, seen: set[str], result: ImportResult, *,
+               actor: ActingUser) -> None:
     data, errors = _ci_data_from_csv(record) if record.line is not None else (record.data, [])
     key = str(data.get("name", "")).lower()
     if key and key in seen:

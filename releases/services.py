@@ -6,6 +6,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from cmdb.models import ConfigurationItem, Environment, Team
+from governance.core.actors import ActingUser
 from governance.core.credentials import CredentialScope, require_scope
 from governance.core.ed25519 import key_id, load_public_key_pem, signature_valid
 from governance.core.errors import Conflict, Forbidden, InvalidInput
@@ -22,7 +23,7 @@ def _public_key(pem: str) -> Ed25519PublicKey:
                            field="public_key_pem") from None
 
 
-def trusted_key_add(*, actor, team: Team, name: str, public_key_pem: str) -> TrustedKey:
+def trusted_key_add(*, actor: ActingUser, team: Team, name: str, public_key_pem: str) -> TrustedKey:
     if not actor.has_perm("releases.add_trustedkey"):
         raise Forbidden("Only administrators manage the keys a team trusts.")
     key = _public_key(public_key_pem)
@@ -45,8 +46,8 @@ def signature_check(service: ConfigurationItem, digest: str, signature: str) -> 
     return (SignatureStatus.INVALID if keys else SignatureStatus.UNTRUSTED), None
 
 
-def artifact_register(*, actor, scope: CredentialScope | None = None, service: ConfigurationItem, version: str,
-                      digest: str, source_commit: str = "",
+def artifact_register(*, actor: ActingUser, scope: CredentialScope | None = None, service: ConfigurationItem,
+                      version: str, digest: str, source_commit: str = "",
                       build_url: str = "", signature: str = "", provenance: dict | None = None) -> Artifact:
     """Register a build. The same version and digest again is the same artifact (pipelines retry); the same
     version with another digest is a rebuild, and refused."""
@@ -84,7 +85,7 @@ def _registered(service: ConfigurationItem, version: str, digest: str) -> Artifa
     return None
 
 
-def artifact_promote(*, actor, scope: CredentialScope | None = None, artifact: Artifact,
+def artifact_promote(*, actor: ActingUser, scope: CredentialScope | None = None, artifact: Artifact,
                      environment: Environment) -> Promotion:
     """Record that the artifact passed `environment`; it must have passed the environment before it."""
     if not actor.has_perm("releases.add_promotion"):
@@ -100,7 +101,7 @@ def artifact_promote(*, actor, scope: CredentialScope | None = None, artifact: A
     return promotion
 
 
-def scan_attach(*, actor, scope: CredentialScope | None = None, artifact: Artifact, kind: str, tool: str,
+def scan_attach(*, actor: ActingUser, scope: CredentialScope | None = None, artifact: Artifact, kind: str, tool: str,
                 verdict: str, critical: int = 0, high: int = 0,
                 medium: int = 0, low: int = 0, report_url: str = "") -> ScanResult:
     if not actor.has_perm("releases.add_scanresult"):
@@ -113,7 +114,7 @@ def scan_attach(*, actor, scope: CredentialScope | None = None, artifact: Artifa
     return scan
 
 
-def deployment_record(*, actor, service: ConfigurationItem, environment: Environment, artifact: Artifact,
+def deployment_record(*, actor: ActingUser, service: ConfigurationItem, environment: Environment, artifact: Artifact,
                       change_number: str, check_id) -> tuple[Deployment, bool]:
     """Record that `artifact` starts deploying under the gate's check `check_id` (the gate decided it may): one
     deployment at a time per service and environment, one per check. The same start recorded at the same moment

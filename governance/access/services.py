@@ -7,6 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from cmdb.models import ConfigurationItem, Environment
+from governance.core.actors import ActingUser
 from governance.core.errors import Forbidden, InvalidInput
 from governance.core.secrets import create_named, secret_digest, secret_draw
 from governance.models import ApiToken
@@ -26,7 +27,7 @@ def can_manage_token(user, token: ApiToken) -> bool:
     return user.is_active and (token.user_id == user.pk or user.has_perm("governance.change_apitoken"))
 
 
-def api_token_create(*, actor, owner, name: str, expires_days: int | None = None,
+def api_token_create(*, actor: ActingUser, owner, name: str, expires_days: int | None = None,
                      services: list[ConfigurationItem] = (), environments: list[Environment] = (),
                      secret: str | None = None) -> IssuedToken:
     """A new token; `services` and `environments` scope it (a pipeline's token names what it deploys). The
@@ -66,7 +67,7 @@ def api_token_create(*, actor, owner, name: str, expires_days: int | None = None
     return IssuedToken(token=token, secret=drawn.secret)
 
 
-def api_token_revoke(*, actor, token: ApiToken) -> ApiToken:
+def api_token_revoke(*, actor: ActingUser, token: ApiToken) -> ApiToken:
     if not can_manage_token(actor, token):
         raise Forbidden("You may only revoke your own tokens.")
     with transaction.atomic():
@@ -97,7 +98,7 @@ def api_token_authenticate(secret: str) -> ApiToken | None:
     return token
 
 
-def api_token_scope_set(*, actor, token: ApiToken, services, environments) -> None:
+def api_token_scope_set(*, actor: ActingUser, token: ApiToken, services, environments) -> None:
     """Scope an issued token to these services and environments; none of either means any of it."""
     if not can_manage_token(actor, token):
         raise Forbidden("You may only change the scope of your own tokens.")

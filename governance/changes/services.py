@@ -32,6 +32,7 @@ from governance.changes.permissions import (
 from governance.changes.selectors import ApprovalState, outstanding_approvals
 from governance.changes.standard import fit_refusal
 from governance.changes.workflow import ChangeFacts, transition_refusal
+from governance.core.actors import ActingUser
 from governance.core.errors import Conflict, Forbidden, InvalidInput
 from governance.core.inputs import MAX_NAMES_PER_LIST
 from governance.models.calendar import MaintenanceEnforcement, Severity
@@ -85,7 +86,7 @@ def _locked(change: ChangeRequest) -> ChangeRequest:
     return ChangeRequest.objects.select_for_update().get(pk=change.pk)
 
 
-def _move(change: ChangeRequest, target: str, *, actor, reason: str = "", now: datetime) -> None:
+def _move(change: ChangeRequest, target: str, *, actor: ActingUser | None, reason: str = "", now: datetime) -> None:
     ChangeStatusChange.objects.create(change=change, from_status=change.status, to_status=target, actor=actor,
                                       reason=reason, at=now)
     change.status = target
@@ -117,7 +118,7 @@ def _refuse_too_many(cis: list[ConfigurationItem] | None) -> None:
                            code="too_many")
 
 
-def change_request_create(*, actor, cis: list[ConfigurationItem], **fields) -> ChangeRequest:
+def change_request_create(*, actor: ActingUser, cis: list[ConfigurationItem], **fields) -> ChangeRequest:
     if not can_raise_change(actor):
         raise Forbidden("Raising a change needs the requester role.")
     _refuse_too_many(cis)
@@ -145,7 +146,7 @@ def _refuse_outside_template(change: ChangeRequest, cis: list[ConfigurationItem]
             raise refusal
 
 
-def change_request_update(*, actor, change: ChangeRequest, cis: list[ConfigurationItem] | None = None,
+def change_request_update(*, actor: ActingUser, change: ChangeRequest, cis: list[ConfigurationItem] | None = None,
                           **fields) -> ChangeRequest:
     """Edit a change. Before submission the requester edits anything; afterwards the requester or a release
     manager may move its window, environment or CIs, which sends it back to review if it was approved."""
@@ -189,7 +190,7 @@ def change_request_update(*, actor, change: ChangeRequest, cis: list[Configurati
     return change
 
 
-def _approvals_go_stale(change: ChangeRequest, *, actor, what: list[str], now: datetime) -> None:
+def _approvals_go_stale(change: ChangeRequest, *, actor: ActingUser, what: list[str], now: datetime) -> None:
     """What was approved changed: a new revision, assessed and routed again; earlier approvals stop counting."""
     stale = list(Approval.objects.filter(change=change, revision=change.revision).values_list("approver_id",
                                                                                             flat=True))
@@ -256,7 +257,8 @@ def _freeze_override(change: ChangeRequest) -> list[str]:
     return sorted({hit.freeze.name for hit in hits if hit.freeze.severity == Severity.HARD})
 
 
-def change_request_transition(*, actor, change: ChangeRequest, target: str, reason: str = "") -> ChangeRequest:
+def change_request_transition(*, actor: ActingUser, change: ChangeRequest, target: str,
+                              reason: str = "") -> ChangeRequest:
     """A person's move of a change (submit, schedule, implement, complete, close, cancel...)."""
     if target not in S.values:
         raise InvalidInput(f"{target!r} is not a change state.", field="target")
@@ -420,7 +422,7 @@ def _require_approvals(change: ChangeRequest) -> bool:
     return bool(needs)
 
 
-def approval_record(*, actor, change: ChangeRequest, decision: str, comment: str = "") -> Approval:
+def approval_record(*, actor: ActingUser, change: ChangeRequest, decision: str, comment: str = "") -> Approval:
     """An approver's decision. The last approval a change needs approves it; any rejection rejects it."""
     if decision not in Decision.values:
         raise InvalidInput("decision must be approve or reject.", field="decision")
@@ -471,7 +473,7 @@ def approval_record(*, actor, change: ChangeRequest, decision: str, comment: str
     return approval
 
 
-def change_retrospective_record(*, actor, change: ChangeRequest, notes: str) -> ChangeRequest:
+def change_retrospective_record(*, actor: ActingUser, change: ChangeRequest, notes: str) -> ChangeRequest:
     """The review an emergency change owes after the fact, by someone other than its requester."""
     if not notes.strip():
         raise InvalidInput("Say what the review found.", field="notes")

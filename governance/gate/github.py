@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from cmdb.models import ConfigurationItem, Environment
 from governance.audit.ledger import audit_record
+from governance.core.actors import ActingUser
 from governance.core.errors import Conflict, InvalidInput
 from governance.core.inputs import json_parsed
 from governance.gate.services import (
@@ -162,7 +163,7 @@ def _comment(headline: str, lines: list[str]) -> str:
     return text if len(text) <= COMMENT_LIMIT else text[:COMMENT_LIMIT - 1] + "…"
 
 
-def protection_rule_review(*, actor, request: ProtectionRuleRequest) -> GitHubReview:
+def protection_rule_review(*, actor: ActingUser, request: ProtectionRuleRequest) -> GitHubReview:
     """Decide once per delivery and queue the review for GitHub; a redelivered webhook gets the same review, queued
     again while it is still owed."""
     with transaction.atomic():
@@ -176,7 +177,7 @@ def protection_rule_review(*, actor, request: ProtectionRuleRequest) -> GitHubRe
     return review
 
 
-def _review_decided(*, actor, request: ProtectionRuleRequest) -> GitHubReview:
+def _review_decided(*, actor: ActingUser, request: ProtectionRuleRequest) -> GitHubReview:
     services = ConfigurationItem.objects.filter(attributes__repository__iexact=request.repository)
     if request.service_name:
         services = services.filter(name__iexact=request.service_name)
@@ -220,7 +221,7 @@ REPORTED_STATES = {"in_progress": DeploymentStatus.STARTED, "success": Deploymen
                    "failure": DeploymentStatus.FAILED, "error": DeploymentStatus.FAILED}
 
 
-def deployment_status_record(*, actor, report: DeploymentStatusReport) -> Deployment | None:
+def deployment_status_record(*, actor: ActingUser, report: DeploymentStatusReport) -> Deployment | None:
     """What GitHub ran under a deployment Changeboard approved, as its statuses come: started, then succeeded or
     failed. A status that comes first with the outcome starts and ends the deployment at once; one repeated
     changes nothing. None for deployments Changeboard did not approve and for states that say nothing. What

@@ -9,6 +9,7 @@ from django.utils import timezone
 from cmdb.models import ConfigurationItem, Environment
 from governance.audit.ledger import audit_record
 from governance.changes.workflow import EARLY_START
+from governance.core.actors import ActingUser
 from governance.core.credentials import require_scope
 from governance.core.errors import Conflict, Forbidden, InvalidInput
 from governance.gate.facts import GateFacts, gate_facts
@@ -140,7 +141,7 @@ def gate_reasons(facts: GateFacts, q: Question, *, now: datetime) -> Reasons:
     return reasons
 
 
-def _facts_allowed(*, actor, token: ApiToken | None, question: Question, now: datetime) -> GateFacts:
+def _facts_allowed(*, actor: ActingUser, token: ApiToken | None, question: Question, now: datetime) -> GateFacts:
     """The facts of a question this asker may put: every name known, a pipeline asking, within its token's scope."""
     facts = gate_facts(change=question.change, service=question.service, environment=question.environment,
                        digest=question.digest, user_id=actor.pk, token_id=token.pk if token else None, at=now)
@@ -157,7 +158,7 @@ def _facts_allowed(*, actor, token: ApiToken | None, question: Question, now: da
     return facts
 
 
-def deployment_check(*, actor, token: ApiToken | None, question: Question) -> DeploymentCheck:
+def deployment_check(*, actor: ActingUser, token: ApiToken | None, question: Question) -> DeploymentCheck:
     """Answer, with every reason found, and record the question and the answer in the ledger."""
     now = timezone.now()
     facts = _facts_allowed(actor=actor, token=token, question=question, now=now)
@@ -185,7 +186,7 @@ def change_for_deployment(service: ConfigurationItem, environment: Environment, 
 
 # --- reporting back --------------------------------------------------------------------------------------------
 
-def deployment_start(*, actor, token: ApiToken | None, check: DeploymentCheck) -> tuple[Deployment, bool]:
+def deployment_start(*, actor: ActingUser, token: ApiToken | None, check: DeploymentCheck) -> tuple[Deployment, bool]:
     """The pipeline reports that it starts what the gate allowed; one deployment at a time per environment. The
     same start reported again while it runs (a retry, or GitHub's status of it came first) is the deployment
     already recorded; a check that started a deployment now ended starts no other. True when recorded now."""
@@ -213,7 +214,7 @@ def deployment_start(*, actor, token: ApiToken | None, check: DeploymentCheck) -
     return _deployment_record(actor=actor, check=check)
 
 
-def deployment_observed(*, actor, check: DeploymentCheck) -> Deployment:
+def deployment_observed(*, actor: ActingUser, check: DeploymentCheck) -> Deployment:
     """A deployment that started elsewhere under an allowed check without asking again (GitHub runs the job once
     its review is approved, maybe long after): recorded as it ran, however old the check."""
     if not can_report_deployments(actor):
@@ -229,13 +230,13 @@ def _require_allowed(check: DeploymentCheck) -> None:
                        code="check_denied")
 
 
-def _deployment_record(*, actor, check: DeploymentCheck) -> tuple[Deployment, bool]:
+def _deployment_record(*, actor: ActingUser, check: DeploymentCheck) -> tuple[Deployment, bool]:
     return deployment_record(actor=actor, service=check.service, environment=check.environment,
                              artifact=check.artifact, change_number=check.change.number if check.change else "",
                              check_id=check.pk)
 
 
-def deployment_finish(*, actor, token: ApiToken | None, deployment: Deployment, status: str) -> Deployment:
+def deployment_finish(*, actor: ActingUser, token: ApiToken | None, deployment: Deployment, status: str) -> Deployment:
     if not can_report_deployments(actor):
         raise Forbidden("Reporting deployments is for pipelines.")
     require_scope(token.credential_scope() if token else None, service=deployment.service,
@@ -245,7 +246,7 @@ def deployment_finish(*, actor, token: ApiToken | None, deployment: Deployment, 
     return deployment_end(deployment, status)
 
 
-def deployment_abandon(*, actor, deployment: Deployment, reason: str) -> Deployment:
+def deployment_abandon(*, actor: ActingUser, deployment: Deployment, reason: str) -> Deployment:
     """A release manager ends a deployment whose end never came (a cancelled job, a lost runner), freeing the
     environment it holds; what ran is unknown, so it ends abandoned, with the reason in the ledger."""
     if not can_end_deployment(actor):

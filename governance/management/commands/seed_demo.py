@@ -1,6 +1,7 @@
 import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.contrib.auth import get_user_model
@@ -29,6 +30,7 @@ from governance.changes.services import (
     change_request_update,
 )
 from governance.changes.standard import standard_template_approve, standard_template_create, standard_template_update
+from governance.core.actors import ActingUser
 from governance.core.ed25519 import public_key_pem
 from governance.core.errors import DomainError
 from governance.core.secrets import secret_digest
@@ -66,7 +68,7 @@ SERVICE_ACCOUNTS = {"pipeline": "CI/CD pipelines", "github": "GitHub App"}  # us
 PIPELINE_TOKEN_NAME = "demo pipeline"  # noqa: S105 (a token's name)
 
 TLS_TEMPLATE = "Rotate TLS certificates on an edge load balancer"
-TLS_TEMPLATE_TEXT = {
+TLS_TEMPLATE_TEXT: dict[str, Any] = {
     "description": "Replace a certificate before it expires, with the same names and key size.",
     "implementation_plan": "Upload the new certificate, switch the listener to it, check the chain.",
     "backout_plan": "Switch the listener back to the previous certificate.",
@@ -80,7 +82,7 @@ CAB_MEETING = "Weekly CAB"
 LONDON = "Europe/London"
 CLOSE = {"timezone": LONDON, "holiday_region": "GB", "start_date": date(2024, 1, 1), "start_time": time(0),
          "duration_minutes": 24 * 60}  # a business-day window runs from its first day to the end of its last
-DEMO_CALENDAR = [
+DEMO_CALENDAR: list[tuple[type[FreezeWindow | MaintenanceWindow], str, dict[str, Any], dict[str, Any]]] = [
     (FreezeWindow, "Month-end close", {
         **CLOSE, "recurrence": Recurrence.LAST_BUSINESS_DAYS_OF_MONTH, "business_days": 3,
         "severity": Severity.HARD, "reason": "Finance closes the books: SOX systems in production stay still."},
@@ -164,7 +166,8 @@ DEMO_CHANGES = [
     DemoChange("Rotate the TLS certificate on edge-lb-prod-us-east-1", ["edge-lb-prod-us-east-1"], "prod", 26,
                S.SCHEDULED, hours=1, change_type="standard"),
 ]
-AFTER_APPROVAL = {  # the moves after approval that leave a change in each state, and who makes them
+# The moves after approval that leave a change in each state, and who makes them.
+AFTER_APPROVAL: dict[str, list[str]] = {
     S.APPROVED: [],
     S.SCHEDULED: [S.SCHEDULED],
     S.IMPLEMENTING: [S.SCHEDULED, S.IMPLEMENTING],
@@ -292,7 +295,7 @@ class Command(BaseCommand):
         environment = Environment.objects.get(name=GATE_CHANGE.environment)
         now = timezone.now()
         open_now = change_for_deployment(service, environment, now, build.digest)
-        if open_now is not None and open_now.planned_end >= now + timedelta(hours=1):
+        if open_now is not None and open_now.planned_end and open_now.planned_end >= now + timedelta(hours=1):
             return open_now
         requester, passed = users["requester"], build.passed[-1]
         change = change_request_create(
@@ -307,7 +310,7 @@ class Command(BaseCommand):
         change.refresh_from_db()
         return change
 
-    def _estate(self, *, actor) -> None:
+    def _estate(self, *, actor: ActingUser) -> None:
         teams = {}
         for name, slug in demo.TEAMS:
             teams[slug], _ = Team.objects.update_or_create(
@@ -350,15 +353,14 @@ class Command(BaseCommand):
     def _tls_template(self, users: dict) -> StandardChangeTemplate:
         """The standard change model for the edge load balancers: written by the administrator, approved by the
         release manager. One found unapproved (made before templates had a scope) is given its scope first."""
-        scope = {"cis": ConfigurationItem.objects.filter(name__startswith="edge-lb-"),
-                 "environments": Environment.objects.all()}
+        cis, environments = ConfigurationItem.objects.filter(name__startswith="edge-lb-"), Environment.objects.all()
         template = StandardChangeTemplate.objects.filter(name=TLS_TEMPLATE).first()
         if template is None:
             template = standard_template_create(actor=users["admin"], name=TLS_TEMPLATE, **TLS_TEMPLATE_TEXT,
-                                                **scope)
+                                                cis=cis, environments=environments)
         elif not template.approved:
             template = standard_template_update(actor=users["admin"], template=template, **TLS_TEMPLATE_TEXT,
-                                                **scope)
+                                                cis=cis, environments=environments)
         if not template.approved:
             template = standard_template_approve(actor=users["release_manager"], template=template)
         return template
@@ -418,12 +420,14 @@ class Command(BaseCommand):
         now = timezone.now()
         if spec.follows:
             anchor = ChangeRequest.objects.get(title=spec.follows[0])
+            assert anchor.planned_start is not None  # every demo change is made with its window
             start = anchor.planned_start + timedelta(hours=spec.follows[1])
             change_request_update(actor=requester, change=change, planned_start=start,
                                   planned_end=start + timedelta(hours=spec.hours))
             change.refresh_from_db()
             if calendar_refusal(change, target=S.SCHEDULED, now=now) is None:
                 return
+        assert change.planned_start is not None and change.planned_end is not None  # made with its window
         if change.planned_start <= now:
             if calendar_refusal(change, target=S.SCHEDULED, now=now):  # emergency changes pass: the ECAB decides
                 change_request_update(actor=requester, change=change, environment=staging)
@@ -453,6 +457,7 @@ class Command(BaseCommand):
         or earlier still where a hard freeze then covered it (normal changes go ahead only outside them)."""
         change.refresh_from_db()
         cis = list(change.affected_cis.all())
+        assert change.planned_start is not None and change.planned_end is not None  # made with its window
         while change.change_type != "emergency" and any(
                 hit.freeze.severity == Severity.HARD for hit in freezes_covering(
                     cis, change.environment_id, change.planned_start - delta, change.planned_end - delta)):
