@@ -18,20 +18,13 @@ from governance.calendar.services import (
     window_save,
     window_save_refusal,
 )
-from governance.core.admin import RecordAdmin, each_selected
-from governance.core.errors import DomainError
+from governance.core.admin import RecordAdmin, each_selected, show_refusal
 from governance.models import (
     FreezeWindow,
     Lockdown,
     MaintenanceWindow,
     Occurrence,
 )
-
-
-def refused(form: forms.Form, refusal: DomainError | None) -> None:
-    """Shows a service's refusal on the form, on the field it names."""
-    if refusal is not None:
-        form.add_error(refusal.field if refusal.field in form.fields else None, refusal.message)
 
 
 class ScopedWindowForm(forms.ModelForm):
@@ -47,7 +40,7 @@ class ScopedWindowForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        refused(self, window_save_refusal(actor=self.actor, window=self.instance, **self.window_values()))
+        show_refusal(self, window_save_refusal(actor=self.actor, window=self.instance, **self.window_values()))
         return cleaned
 
 
@@ -131,7 +124,7 @@ class LockdownDeclareForm(forms.ModelForm):
     def clean(self):
         data = super().clean()
         if not self.errors:
-            refused(self, lockdown_declare_refusal(actor=self.actor, now=timezone.now(), **self.declaration()))
+            show_refusal(self, lockdown_declare_refusal(actor=self.actor, now=timezone.now(), **self.declaration()))
         return data
 
 

@@ -20,8 +20,9 @@ from governance.changes.standard import (
     standard_template_approve,
     standard_template_create,
     standard_template_update,
+    standard_template_write_refusal,
 )
-from governance.core.admin import RecordAdmin, RecordInline, each_selected
+from governance.core.admin import RecordAdmin, RecordInline, each_selected, show_refusal
 from governance.core.errors import DomainError
 from governance.models import (
     Approval,
@@ -146,8 +147,8 @@ class ApprovalPolicyAdmin(admin.ModelAdmin):
 
 
 class StandardChangeTemplateForm(forms.ModelForm):
-    """Writes the template through the template services, so an edit makes a new version that awaits approval;
-    a refusal is shown on the field it names. (The admin's views run in one transaction.)"""
+    """Validates with the template services' own refusal (the model's checks are the form's); the admin then
+    writes through those services, so an edit makes a new version that awaits approval."""
 
     ci_types = forms.MultipleChoiceField(choices=CIType.choices, required=False, label="CI types",
                                          widget=forms.CheckboxSelectMultiple,
@@ -158,21 +159,18 @@ class StandardChangeTemplateForm(forms.ModelForm):
         fields = [*TEMPLATE_FIELDS, "cis", "environments"]
 
     actor = None  # set by StandardChangeTemplateAdmin.get_form
-    saved: StandardChangeTemplate | None = None
 
-    def _post_clean(self) -> None:
-        super()._post_clean()  # the model's own checks first, on the unsaved values
-        if self.errors:
-            return
-        fields = {name: self.cleaned_data[name] for name in TEMPLATE_FIELDS}
-        scope = {"cis": list(self.cleaned_data["cis"]), "environments": list(self.cleaned_data["environments"])}
-        try:
-            if self.instance.pk is None:
-                self.saved = standard_template_create(actor=self.actor, **fields, **scope)
-            else:
-                self.saved = standard_template_update(actor=self.actor, template=self.instance, **fields, **scope)
-        except DomainError as exc:
-            self.add_error(exc.field if exc.field in self.fields else None, exc.message)
+    def template_values(self) -> dict:
+        """What the template services are given: the fields, and the CIs and environments."""
+        return {**{name: self.cleaned_data[name] for name in TEMPLATE_FIELDS},
+                "cis": list(self.cleaned_data["cis"]), "environments": list(self.cleaned_data["environments"])}
+
+    def clean(self):
+        cleaned = super().clean()
+        fields = {name: cleaned[name] for name in TEMPLATE_FIELDS if name in cleaned}
+        show_refusal(self, standard_template_write_refusal(self.actor, creating=self.instance.pk is None,
+                                                           fields=fields))
+        return cleaned
 
 
 @admin.register(StandardChangeTemplate)
@@ -198,7 +196,10 @@ class StandardChangeTemplateAdmin(admin.ModelAdmin):
         return form
 
     def save_model(self, request, obj, form, change) -> None:
-        saved = form.saved  # written by the template services when the form was validated
+        if change:
+            saved = standard_template_update(actor=request.user, template=obj, **form.template_values())
+        else:
+            saved = standard_template_create(actor=request.user, **form.template_values())
         obj.pk, obj.version, obj.approved_by = saved.pk, saved.version, saved.approved_by
         obj._state.adding = False
         if not saved.approved:

@@ -27,12 +27,20 @@ RISK_ORDER = list(RiskLevel.values)  # low to critical
 NAMED_CIS_SHOWN = 5
 
 
-def _checked(actor, permission: str, fields: dict) -> None:
-    if not actor.has_perm(f"governance.{permission}_standardchangetemplate"):
-        raise Forbidden("Administrators write standard change templates.")
+def standard_template_write_refusal(actor, *, creating: bool, fields: dict) -> DomainError | None:
+    """Why `actor` may not write these fields of a template, if not; the model's own rules are its clean()'s."""
+    if not actor.has_perm(f"governance.{'add' if creating else 'change'}_standardchangetemplate"):
+        return Forbidden("Administrators write standard change templates.")
     unknown = sorted(set(fields) - set(TEMPLATE_FIELDS))
     if unknown:
-        raise InvalidInput(f"{unknown[0]} cannot be set here.", field=unknown[0])
+        return InvalidInput(f"{unknown[0]} cannot be set here.", field=unknown[0])
+    return None
+
+
+def _checked(actor, *, creating: bool, fields: dict) -> None:
+    refusal = standard_template_write_refusal(actor, creating=creating, fields=fields)
+    if refusal is not None:
+        raise refusal
 
 
 def _validated(template: StandardChangeTemplate) -> None:
@@ -51,7 +59,7 @@ def _new_version(template: StandardChangeTemplate, *, actor, now: datetime) -> N
 def standard_template_create(*, actor, cis: Iterable[ConfigurationItem] = (),
                              environments: Iterable[Environment] = (), **fields) -> StandardChangeTemplate:
     """A new template, at version 1 and not yet approved."""
-    _checked(actor, "add", fields)
+    _checked(actor, creating=True, fields=fields)
     with transaction.atomic():
         template = StandardChangeTemplate(**fields)
         _new_version(template, actor=actor, now=timezone.now())
@@ -67,7 +75,7 @@ def standard_template_update(*, actor, template: StandardChangeTemplate,
                              environments: Iterable[Environment] | None = None, **fields) -> StandardChangeTemplate:
     """Edit a template. Anything changed but `active` makes a new version, whose approval is still to come;
     changes already approved from an earlier version keep it."""
-    _checked(actor, "change", fields)
+    _checked(actor, creating=False, fields=fields)
     with transaction.atomic():
         # An approval and an edit of the same template take turns, so no approval lands on a version unseen.
         template = StandardChangeTemplate.objects.select_for_update(no_key=True).get(pk=template.pk)

@@ -1,5 +1,7 @@
-"""The admin's shared pieces: records shown and never written, and actions that call a service per record."""
+"""The admin's shared pieces: records shown and never written, actions that call a service per record, and
+forms that validate with a service's own refusal before the admin writes through that service."""
 
+from django import forms
 from django.contrib import admin, messages
 
 from governance.core.errors import DomainError
@@ -49,3 +51,9 @@ def each_selected(modeladmin, request, queryset, service, done: str, noun: str, 
             succeeded += 1
     if succeeded:
         modeladmin.message_user(request, f"{succeeded} {noun}(s) {done}.", messages.SUCCESS)
+
+
+def show_refusal(form: forms.Form, refusal: DomainError | None) -> None:
+    """Show a service's refusal on the form, on the field it names, so the form is invalid and nothing is written."""
+    if refusal is not None:
+        form.add_error(refusal.field if refusal.field in form.fields else None, refusal.message)

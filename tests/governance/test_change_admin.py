@@ -1,12 +1,13 @@
 """The change models in the admin: read-only records, and actions that go through the change services."""
 
 import pytest
+from django.contrib.admin import site
 from django.contrib.messages import get_messages
 
 from governance.changes.admin import MOVE_ACTIONS
 from governance.changes.services import approval_record, change_request_transition
 from governance.changes.workflow import TRANSITIONS, Mover
-from governance.models import Approval, CabMeeting, ChangeStatusChange
+from governance.models import Approval, CabMeeting, ChangeStatusChange, StandardChangeTemplate
 from governance.models import ChangeStatus as S
 from tests.factories import make_change, make_ci, make_environment, make_user
 
@@ -198,3 +199,41 @@ def test_a_cab_meeting_is_added_and_edited_in_the_admin_through_the_meeting_serv
     assert (meeting.title, meeting.starts_at.hour, meeting.minutes) == ("Weekly CAB (moved)", 14, "Quorum reached.")
     assert list(meeting.attendees.all()) == [rachel]
     assert (meeting.organiser, list(meeting.agenda.values_list("change", flat=True))) == (rachel, [change.pk])
+
+
+TEMPLATES = "/admin/governance/standardchangetemplate/"
+
+
+def test_a_template_is_written_in_the_admin_by_the_template_services_only_when_saved(client, rf, staging):
+    adam = make_user("adam", "admin", is_staff=True)
+    client.force_login(adam)
+    ci = make_ci()
+    form = {"name": "Rotate TLS certificates", "description": "", "implementation_plan": "rotate",
+            "backout_plan": "restore", "active": "on", "ci_types": ["host"], "max_risk_level": "medium",
+            "cis": [ci.pk], "environments": [staging.pk], "_save": "Save"}
+    request = rf.post(f"{TEMPLATES}add/")
+    request.user = adam
+    validating = site._registry[StandardChangeTemplate].get_form(request)(data=form)
+    assert validating.is_valid(), validating.errors
+    assert not StandardChangeTemplate.objects.exists()  # validating writes nothing
+
+    response = client.post(f"{TEMPLATES}add/", form, follow=True)
+    template = StandardChangeTemplate.objects.get()
+    assert (template.version, template.approved, template.edited_by) == (1, False, adam)
+    assert (list(template.cis.all()), list(template.environments.all())) == ([ci], [staging])
+    assert "Version 1 of Rotate TLS certificates awaits approval" in response.content.decode()
+
+    assert client.post(f"{TEMPLATES}{template.pk}/change/", {**form, "max_risk_level": "low"}).status_code == 302
+    template.refresh_from_db()
+    assert (template.max_risk_level, template.version) == ("low", 2)  # the update service's new version
+
+
+def test_a_template_form_its_actor_may_not_write_shows_why_and_writes_nothing(rf, requester):
+    request = rf.post(f"{TEMPLATES}add/")
+    request.user = make_user("adam", "admin", is_staff=True)
+    form_class = site._registry[StandardChangeTemplate].get_form(request)
+    form_class.actor = requester  # as if the role was taken away since the page was served
+    form = form_class(data={"name": "Restart a pod", "max_risk_level": "low", "ci_types": ["service"]})
+    assert not form.is_valid()
+    assert form.non_field_errors() == ["Administrators write standard change templates."]
+    assert not StandardChangeTemplate.objects.exists()
