@@ -628,3 +628,22 @@ def test_a_team_feed_shows_that_teams_scope_and_no_change_its_owner_may_not_view
     assert str(change_event["SUMMARY"]) == f"{mine.number}: Payments rollout"
     assert "PRIVATE-ROLLOUT-NOTES" in str(change_event["DESCRIPTION"])
     assert "OTHER-TEAM-NOTES" not in manager_feed.to_ical().decode()
+
+
+def test_a_freeze_edited_to_cover_nothing_is_refused_and_keeps_its_scope_and_occurrences(rm, prod):
+    body = create(rm, FREEZES, friday_freeze(environments=["prod"]))
+    stored = list(Occurrence.objects.filter(freeze_id=body["id"]).order_by("period").values_list("period", flat=True))
+    response = rm.patch(f"{FREEZES}{body['id']}/", {"environments": [], "start_time": "18:00"}, format="json")
+    assert response.status_code == 400 and names_field(response, "everything"), response.content
+    freeze = FreezeWindow.objects.get()
+    assert (list(freeze.environments.all()), freeze.start_time) == ([prod], time(16))
+    assert list(Occurrence.objects.filter(freeze=freeze).order_by("period").values_list("period", flat=True)) == stored
+
+
+def test_a_freeze_edited_without_naming_its_scope_keeps_the_scope_it_has(rm, prod):
+    body = create(rm, FREEZES, friday_freeze(environments=["prod"]))
+    response = rm.patch(f"{FREEZES}{body['id']}/", {"everything": False, "start_time": "18:00"}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["environments"] == ["prod"]
+    starts = {o.period.lower.astimezone(LONDON).time() for o in Occurrence.objects.filter(freeze_id=body["id"])}
+    assert starts == {time(18)}  # recomputed by the save
