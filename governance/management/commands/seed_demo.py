@@ -18,7 +18,7 @@ from cmdb.models import ConfigurationItem, Environment, Team
 from cmdb.services import inventory_from_document, inventory_import
 from governance.access.services import api_token_create
 from governance.calendar.selectors import freezes_covering
-from governance.calendar.services import window_occurrences_refresh
+from governance.calendar.services import window_save
 from governance.changes.scheduling import schedule_suggestions
 from governance.changes.selectors import outstanding_approvals
 from governance.changes.services import (
@@ -194,7 +194,7 @@ class Command(BaseCommand):
             users = self._people(password)
             users |= self._service_accounts()
             self._estate(actor=users["admin"])
-            self._calendar()
+            self._calendar(actor=users["release_manager"])
             created = self._changes(users)
             self._cab_meeting(users)
             self._builds(users)
@@ -331,8 +331,8 @@ class Command(BaseCommand):
             f"{result.relationships_existing} existing."
         )
 
-    def _calendar(self) -> None:
-        """The bank's freezes and maintenance windows, each with its occurrences stored."""
+    def _calendar(self, *, actor: ActingUser) -> None:
+        """The bank's freezes and maintenance windows, saved as the release manager would, occurrences and all."""
         environments = {env.name: env for env in Environment.objects.all()}
         created = 0
         for model, name, fields, scope in DEMO_CALENDAR:
@@ -342,11 +342,8 @@ class Command(BaseCommand):
             if fields.get("extra_approval_role"):
                 fields["extra_approval_role"] = Group.objects.get(name=fields["extra_approval_role"])
             scope = dict(scope)
-            window = model(name=name, **fields, **{k: v for k, v in scope.items() if k != "environments"})
-            window.full_clean()
-            window.save()
-            window.environments.set([environments[env] for env in scope.get("environments", [])])
-            window_occurrences_refresh(window)
+            named = [environments[env] for env in scope.pop("environments", [])]
+            window_save(actor=actor, window=model(), fields={"name": name, **fields, **scope}, environments=named)
             created += 1
         self.stdout.write(f"Calendar: {created} freeze and maintenance windows created.")
 
