@@ -45,8 +45,8 @@ class ScopedWindowForm(forms.ModelForm):
 
 
 class RecurringWindowAdmin(admin.ModelAdmin):
-    """Freeze and maintenance windows: edited here (the model's clean() checks the recurrence), and every save
-    recomputes the window's stored occurrences through the calendar service, so enforcement sees it at once."""
+    """Freeze and maintenance windows: edited here (the model's clean() checks the recurrence) and saved through
+    window_save, as by the API, which recomputes the window's stored occurrences so enforcement sees it at once."""
 
     list_filter = ["active", "recurrence", "timezone"]
     search_fields = ["name"]
