@@ -24,7 +24,7 @@ class ConfigurationItemFilter(django_filters.FilterSet):
 
     class Meta:
         model = ConfigurationItem
-        fields = []
+        fields: list[str] = []
 
     def search(self, queryset, name, value):
         return queryset.filter(Q(name__icontains=value) | Q(description__icontains=value) | Q(tags__contains=[value]))
@@ -41,7 +41,7 @@ class RelationshipFilter(django_filters.FilterSet):
 
     class Meta:
         model = Relationship
-        fields = []
+        fields: list[str] = []
 
     def touches(self, queryset, name, value):
         return queryset.filter(Q(source__name__iexact=value) | Q(target__name__iexact=value))
@@ -53,4 +53,4 @@ class EnvironmentFilter(django_filters.FilterSet):
 
     class Meta:
         model = Environment
-        fields = []
+        fields: list[str] = []

@@ -14,6 +14,7 @@ from cmdb.permissions import can_change_ci, can_change_ci_compliance, can_import
 from governance.core.actors import ActingUser
 from governance.core.api_errors import flatten_errors
 from governance.core.errors import DomainError, Forbidden, InvalidInput
+from governance.core.fields import field_label
 from governance.core.inputs import JSONRefused, json_parsed, text_fault
 
 CI_LIST_FIELDS = {"tags"}
@@ -62,7 +63,7 @@ def ci_change_refusal(actor: ActingUser, ci: ConfigurationItem, values: dict[str
                                 field="compliance_reason")
         return None
     if not can_change_ci_compliance(actor):
-        label = ConfigurationItem._meta.get_field(compliance[0]).verbose_name
+        label = field_label(ConfigurationItem, compliance[0])
         return Forbidden(f"Only a compliance officer or an admin changes the {label} of a CI"
                          f"{' under compliance control' if compliance[0] == 'name' else ''}.",
                          field=compliance[0], code="compliance_controlled")

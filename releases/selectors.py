@@ -46,7 +46,8 @@ def promotion_path(artifact: Artifact, environments: list[Environment]) -> list[
     """Every environment of `environments` (the chain, in order) for an artifact loaded by `artifacts()`, without
     a query. A step is next when the one before it was passed: promotion goes one environment at a time, as
     services.artifact_promote and the gate hold it."""
-    passed = {promotion.environment_id: promotion for promotion in artifact.passed}
+    # `passed` is the to_attr of artifacts()'s prefetch, which the stubs cannot see.
+    passed = {promotion.environment_id: promotion for promotion in artifact.passed}  # type: ignore[attr-defined]
     return [Step(environment=env, policy=GatePolicy.for_environment(env), promotion=passed.get(env.pk),
                  is_next=env.pk not in passed and (n == 0 or environments[n - 1].pk in passed))
             for n, env in enumerate(environments)]

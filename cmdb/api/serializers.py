@@ -1,6 +1,7 @@
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
+from cmdb.choices import CIType, RelationshipType
 from cmdb.models import ConfigurationItem, Environment, Relationship, Team, name_validator
 from cmdb.selectors import cis_named
 from governance.core.serializers import LookupField, ModelRulesSerializer
@@ -21,7 +22,7 @@ class EnvironmentSerializer(ModelRulesSerializer):
 
 
 class ConfigurationItemSerializer(ModelRulesSerializer):
-    type = serializers.ChoiceField(source="ci_type", choices=ConfigurationItem._meta.get_field("ci_type").choices)
+    type = serializers.ChoiceField(source="ci_type", choices=CIType.choices)
     owner_team = LookupField(slug_field="slug", queryset=Team.objects.all())
     environment = LookupField(slug_field="name", queryset=Environment.objects.all(), required=False, allow_null=True)
 
@@ -51,9 +52,10 @@ class CINameField(LookupField):
 
 
 class RelationshipSerializer(ModelRulesSerializer):
-    source = CINameField()
+    # DRF's metaclass takes declared fields off the class, so this does not shadow Field.source as the stubs think.
+    source = CINameField()  # type: ignore[assignment]
     target = CINameField()
-    type = serializers.ChoiceField(source="rel_type", choices=Relationship._meta.get_field("rel_type").choices)
+    type = serializers.ChoiceField(source="rel_type", choices=RelationshipType.choices)
 
     class Meta:
         model = Relationship

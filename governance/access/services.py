@@ -1,5 +1,6 @@
 """Access services: issuing, revoking and authenticating API tokens."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -28,7 +29,7 @@ def can_manage_token(user, token: ApiToken) -> bool:
 
 
 def api_token_create(*, actor: ActingUser, owner, name: str, expires_days: int | None = None,
-                     services: list[ConfigurationItem] = (), environments: list[Environment] = (),
+                     services: Sequence[ConfigurationItem] = (), environments: Sequence[Environment] = (),
                      secret: str | None = None) -> IssuedToken:
     """A new token; `services` and `environments` scope it (a pipeline's token names what it deploys). The
     secret is drawn here, unless given (the local demo's published one)."""

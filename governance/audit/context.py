@@ -65,12 +65,13 @@ def actor_for(request, user, token) -> Actor:
     """The actor of a request made by `user`, with `token` when it authenticated with an API token."""
     from governance.models import ApiToken
 
-    base = {"request_id": getattr(request, "request_id", ""), "client_ip": client_ip(request)}
+    request_id, ip = getattr(request, "request_id", ""), client_ip(request)
     if user is None or not user.is_authenticated:
-        return Actor(kind=ActorKind.ANONYMOUS, name="", **base)
+        return Actor(kind=ActorKind.ANONYMOUS, name="", request_id=request_id, client_ip=ip)
     if isinstance(token, ApiToken):
-        return Actor(kind=ActorKind.TOKEN, name=user.get_username(), user_id=user.pk, token_id=token.pk, **base)
-    return Actor(kind=ActorKind.USER, name=user.get_username(), user_id=user.pk, **base)
+        return Actor(kind=ActorKind.TOKEN, name=user.get_username(), user_id=user.pk, token_id=token.pk,
+                     request_id=request_id, client_ip=ip)
+    return Actor(kind=ActorKind.USER, name=user.get_username(), user_id=user.pk, request_id=request_id, client_ip=ip)
 
 
 def client_ip(request) -> str:

@@ -7,7 +7,7 @@ holidays of the window's region (the `holidays` package).
 
 import calendar as month_calendar
 import re
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from itertools import islice
 from zoneinfo import ZoneInfo
 
@@ -52,7 +52,7 @@ _UTC_UNTIL = re.compile(r"(UNTIL=)(\d{8}T\d{6})Z", re.IGNORECASE)
 
 def _rule(window, dtstart: datetime):
     try:
-        tz = ZoneInfo(window.timezone)
+        tz: tzinfo = ZoneInfo(window.timezone)
     except (ValueError, KeyError):
         tz = UTC  # the time zone field reports its own error
 

@@ -102,7 +102,8 @@ def _on(items, day: date, span) -> list:
 def _upcoming_freezes() -> list[tuple]:
     """Each active freeze due in the next 120 days with its next three occurrences, soonest first."""
     freezes = selectors.freezes_due(datetime.now(UTC), timedelta(days=120), count=3)
-    return sorted(((freeze, [o.period for o in freeze.upcoming]) for freeze in freezes),
+    # `upcoming` is the to_attr of freezes_due's prefetch, which the stubs cannot see.
+    return sorted(((freeze, [o.period for o in freeze.upcoming]) for freeze in freezes),  # type: ignore[attr-defined]
                   key=lambda item: item[1][0].lower)
 
 

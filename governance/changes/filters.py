@@ -27,7 +27,7 @@ class ChangeRequestFilter(django_filters.FilterSet):
 
     class Meta:
         model = ChangeRequest
-        fields = []
+        fields: list[str] = []
 
     def touches_team(self, queryset, name, value):
         return queryset.filter(Exists(_AFFECTED.filter(changerequest_id=OuterRef("pk"),

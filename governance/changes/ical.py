@@ -52,12 +52,15 @@ def feed_calendar(feed: CalendarFeed, *, now: datetime | None = None,
             judged[key] = scope is None or _covers_team(window, scope)
         return judged[key]
 
+    # Each selector holds the occurrences of its own kind of window only, so that link is set.
     for occurrence in freeze_occurrences_between(start, end).prefetch_related(*OCCURRENCE_SCOPE):
-        if shown(occurrence.freeze):
-            calendar.add_component(_freeze_event(occurrence.freeze, occurrence, now))
+        freeze = occurrence.freeze
+        if freeze is not None and shown(freeze):
+            calendar.add_component(_freeze_event(freeze, occurrence, now))
     for occurrence in maintenance_occurrences_between(start, end).prefetch_related(*OCCURRENCE_SCOPE):
-        if shown(occurrence.maintenance):
-            calendar.add_component(_maintenance_event(occurrence.maintenance, occurrence, now))
+        maintenance = occurrence.maintenance
+        if maintenance is not None and shown(maintenance):
+            calendar.add_component(_maintenance_event(maintenance, occurrence, now))
     for change in _feed_changes(feed, start, end):
         calendar.add_component(_change_event(change, now, change_url))
     return calendar
@@ -133,6 +136,7 @@ def _change_event(change: ChangeRequest, now: datetime, change_url: Callable[[st
              f"Risk: {change.risk_level or 'not assessed'}.", f"CIs: {cis or 'none'}."]
     if change.description:
         lines += ["", change.description]
+    assert change.planned_start is not None and change.planned_end is not None  # _feed_changes's are planned
     event = _event(_uid("change", change.number), f"{change.number}: {change.title}", change.planned_start,
                    change.planned_end, now, ["Change", change.status], "\n".join(lines))
     event.add("sequence", change.revision)

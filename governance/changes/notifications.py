@@ -29,7 +29,9 @@ def approvers_to_notify(change: ChangeRequest) -> list:
     for team in owning_teams(change):
         for role in roles:
             codename = team_role_codename(role)
-            users |= set(get_users_with_perms(team, only_with_perms_in=[codename], with_superusers=False))
+            # guardian's annotation covers its attach_perms form too, which gives names; this form gives users.
+            users |= set(get_users_with_perms(team, only_with_perms_in=[codename],  # type: ignore[arg-type]
+                                              with_superusers=False))
     return sorted((u for u in users if u.pk not in {change.requester_id, change.implementer_id, *decided} and u.email),
                   key=lambda u: u.pk)
 

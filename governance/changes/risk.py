@@ -37,14 +37,14 @@ class Assessment:
 
 
 def assess(facts: RiskFacts) -> Assessment:
-    factors = []
+    factors: list[dict] = []
 
     def add(factor: str, detail: str, points: int) -> None:
         factors.append({"factor": factor, "detail": detail, "points": points})
 
     tier = facts.highest_criticality
     add("criticality", f"most critical affected CI is tier {tier}" if tier else "no CI affected",
-        CRITICALITY_POINTS.get(tier, 0))
+        CRITICALITY_POINTS.get(tier, 0) if tier is not None else 0)
     radius_points = next((points for size, points in RADIUS_STEPS if facts.blast_radius >= size), 0)
     many = facts.blast_radius != 1
     add("blast radius", f"{facts.blast_radius} CI{'s' if many else ''} depend{'' if many else 's'} on the affected "

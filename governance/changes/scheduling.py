@@ -48,11 +48,11 @@ def schedule_suggestions(change, *, count: int = 5, after: datetime | None = Non
     for span_start, span_end in spans:
         start = max(span_start, after)
         while start + length <= span_end:
-            first = bisect_right(ends, start)  # the first busy span ending after `start`
-            if first == len(merged) or merged[first][0] >= start + length:
+            busy = bisect_right(ends, start)  # the first busy span ending after `start`
+            if busy == len(merged) or merged[busy][0] >= start + length:
                 break
             # In a maintenance window, try again once what is in the way is over; other slots keep to the hour.
-            start = merged[first][1] if windows else span_end
+            start = merged[busy][1] if windows else span_end
         if start + length <= span_end and start < end and (start, start + length) not in slots:
             slots.append((start, start + length))
             if len(slots) == count:

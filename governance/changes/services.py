@@ -34,6 +34,7 @@ from governance.changes.standard import fit_refusal
 from governance.changes.workflow import ChangeFacts, transition_refusal
 from governance.core.actors import ActingUser
 from governance.core.errors import Conflict, Forbidden, InvalidInput
+from governance.core.fields import field_label
 from governance.core.inputs import MAX_NAMES_PER_LIST
 from governance.models.calendar import MaintenanceEnforcement, Severity
 from governance.models.changes import (
@@ -140,7 +141,7 @@ FIT_FIELDS = ("change_type", "template", "environment")
 
 def _refuse_outside_template(change: ChangeRequest, cis: list[ConfigurationItem]) -> None:
     """A standard change that could not be submitted from its template is refused as early as that is known."""
-    if change.change_type == ChangeType.STANDARD and change.template_id is not None:
+    if change.change_type == ChangeType.STANDARD and change.template is not None:
         refusal = fit_refusal(change.template, cis=cis, environment=change.environment)
         if refusal:
             raise refusal
@@ -164,7 +165,7 @@ def change_request_update(*, actor: ActingUser, change: ChangeRequest, cis: list
             locked = set(fields) - set(MATERIAL_FIELDS) - {"title", "description"}
             if locked:
                 field = sorted(locked)[0]
-                label = ChangeRequest._meta.get_field(field).verbose_name
+                label = field_label(ChangeRequest, field)
                 raise Conflict(f"The {label} is fixed once the change is submitted.", field=field)
         before = {name: getattr(change, name) for name in MATERIAL_FIELDS}
         before_cis = set(change.affected_cis.values_list("pk", flat=True))
@@ -227,7 +228,7 @@ def calendar_refusal(change: ChangeRequest, *, target: str, now: datetime) -> st
     a lockdown, a hard freeze over its window (emergency changes excepted: the emergency CAB decides), or a
     maintenance window it falls outside of where that is refused."""
     cis = list(change.affected_cis.all())
-    if change.held_by_id is not None and target == S.IMPLEMENTING and change.held_by.active_at(now):
+    if change.held_by is not None and target == S.IMPLEMENTING and change.held_by.active_at(now):
         return f"This change is on hold: {change.held_by}."  # a lockdown that ran out holds nothing
     for lockdown in lockdowns_covering(cis, change.environment_id, now):
         return f"A lockdown stops the line: {lockdown.reason} (declared {lockdown.declared_at:%Y-%m-%d %H:%M} UTC)."
@@ -295,6 +296,7 @@ def _assess_and_route(change: ChangeRequest, *, now: datetime) -> None:
 def _standard_approval(change: ChangeRequest) -> StandardChangeTemplate:
     """The template version that approves a standard change, recorded on the change and in the ledger; a change
     that does not fit it is refused, and the caller's transaction (the whole submission or edit) rolls back."""
+    assert change.template_id is not None  # a constraint: a standard change has its template
     # Locked so that an edit of the template, which withdraws its approval, waits or is waited for.
     template = (StandardChangeTemplate.objects.select_related("approved_by")
                 .select_for_update(no_key=True, of=("self",)).get(pk=change.template_id))
@@ -302,6 +304,7 @@ def _standard_approval(change: ChangeRequest) -> StandardChangeTemplate:
                           risk_level=change.risk_level)
     if refusal:
         raise refusal
+    assert template.approved_by is not None  # fit_refusal refuses a template version nobody approved
     change.template_version = template.version
     change.save(update_fields=["template_version", "updated_at"])
     audit_record("standard_change_approved", obj=change, context={
@@ -413,6 +416,7 @@ def _require_approvals(change: ChangeRequest) -> bool:
             list(change.affected_cis.all()), change.environment_id, change.planned_start, change.planned_end)
             if hit.freeze.severity == Severity.SOFT}
         for freeze in soft.values():  # each soft freeze asks one approval more from its role
+            assert freeze.extra_approval_role_id is not None  # a constraint: a soft freeze names its role
             count, role, names = needs.get(freeze.extra_approval_role_id, (0, freeze.extra_approval_role, []))
             needs[freeze.extra_approval_role_id] = (count + 1, role, [*names, f"soft freeze: {freeze.name}"])
     ApprovalRequirement.objects.bulk_create([
@@ -500,7 +504,8 @@ def approval_requests_expire(*, now: datetime | None = None) -> int:
             "pk", flat=True):
         with transaction.atomic():
             change = ChangeRequest.objects.select_for_update().get(pk=change_id)
-            if change.status == S.CAB_REVIEW and change.review_requested_at < cutoff:
+            if (change.status == S.CAB_REVIEW and change.review_requested_at is not None
+                    and change.review_requested_at < cutoff):
                 _move(change, S.DRAFT, actor=None, reason="the approval request expired", now=now)
                 expired += 1
     return expired

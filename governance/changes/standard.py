@@ -16,6 +16,7 @@ from django.utils import timezone
 from cmdb.choices import CIType
 from cmdb.models import ConfigurationItem, Environment
 from governance.changes.permissions import template_approval_refusal
+from governance.core.actors import ActingUser
 from governance.core.errors import Conflict, DomainError, Forbidden, InvalidInput
 from governance.models.changes import RiskLevel, StandardChangeTemplate
 
@@ -27,7 +28,7 @@ RISK_ORDER = list(RiskLevel.values)  # low to critical
 NAMED_CIS_SHOWN = 5
 
 
-def standard_template_write_refusal(actor, *, creating: bool, fields: dict) -> DomainError | None:
+def standard_template_write_refusal(actor: ActingUser, *, creating: bool, fields: dict) -> DomainError | None:
     """Why `actor` may not write these fields of a template, if not; the model's own rules are its clean()'s."""
     if not actor.has_perm(f"governance.{'add' if creating else 'change'}_standardchangetemplate"):
         return Forbidden("Administrators write standard change templates.")
@@ -37,7 +38,7 @@ def standard_template_write_refusal(actor, *, creating: bool, fields: dict) -> D
     return None
 
 
-def _checked(actor, *, creating: bool, fields: dict) -> None:
+def _checked(actor: ActingUser, *, creating: bool, fields: dict) -> None:
     refusal = standard_template_write_refusal(actor, creating=creating, fields=fields)
     if refusal is not None:
         raise refusal
@@ -51,12 +52,12 @@ def _validated(template: StandardChangeTemplate) -> None:
         raise InvalidInput(messages[0], field=None if field == "__all__" else field) from None
 
 
-def _new_version(template: StandardChangeTemplate, *, actor, now: datetime) -> None:
+def _new_version(template: StandardChangeTemplate, *, actor: ActingUser, now: datetime) -> None:
     template.edited_by, template.edited_at = actor, now
     template.approved_by = template.approved_at = None
 
 
-def standard_template_create(*, actor, cis: Iterable[ConfigurationItem] = (),
+def standard_template_create(*, actor: ActingUser, cis: Iterable[ConfigurationItem] = (),
                              environments: Iterable[Environment] = (), **fields) -> StandardChangeTemplate:
     """A new template, at version 1 and not yet approved."""
     _checked(actor, creating=True, fields=fields)
@@ -70,7 +71,7 @@ def standard_template_create(*, actor, cis: Iterable[ConfigurationItem] = (),
     return template
 
 
-def standard_template_update(*, actor, template: StandardChangeTemplate,
+def standard_template_update(*, actor: ActingUser, template: StandardChangeTemplate,
                              cis: Iterable[ConfigurationItem] | None = None,
                              environments: Iterable[Environment] | None = None, **fields) -> StandardChangeTemplate:
     """Edit a template. Anything changed but `active` makes a new version, whose approval is still to come;
@@ -102,7 +103,7 @@ def standard_template_update(*, actor, template: StandardChangeTemplate,
     return template
 
 
-def standard_template_approve(*, actor, template: StandardChangeTemplate) -> StandardChangeTemplate:
+def standard_template_approve(*, actor: ActingUser, template: StandardChangeTemplate) -> StandardChangeTemplate:
     """Approve the template's current version, which must declare what it covers."""
     with transaction.atomic():
         template = StandardChangeTemplate.objects.select_for_update(no_key=True).get(pk=template.pk)

@@ -25,6 +25,7 @@ def flatten_errors(detail: Any, field: str | None = None) -> list[dict[str, Any]
         errors = []
         for key, value in detail.items():
             name = None if key in ("non_field_errors", "__all__", "detail") else str(key)
+            path: str | None
             if isinstance(key, int):  # an item of a list (DRF keys a list's errors by index)
                 path = f"{field or ''}[{key}]"
             else:
@@ -86,6 +87,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
+    assert isinstance(exc, exceptions.APIException)  # the only kind DRF answers, once api_exception has run
     if isinstance(exc, exceptions.ValidationError):
         errors = flatten_errors(exc.detail)
     else:

@@ -20,7 +20,9 @@ class ErrorItemSerializer(serializers.Serializer):
 class ErrorSerializer(serializers.Serializer):
     """Every refusal of the API (governance.api_errors)."""
 
-    errors = ErrorItemSerializer(many=True)
+    # DRF's metaclass takes declared fields off the class, so this does not shadow Serializer.errors as the stubs
+    # think.
+    errors = ErrorItemSerializer(many=True)  # type: ignore[assignment]
 
 
 ERRORS = {

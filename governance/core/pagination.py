@@ -11,7 +11,7 @@ class StandardPagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 500
 
-    def get_page_size(self, request) -> int:
+    def get_page_size(self, request) -> int | None:
         """The size asked for, else the default; one out of range is refused, not quietly clamped to another."""
         given = request.query_params.get(self.page_size_query_param)
         if given is None:

@@ -89,6 +89,11 @@ class LookupField(serializers.SlugRelatedField):
             self.fail("does_not_exist", slug_name=self.slug_field, value=key[:100])
         return found[0]
 
+    def _records(self) -> models.QuerySet:
+        queryset = self.get_queryset()
+        assert queryset is not None  # DRF refuses a writable related field without one, and only those look up
+        return queryset
+
     def checked(self, data) -> str:
         """`data` as a key to look up, or a ValidationError saying why no record can have it."""
         if not isinstance(data, str):
@@ -96,7 +101,7 @@ class LookupField(serializers.SlugRelatedField):
         fault = text_fault(data)
         if fault:
             raise serializers.ValidationError(fault.message, code=fault.code)
-        max_length = self.get_queryset().model._meta.get_field(self.slug_field).max_length
+        max_length = self._records().model._meta.get_field(self.slug_field).max_length
         if max_length is not None and len(data) > max_length:
             self.fail("too_long", slug_name=self.slug_field, max_length=max_length)
         return data
@@ -104,7 +109,7 @@ class LookupField(serializers.SlugRelatedField):
     def find(self, keys: list[str]) -> tuple[list, list[str]]:
         """The records of these checked keys in one query, in the order given; and the keys no record has."""
         found = {getattr(record, self.slug_field): record
-                 for record in self.get_queryset().filter(**{f"{self.slug_field}__in": set(keys)})}
+                 for record in self._records().filter(**{f"{self.slug_field}__in": set(keys)})}
         return [found[key] for key in keys if key in found], [key for key in keys if key not in found]
 
 

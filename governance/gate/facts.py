@@ -146,3 +146,11 @@ def gate_facts(*, change: str, service: str, environment: str, digest: str, user
     facts["live"] = _times(facts["live"], "created_at")
     facts["hard_freezes"] = [_times(hit, "ends") for hit in facts["hard_freezes"]]
     return GateFacts(**facts)
+
+
+@dataclass(frozen=True)
+class KnownFacts(GateFacts):
+    """The facts of a question naming a service and an environment that exist: the only ones the gate weighs."""
+
+    service: dict[str, Any]
+    environment: dict[str, Any]

@@ -14,4 +14,4 @@ class DeploymentCheckFilter(django_filters.FilterSet):
 
     class Meta:
         model = DeploymentCheck
-        fields = []
+        fields: list[str] = []

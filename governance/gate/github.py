@@ -11,6 +11,7 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import jwt
 from celery import shared_task
@@ -66,20 +67,18 @@ class ProtectionRuleRequest:
             raise InvalidInput("The webhook body must be a JSON object.")
         if payload.get("action") != "requested":
             raise InvalidInput("Only requested protection rules are answered.", field="action")
-        repository = (payload.get("repository") or {}).get("full_name") if isinstance(
-            payload.get("repository"), dict) else None
-        installation = payload.get("installation") if isinstance(payload.get("installation"), dict) else {}
-        given = {"repository.full_name": repository, "environment": payload.get("environment"),
-                 "deployment_callback_url": payload.get("deployment_callback_url"),
-                 "installation.id": installation.get("id")}
+        repository, installation = _member(payload, "repository").get("full_name"), _member(payload, "installation")
+        given: dict[str, Any] = {"repository.full_name": repository, "environment": payload.get("environment"),
+                                 "deployment_callback_url": payload.get("deployment_callback_url"),
+                                 "installation.id": installation.get("id")}
         for field, value in given.items():
             if value in (None, ""):
                 raise InvalidInput(f"{field} is missing.", field=field)
         if not _is_id(given["installation.id"]):
             raise InvalidInput("installation.id must be a number.", field="installation.id")
-        for field, value, longest in (("repository.full_name", repository, 200), ("environment",
-                                      given["environment"], 100), ("sha", payload.get("sha") or "", 64)):
-            _require_text(field, value, longest)
+        repository = _text("repository.full_name", repository, 200)
+        environment = _text("environment", given["environment"], 100)
+        sha = _text("sha", payload.get("sha") or "", 64)
         # Only ever call GitHub back about a run of this repository, at a URL built here: the one given could
         # point anywhere.
         prefix = f"{settings.GITHUB_API_URL}/repos/{repository}/actions/runs/"
@@ -88,22 +87,29 @@ class ProtectionRuleRequest:
         if not (run.isascii() and run.isdigit() and callback == f"{prefix}{run}/deployment_protection_rule"):
             raise InvalidInput(f"deployment_callback_url must be a run of {repository} on {settings.GITHUB_API_URL}.",
                                field="deployment_callback_url")
-        deployment = payload.get("deployment") if isinstance(payload.get("deployment"), dict) else {}
+        deployment = _member(payload, "deployment")
         named = _deployment_payload(deployment)
-        return cls(delivery=delivery, repository=repository, environment=given["environment"],
-                   sha=payload.get("sha") or "", callback_url=f"{prefix}{int(run)}/deployment_protection_rule",
+        return cls(delivery=delivery, repository=repository, environment=environment,
+                   sha=sha, callback_url=f"{prefix}{int(run)}/deployment_protection_rule",
                    installation_id=given["installation.id"], change_number=named.get("change", ""),
                    service_name=named.get("service", ""),
                    deployment_id=deployment["id"] if _is_id(deployment.get("id")) else None)
+
+
+def _member(payload: dict, name: str) -> dict[str, Any]:
+    """The JSON object `payload` holds under `name`; an empty one when that is missing or not an object."""
+    value = payload.get(name)
+    return value if isinstance(value, dict) else {}
 
 
 def _is_id(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2 ** 63
 
 
-def _require_text(field: str, value, longest: int) -> None:
+def _text(field: str, value: object, longest: int) -> str:
     if not isinstance(value, str) or len(value) > longest:
         raise InvalidInput(f"{field} must be text of at most {longest} characters.", field=field)
+    return value
 
 
 @dataclass(frozen=True)
@@ -118,12 +124,11 @@ class DeploymentStatusReport:
     def parse(cls, payload) -> "DeploymentStatusReport":
         if not isinstance(payload, dict):
             raise InvalidInput("The webhook body must be a JSON object.")
-        parts = {name: payload.get(name) if isinstance(payload.get(name), dict) else {}
-                 for name in ("repository", "deployment", "deployment_status")}
+        parts = {name: _member(payload, name) for name in ("repository", "deployment", "deployment_status")}
         repository, state = parts["repository"].get("full_name"), parts["deployment_status"].get("state")
         if not repository:
             raise InvalidInput("repository.full_name is missing.", field="repository.full_name")
-        _require_text("repository.full_name", repository, 200)
+        repository = _text("repository.full_name", repository, 200)
         if not _is_id(parts["deployment"].get("id")):
             raise InvalidInput("deployment.id must be a number.", field="deployment.id")
         if not isinstance(state, str) or not state:
@@ -178,10 +183,10 @@ def protection_rule_review(*, actor: ActingUser, request: ProtectionRuleRequest)
 
 
 def _review_decided(*, actor: ActingUser, request: ProtectionRuleRequest) -> GitHubReview:
-    services = ConfigurationItem.objects.filter(attributes__repository__iexact=request.repository)
+    candidates = ConfigurationItem.objects.filter(attributes__repository__iexact=request.repository)
     if request.service_name:
-        services = services.filter(name__iexact=request.service_name)
-    services = list(services[:2])
+        candidates = candidates.filter(name__iexact=request.service_name)
+    services = list(candidates[:2])
     environment = Environment.objects.filter(name__iexact=request.environment).first()
     check = None
     if not services:
@@ -205,6 +210,7 @@ def _review_decided(*, actor: ActingUser, request: ProtectionRuleRequest) -> Git
             change=change.number if change else "", service=service.name, environment=environment.name,
             digest=digest or f"commit {request.sha}"))
         if check.decision == GateDecision.ALLOW:
+            assert change is not None and artifact is not None  # the gate denies a check without either
             state = GitHubReview.State.APPROVED
             comment = _comment(f"Changeboard allows this deployment under {change.number}",
                                [f"check {check.pk}, {artifact.version} ({digest})"])
@@ -239,7 +245,9 @@ def deployment_status_record(*, actor: ActingUser, report: DeploymentStatusRepor
                               state=GitHubReview.State.APPROVED).first())
             if review is None:
                 return None
-            deployment = deployment_observed(actor=actor, check=review.gate_check)
+            check = review.gate_check
+            assert check is not None  # a review is approved only by an allowing check
+            deployment = deployment_observed(actor=actor, check=check)
             if status != DeploymentStatus.STARTED and deployment.is_running:
                 deployment = deployment_finish(actor=actor, token=None, deployment=deployment, status=status)
             elif status != DeploymentStatus.STARTED and deployment.status == DeploymentStatus.ABANDONED:
@@ -248,7 +256,7 @@ def deployment_status_record(*, actor: ActingUser, report: DeploymentStatusRepor
             return deployment
     except Conflict as refusal:
         if refusal.code == "environment_locked":
-            audit_record("github_deployment_unrecorded", obj=review.gate_check, context={
+            audit_record("github_deployment_unrecorded", obj=check, context={
                 "repository": report.repository, "deployment_id": report.deployment_id, "state": report.state,
                 "reason": refusal.message})
         raise

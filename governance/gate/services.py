@@ -12,7 +12,7 @@ from governance.changes.workflow import EARLY_START
 from governance.core.actors import ActingUser
 from governance.core.credentials import require_scope
 from governance.core.errors import Conflict, Forbidden, InvalidInput
-from governance.gate.facts import GateFacts, gate_facts
+from governance.gate.facts import KnownFacts, gate_facts
 from governance.gate.permissions import can_end_deployment, can_report_deployments
 from governance.models import ApiToken
 from governance.models.changes import ChangeRequest, ChangeType
@@ -52,7 +52,7 @@ class Reasons(list):
 
 # --- the reasons to deny, from the facts ------------------------------------------------------------------------
 
-def _change_reasons(facts: GateFacts, q: Question, now: datetime, reasons: Reasons) -> None:
+def _change_reasons(facts: KnownFacts, q: Question, now: datetime, reasons: Reasons) -> None:
     change, service, environment = facts.change, facts.service["name"], facts.environment
     if change is None:
         reasons.deny("change_missing", f"No approved change covers {service} in {environment['name']} now.")
@@ -75,7 +75,7 @@ def _change_reasons(facts: GateFacts, q: Question, now: datetime, reasons: Reaso
                      f"{number} was approved for other builds only: {', '.join(change['pinned_digests'])}.")
 
 
-def _calendar_reasons(facts: GateFacts, reasons: Reasons) -> None:
+def _calendar_reasons(facts: KnownFacts, reasons: Reasons) -> None:
     for lockdown in facts.lockdowns:
         reasons.deny("lockdown", f"A lockdown stops the line: {lockdown}.")
     if facts.change is not None and facts.change["change_type"] == ChangeType.EMERGENCY:
@@ -84,7 +84,7 @@ def _calendar_reasons(facts: GateFacts, reasons: Reasons) -> None:
         reasons.deny("hard_freeze", f"The hard freeze {hit['name']} is on until {hit['ends']:%Y-%m-%d %H:%M} UTC.")
 
 
-def _environment_reasons(facts: GateFacts, reasons: Reasons) -> None:
+def _environment_reasons(facts: KnownFacts, reasons: Reasons) -> None:
     """What runs there now: a deployment in progress holds the environment, and the live build sets the floor."""
     service, environment, artifact, live = facts.service["name"], facts.environment["name"], facts.artifact, facts.live
     if facts.running is not None:
@@ -95,7 +95,7 @@ def _environment_reasons(facts: GateFacts, reasons: Reasons) -> None:
                                      f"{environment}; only a rollback change may go back.")
 
 
-def _artifact_reasons(facts: GateFacts, q: Question, policy: GatePolicy, reasons: Reasons) -> None:
+def _artifact_reasons(facts: KnownFacts, q: Question, policy: GatePolicy, reasons: Reasons) -> None:
     artifact, service = facts.artifact, facts.service
     if artifact is None:
         reasons.deny("artifact_unknown", f"No artifact {q.digest} is registered.")
@@ -127,7 +127,7 @@ def _scan_reasons(scans: list[dict], policy: GatePolicy, environment: str, reaso
             reasons.deny("scan_findings", f"{found} {severity} findings; {environment} allows {ceiling}.")
 
 
-def gate_reasons(facts: GateFacts, q: Question, *, now: datetime) -> Reasons:
+def gate_reasons(facts: KnownFacts, q: Question, *, now: datetime) -> Reasons:
     """Every reason to deny, not only the first."""
     environment = facts.environment
     stand_in = Environment(id=environment["id"], name=environment["name"], is_production=environment["is_production"])
@@ -141,7 +141,7 @@ def gate_reasons(facts: GateFacts, q: Question, *, now: datetime) -> Reasons:
     return reasons
 
 
-def _facts_allowed(*, actor: ActingUser, token: ApiToken | None, question: Question, now: datetime) -> GateFacts:
+def _facts_allowed(*, actor: ActingUser, token: ApiToken | None, question: Question, now: datetime) -> KnownFacts:
     """The facts of a question this asker may put: every name known, a pipeline asking, within its token's scope."""
     facts = gate_facts(change=question.change, service=question.service, environment=question.environment,
                        digest=question.digest, user_id=actor.pk, token_id=token.pk if token else None, at=now)
@@ -152,10 +152,11 @@ def _facts_allowed(*, actor: ActingUser, token: ApiToken | None, question: Quest
             raise InvalidInput(f"No {field} is named {given!r}.", field=field, code="does_not_exist")
     if not facts.may_ask:
         raise Forbidden("The gate is for pipelines.")
-    scope = token.credential_scope(read=(facts.scope_services, facts.scope_environments)) if token else None
-    require_scope(scope, service=ConfigurationItem(id=facts.service["id"], name=facts.service["name"]),
-                  environment=Environment(id=facts.environment["id"], name=facts.environment["name"]))
-    return facts
+    known = KnownFacts(**vars(facts))  # both names were found just above
+    scope = token.credential_scope(read=(known.scope_services, known.scope_environments)) if token else None
+    require_scope(scope, service=ConfigurationItem(id=known.service["id"], name=known.service["name"]),
+                  environment=Environment(id=known.environment["id"], name=known.environment["name"]))
+    return known
 
 
 def deployment_check(*, actor: ActingUser, token: ApiToken | None, question: Question) -> DeploymentCheck:
@@ -231,6 +232,7 @@ def _require_allowed(check: DeploymentCheck) -> None:
 
 
 def _deployment_record(*, actor: ActingUser, check: DeploymentCheck) -> tuple[Deployment, bool]:
+    assert check.artifact is not None  # called after _require_allowed: the gate denies an unknown artifact
     return deployment_record(actor=actor, service=check.service, environment=check.environment,
                              artifact=check.artifact, change_number=check.change.number if check.change else "",
                              check_id=check.pk)

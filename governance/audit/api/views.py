@@ -26,7 +26,7 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = AuditEventSerializer
     permission_classes = [LedgerReader]
     filterset_class = AuditEventFilter
-    search_fields = []
+    search_fields: list[str] = []
     ordering_fields = ["seq", "occurred_at"]
     lookup_field = "seq"
 

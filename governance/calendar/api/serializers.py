@@ -1,13 +1,14 @@
 """Input and output shapes of the calendar API. The window serializers check the model's rules (its clean());
 windows, lockdowns and feeds are written by their services."""
 
+from django.contrib.auth.models import User
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from cmdb.api.serializers import CINameField
 from cmdb.choices import CIType, Criticality
-from cmdb.models import Environment, Team
+from cmdb.models import ConfigurationItem, Environment, Team
 from governance.calendar.selectors import SCOPE_FIELDS
 from governance.core.serializers import InputSerializer, LookupField, ModelRulesSerializer
 from governance.models.calendar import CalendarFeed, FreezeWindow, Lockdown, MaintenanceWindow
@@ -43,8 +44,9 @@ class WindowSerializer(ScopeFields, ModelRulesSerializer):
     @extend_schema_field(SpanSerializer(many=True))
     def get_next_occurrences(self, window) -> list:
         """From the stored occurrences the views prefetch (selectors.upcoming_occurrences)."""
-        return SpanSerializer([{"start": o.period.lower, "end": o.period.upper} for o in window.upcoming],
-                              many=True).data
+        # many=True makes a ListSerializer, whose data is a list; the stubs type every serializer's data as a dict.
+        return SpanSerializer([{"start": o.period.lower, "end": o.period.upper}  # type: ignore[return-value]
+                               for o in window.upcoming], many=True).data
 
 
 class FreezeWindowSerializer(WindowSerializer):
@@ -73,11 +75,15 @@ class ActiveFreezeSerializer(serializers.Serializer):
 
 
 class LockdownSerializer(serializers.ModelSerializer):
-    declared_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    lifted_by = serializers.SlugRelatedField(slug_field="username", read_only=True,
-                                             help_text="Who lifted the lockdown; null while it holds.")
-    environments = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
-    cis = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+    declared_by: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(
+        slug_field="username", read_only=True)
+    lifted_by: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(
+        slug_field="username", read_only=True,
+        help_text="Who lifted the lockdown; null while it holds.")
+    environments: "serializers.SlugRelatedField[Environment]" = serializers.SlugRelatedField(
+        slug_field="name", many=True, read_only=True)
+    cis: "serializers.SlugRelatedField[ConfigurationItem]" = serializers.SlugRelatedField(
+        slug_field="name", many=True, read_only=True)
     active = serializers.SerializerMethodField()
 
     class Meta:
@@ -113,7 +119,8 @@ class LiftInputSerializer(InputSerializer):
 
 
 class CalendarFeedSerializer(serializers.ModelSerializer):
-    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    team: "serializers.SlugRelatedField[Team]" = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True)
 
     class Meta:
         model = CalendarFeed

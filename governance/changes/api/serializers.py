@@ -2,13 +2,14 @@
 decide every rule."""
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, User
 from django.db import transaction
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from cmdb.api.serializers import CINameField
 from cmdb.choices import Criticality
-from cmdb.models import Environment
+from cmdb.models import ConfigurationItem, Environment
 from governance.calendar.api.serializers import SpanSerializer
 from governance.changes.selectors import approval_checklist, change_conflicts
 from governance.changes.services import EDITABLE_FIELDS
@@ -31,12 +32,17 @@ from governance.roles import ApproverRoleField
 class ChangeRequestSerializer(serializers.ModelSerializer):
     """A change as a row of a list."""
 
-    requester = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    implementer = serializers.SlugRelatedField(slug_field="username", read_only=True,
-                                               help_text="Who implements the change; null until one is named.")
-    environment = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    template = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    affected_cis = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+    requester: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(
+        slug_field="username", read_only=True)
+    implementer: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(
+        slug_field="username", read_only=True,
+        help_text="Who implements the change; null until one is named.")
+    environment: "serializers.SlugRelatedField[Environment]" = serializers.SlugRelatedField(
+        slug_field="name", read_only=True)
+    template: "serializers.SlugRelatedField[StandardChangeTemplate]" = serializers.SlugRelatedField(
+        slug_field="name", read_only=True)
+    affected_cis: "serializers.SlugRelatedField[ConfigurationItem]" = serializers.SlugRelatedField(
+        slug_field="name", many=True, read_only=True)
     awaiting_me = serializers.BooleanField(read_only=True, default=False,
                                            help_text="The change awaits an approval from you.")
 
@@ -51,8 +57,10 @@ class ChangeRequestSerializer(serializers.ModelSerializer):
 
 
 class ApprovalSerializer(serializers.ModelSerializer):
-    approver = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    role = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    approver: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(
+        slug_field="username", read_only=True)
+    role: "serializers.SlugRelatedField[Group]" = serializers.SlugRelatedField(
+        slug_field="name", read_only=True)
     counts = serializers.SerializerMethodField(help_text="Given for the change's current revision.")
 
     class Meta:
@@ -89,8 +97,9 @@ class ConflictSerializer(serializers.Serializer):
 
 
 class StatusChangeSerializer(serializers.ModelSerializer):
-    actor = serializers.SlugRelatedField(slug_field="username", read_only=True,
-                                         help_text="Empty when Changeboard itself moved the change.")
+    actor: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(
+        slug_field="username", read_only=True,
+        help_text="Empty when Changeboard itself moved the change.")
 
     class Meta:
         model = ChangeStatusChange
@@ -118,22 +127,29 @@ class ChangeRequestDetailSerializer(ChangeRequestSerializer):
 
     @extend_schema_field(ChecklistItemSerializer(many=True))
     def get_requirements(self, change: ChangeRequest) -> list:
-        return ChecklistItemSerializer(approval_checklist(change), many=True, context={"change": change}).data
+        # many=True makes a ListSerializer, whose data is a list; the stubs type every serializer's data as a dict.
+        return ChecklistItemSerializer(  # type: ignore[return-value]
+            approval_checklist(change), many=True, context={"change": change}).data
 
     @extend_schema_field(ConflictSerializer(many=True))
     def get_conflicts(self, change: ChangeRequest) -> list:
-        return ConflictSerializer(change_conflicts(change).values("number", "title"), many=True).data
+        # As above: a list, which the stubs miss.
+        return ConflictSerializer(change_conflicts(change).values("number", "title"), many=True).data  # type: ignore[return-value]
 
 
 class StandardChangeTemplateSerializer(serializers.ModelSerializer):
     """A standard change model: what it covers, its version, and whether (and by whom) that version is approved."""
 
-    cis = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
-    environments = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
-    edited_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True,
-                                             help_text="Who made this version; they cannot approve it.")
-    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True,
-                                               help_text="Empty until this version is approved.")
+    cis: "serializers.SlugRelatedField[ConfigurationItem]" = serializers.SlugRelatedField(
+        slug_field="name", many=True, read_only=True)
+    environments: "serializers.SlugRelatedField[Environment]" = serializers.SlugRelatedField(
+        slug_field="name", many=True, read_only=True)
+    edited_by: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True,
+        help_text="Who made this version; they cannot approve it.")
+    approved_by: "serializers.SlugRelatedField[User]" = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True,
+        help_text="Empty until this version is approved.")
     approved = serializers.BooleanField(read_only=True, help_text="Changes may be raised from this version.")
 
     class Meta:
