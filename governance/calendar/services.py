@@ -12,6 +12,7 @@ from governance.audit.ledger import audit_record
 from governance.calendar.permissions import can_declare_lockdown, can_edit_window, can_manage_feed, can_read_calendar
 from governance.calendar.recurrence import occurrences
 from governance.calendar.selectors import SCOPE_FIELDS, covers_any, names_a_scope
+from governance.core.actors import ActingUser
 from governance.core.errors import Conflict, DomainError, Forbidden, InvalidInput
 from governance.core.secrets import create_named, secret_draw
 from governance.models.calendar import CalendarFeed, FreezeWindow, Lockdown, MaintenanceWindow, Occurrence
@@ -27,7 +28,8 @@ IN_FLIGHT = (S.APPROVED, S.SCHEDULED, S.IMPLEMENTING)
 def window_occurrences_refresh(window: FreezeWindow | MaintenanceWindow, *, now: datetime | None = None) -> int:
     """Recompute a window's occurrences for the horizon; returns how many there are."""
     now = now or timezone.now()
-    owner = {"freeze": window} if isinstance(window, FreezeWindow) else {"maintenance": window}
+    owner: dict[str, FreezeWindow | MaintenanceWindow] = (
+        {"freeze": window} if isinstance(window, FreezeWindow) else {"maintenance": window})
     with transaction.atomic():
         Occurrence.objects.filter(**owner).delete()
         spans = occurrences(window, now - PAST, now + HORIZON) if window.active else []
@@ -35,7 +37,7 @@ def window_occurrences_refresh(window: FreezeWindow | MaintenanceWindow, *, now:
     return len(spans)
 
 
-def window_save_refusal(*, actor, window: FreezeWindow | MaintenanceWindow, fields: dict, environments=None,
+def window_save_refusal(*, actor: ActingUser, window: FreezeWindow | MaintenanceWindow, fields: dict, environments=None,
                         cis=None) -> DomainError | None:
     """Why `actor` may not save `window` with these values, if not: the calendar's permission, then a scope
     that names something. The model's own rules are its clean()'s; `None` for a relation keeps what it has."""
@@ -51,7 +53,7 @@ def window_save_refusal(*, actor, window: FreezeWindow | MaintenanceWindow, fiel
     return None
 
 
-def window_save(*, actor, window: FreezeWindow | MaintenanceWindow, fields: dict, environments=None,
+def window_save(*, actor: ActingUser, window: FreezeWindow | MaintenanceWindow, fields: dict, environments=None,
                 cis=None) -> FreezeWindow | MaintenanceWindow:
     """Create or edit a freeze or maintenance window (unsaved `window` to create), and recompute its stored
     occurrences in the same transaction, so enforcement sees the new times at once."""
@@ -83,8 +85,8 @@ def calendar_occurrences_refresh() -> int:
                for w in model.objects.all())
 
 
-def lockdown_declare_refusal(*, actor, reason: str, until: datetime | None, scope: dict, environments=(), cis=(),
-                             now: datetime) -> DomainError | None:
+def lockdown_declare_refusal(*, actor: ActingUser, reason: str, until: datetime | None, scope: dict, environments=(),
+                             cis=(), now: datetime) -> DomainError | None:
     """Why `actor` may not declare this lockdown, if not: who may, a reason, a future end, a scope."""
     if not can_declare_lockdown(actor):
         return Forbidden("Release managers and incident commanders declare lockdowns.")
@@ -97,7 +99,7 @@ def lockdown_declare_refusal(*, actor, reason: str, until: datetime | None, scop
     return None
 
 
-def lockdown_declare(*, actor, reason: str, until: datetime | None = None, scope: dict | None = None,
+def lockdown_declare(*, actor: ActingUser, reason: str, until: datetime | None = None, scope: dict | None = None,
                      environments=(), cis=()) -> Lockdown:
     """Stop the line now. Changes in flight in scope go on hold at once."""
     now = timezone.now()
@@ -122,7 +124,7 @@ def lockdown_declare(*, actor, reason: str, until: datetime | None = None, scope
     return lockdown
 
 
-def lockdown_lift(*, actor, lockdown: Lockdown, reason: str = "") -> Lockdown:
+def lockdown_lift(*, actor: ActingUser, lockdown: Lockdown, reason: str = "") -> Lockdown:
     if not can_declare_lockdown(actor):
         raise Forbidden("Release managers and incident commanders lift lockdowns.")
     with transaction.atomic():
@@ -145,7 +147,7 @@ class IssuedFeed:
     secret: str
 
 
-def calendar_feed_create(*, actor, name: str, team: Team | None = None) -> IssuedFeed:
+def calendar_feed_create(*, actor: ActingUser, name: str, team: Team | None = None) -> IssuedFeed:
     """A private iCalendar feed of the calendar, or of one team's scope. The secret is returned this once:
     only its digest is kept, so a lost URL is revoked and replaced, never shown again."""
     if not can_read_calendar(actor):
@@ -153,7 +155,8 @@ def calendar_feed_create(*, actor, name: str, team: Team | None = None) -> Issue
     name = (name or "").strip()
     if not name:
         raise InvalidInput("A feed needs a name.", field="name")
-    if len(name) > CalendarFeed._meta.get_field("name").max_length:
+    longest = CalendarFeed._meta.get_field("name").max_length
+    if longest is not None and len(name) > longest:
         raise InvalidInput("Keep the name within 100 characters.", field="name")
     if CalendarFeed.objects.filter(owner=actor, name=name, revoked_at__isnull=True).exists():
         raise InvalidInput(f"You already have a feed named {name!r}.", field="name")
@@ -164,7 +167,7 @@ def calendar_feed_create(*, actor, name: str, team: Team | None = None) -> Issue
     return IssuedFeed(feed=feed, secret=drawn.secret)
 
 
-def calendar_feed_revoke(*, actor, feed: CalendarFeed) -> CalendarFeed:
+def calendar_feed_revoke(*, actor: ActingUser, feed: CalendarFeed) -> CalendarFeed:
     """Stop a feed: its URL answers 404 from now on. Revoking twice is harmless."""
     if not can_manage_feed(actor, feed):
         raise Forbidden("You may only revoke your own calendar feeds.")

@@ -537,7 +537,8 @@ def _refuse_untitled(title: str) -> None:
         raise InvalidInput("A meeting needs a title.", field="title")
 
 
-def cab_meeting_create(*, actor, title: str, starts_at: datetime, attendees=(), minutes: str = "") -> CabMeeting:
+def cab_meeting_create(*, actor: ActingUser, title: str, starts_at: datetime, attendees=(),
+                       minutes: str = "") -> CabMeeting:
     """A CAB meeting whose agenda holds every change awaiting review, oldest request first."""
     if not actor.has_perm("governance.add_cabmeeting"):
         raise Forbidden("Release managers organise CAB meetings.")
@@ -549,7 +550,7 @@ def cab_meeting_create(*, actor, title: str, starts_at: datetime, attendees=(), 
     return meeting
 
 
-def cab_meeting_refresh_agenda(*, actor, meeting: CabMeeting) -> CabMeeting:
+def cab_meeting_refresh_agenda(*, actor: ActingUser, meeting: CabMeeting) -> CabMeeting:
     if not actor.has_perm("governance.change_cabmeeting"):
         raise Forbidden("Release managers organise CAB meetings.")
     with transaction.atomic():
@@ -563,7 +564,7 @@ def cab_meeting_refresh_agenda(*, actor, meeting: CabMeeting) -> CabMeeting:
     return meeting
 
 
-def cab_meeting_record(*, actor, meeting: CabMeeting, minutes: str | None = None,
+def cab_meeting_record(*, actor: ActingUser, meeting: CabMeeting, minutes: str | None = None,
                        outcomes: dict[int, tuple[str, str]] | None = None, attendees=None, title: str | None = None,
                        starts_at: datetime | None = None) -> CabMeeting:
     """Minutes, attendees and each agenda item's outcome and notes; the title and time if they moved. `None`
@@ -582,7 +583,8 @@ def cab_meeting_record(*, actor, meeting: CabMeeting, minutes: str | None = None
             meeting.save(update_fields=changed)
         if attendees is not None:
             meeting.attendees.set(attendees)
-        for item in meeting.agenda.filter(pk__in=list(outcomes or {})):
-            item.outcome, item.notes = outcomes[item.pk]
+        given_outcomes = outcomes or {}
+        for item in meeting.agenda.filter(pk__in=list(given_outcomes)):
+            item.outcome, item.notes = given_outcomes[item.pk]
             item.save(update_fields=["outcome", "notes"])
     return meeting

@@ -23,6 +23,7 @@ from governance.calendar.api.serializers import (
     MaintenanceWindowSerializer,
 )
 from governance.calendar.permissions import can_declare_lockdown, can_edit_window, can_read_calendar
+from governance.core.actors import acting_user
 from governance.core.api_permissions import MODEL_VERBS, ApiPermission
 from governance.core.errors import InvalidInput
 from governance.core.inputs import query_moment
@@ -76,7 +77,7 @@ class WindowViewSet(viewsets.ModelViewSet):
     def _saved(self, serializer, window) -> None:
         fields = dict(serializer.validated_data)
         environments, cis = fields.pop("environments", None), fields.pop("cis", None)
-        window = services.window_save(actor=self.request.user, window=window, fields=fields,
+        window = services.window_save(actor=acting_user(self.request.user), window=window, fields=fields,
                                       environments=environments, cis=cis)
         serializer.instance = self.get_queryset().get(pk=window.pk)  # answered with its new occurrences
 
