@@ -66,8 +66,7 @@ class ConfigurationItemAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and not can_change_ci_compliance(request.user):
-            return [*ConfigurationItem.COMPLIANCE_FIELDS, "compliance_reason",
-                    *(["name"] if obj.compliance_controlled else [])]
+            return [*obj.controlled_fields, "compliance_reason"]
         return []
 
     def has_delete_permission(self, request, obj=None) -> bool:

@@ -99,11 +99,15 @@ class ConfigurationItem(models.Model):
     # a team's maintainers do not change their own controls.
     COMPLIANCE_FIELDS = (*COMPLIANCE_FLAGS, "criticality", "ci_type")
 
-    def compliance_changed(self, values: dict) -> list[str]:
-        """The controlled fields that `values` would change on this CI: the compliance fields, and the name of a CI
+    @property
+    def controlled_fields(self) -> tuple[str, ...]:
+        """The fields only a compliance officer or an admin changes: the compliance fields, and the name of a CI
         under control (renamed, its name could be added again without its flags)."""
-        controlled = (*self.COMPLIANCE_FIELDS, "name") if self.compliance_controlled else self.COMPLIANCE_FIELDS
-        return [name for name in controlled if name in values and values[name] != getattr(self, name)]
+        return (*self.COMPLIANCE_FIELDS, "name") if self.compliance_controlled else self.COMPLIANCE_FIELDS
+
+    def compliance_changed(self, values: dict) -> list[str]:
+        """The controlled fields that `values` would change on this CI."""
+        return [name for name in self.controlled_fields if name in values and values[name] != getattr(self, name)]
 
     @property
     def compliance_controlled(self) -> bool:
