@@ -4,7 +4,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import BooleanField, Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Prefetch, QuerySet
 from django.db.models.expressions import RawSQL
 
 from cmdb.models import ConfigurationItem
@@ -55,7 +55,7 @@ def covers_any(scope, cis: list[ConfigurationItem], environment_id: int | None) 
 # "what freezes and lockdowns cover this CI now" and 160-220 ms for a change's next five slots with 1,000
 # freezes; now 3 ms and 11-27 ms (tests/bench/bench_calendar.py). The same conditions built with the ORM took
 # 2.5 ms to compile alone. The CIs' attributes are read from the database.
-# tests/governance/test_calendar_enforcement.py holds the two to the same answers.
+# tests/governance/calendar/test_calendar_enforcement.py holds the two to the same answers.
 _SCOPE_CI_CONDITIONS = """(EXISTS (SELECT FROM {items} i WHERE i.{owner} = {s}.id) OR cardinality({s}.ci_types) > 0
     OR cardinality({s}.tags) > 0 OR coalesce({s}.max_criticality, 0) <> 0 OR {s}.sox_scoped OR {s}.phi OR {s}.pci)"""
 _COVERS_ANY = """({s}.everything OR (
@@ -145,9 +145,13 @@ def maintenance_occurrences_between(start: datetime, end: datetime) -> QuerySet[
 
 
 def lockdowns_active(at: datetime) -> QuerySet[Lockdown]:
-    return (Lockdown.objects.filter(declared_at__lte=at)
-            .filter(Q(lifted_at__isnull=True) | Q(lifted_at__gt=at)).filter(Q(until__isnull=True) | Q(until__gt=at))
+    return (Lockdown.objects.filter(Lockdown.in_force_at(at))
             .select_related("declared_by", "lifted_by").prefetch_related(*SCOPE_PREFETCH))
+
+
+def lockdowns_with_state(lockdowns: QuerySet[Lockdown], at: datetime) -> QuerySet[Lockdown]:
+    """These lockdowns, each with `in_force` at `at`."""
+    return lockdowns.annotate(in_force=ExpressionWrapper(Lockdown.in_force_at(at), output_field=BooleanField()))
 
 
 def lockdowns_covering(cis: list[ConfigurationItem], environment_id: int | None, at: datetime) -> list[Lockdown]:

@@ -16,13 +16,11 @@ from governance.core.actors import ActingUser
 from governance.core.errors import Conflict, DomainError, Forbidden, InvalidInput
 from governance.core.secrets import create_named, secret_draw
 from governance.models.calendar import CalendarFeed, FreezeWindow, Lockdown, MaintenanceWindow, Occurrence
-from governance.models.changes import ChangeRequest
-from governance.models.changes import ChangeStatus as S
+from governance.models.changes import APPROVED_STATES, ChangeRequest
 
 # Occurrences are kept from a month back to this far ahead; a daily task moves the horizon on.
 HORIZON = timedelta(days=400)
 PAST = timedelta(days=31)
-IN_FLIGHT = (S.APPROVED, S.SCHEDULED, S.IMPLEMENTING)
 
 
 def window_occurrences_refresh(window: FreezeWindow | MaintenanceWindow, *, now: datetime | None = None) -> int:
@@ -114,8 +112,8 @@ def lockdown_declare(*, actor: ActingUser, reason: str, until: datetime | None =
         lockdown.cis.set(cis)
         lockdown = Lockdown.objects.prefetch_related("environments", "cis").get(pk=lockdown.pk)  # scope read once
         held = 0
-        for change in ChangeRequest.objects.select_for_update().filter(status__in=IN_FLIGHT, held_by__isnull=True) \
-                .prefetch_related("affected_cis"):
+        in_flight = ChangeRequest.objects.select_for_update().filter(status__in=APPROVED_STATES, held_by__isnull=True)
+        for change in in_flight.prefetch_related("affected_cis"):
             if covers_any(lockdown, list(change.affected_cis.all()), change.environment_id):
                 change.held_by = lockdown
                 change.save(update_fields=["held_by", "updated_at"])

@@ -22,6 +22,7 @@ from governance.changes.standard import (
     standard_template_update,
     standard_template_write_refusal,
 )
+from governance.changes.workflow import MOVE_LABELS
 from governance.core.admin import RecordAdmin, RecordInline, each_selected, show_refusal
 from governance.core.errors import DomainError
 from governance.models import (
@@ -71,16 +72,7 @@ def _move_action(target: str, description: str):
 
 
 # One action per move a person may make (tests check this list against the workflow's table).
-MOVE_ACTIONS = [
-    _move_action(S.SUBMITTED, "Submit"),
-    _move_action(S.SCHEDULED, "Schedule"),
-    _move_action(S.IMPLEMENTING, "Start implementing"),
-    _move_action(S.COMPLETED, "Mark completed"),
-    _move_action(S.FAILED, "Mark failed"),
-    _move_action(S.ROLLED_BACK, "Mark rolled back"),
-    _move_action(S.CLOSED, "Close"),
-    _move_action(S.CANCELLED, "Cancel"),
-]
+MOVE_ACTIONS = [_move_action(target, label) for target, label in MOVE_LABELS.items()]
 
 
 @admin.register(ChangeRequest)

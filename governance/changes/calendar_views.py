@@ -21,10 +21,7 @@ from governance.changes.selectors import change_requests_visible_to
 from governance.changes.services import change_request_update
 from governance.core.errors import DomainError, refuse_if_forbidden
 from governance.models.calendar import FreezeWindow, MaintenanceWindow
-from governance.models.changes import ChangeStatus
-
-CALENDAR_CHANGES = [ChangeStatus.APPROVED, ChangeStatus.SCHEDULED, ChangeStatus.IMPLEMENTING,
-                    ChangeStatus.CAB_REVIEW]
+from governance.models.changes import CALENDAR_STATES
 
 
 def _require_reader(user) -> None:
@@ -61,7 +58,7 @@ def calendar_page(request):
     windows = selectors.covering(selectors.maintenance_occurrences_between(start, end),
                                              MaintenanceWindow, cis, environment_id)
     changes = (change_requests_visible_to(request.user).filter(
-        status__in=CALENDAR_CHANGES, planned_start__lt=end, planned_end__gt=start).order_by("planned_start"))
+        status__in=CALENDAR_STATES, planned_start__lt=end, planned_end__gt=start).order_by("planned_start"))
     if environment is not None:
         changes = changes.filter(environment=environment)
     if cis is not None:

@@ -10,9 +10,9 @@ from django.utils import timezone
 
 from cmdb.models import ConfigurationItem, Environment
 from governance.changes.filters import ChangeRequestFilter
-from governance.changes.selectors import ACTIVE
 from governance.core.inputs import WordListField
 from governance.models.changes import (
+    ACTIVE_STATES,
     CabAgendaItem,
     CabMeeting,
     ChangeRequest,
@@ -146,7 +146,7 @@ class CabQueueFilter(ChangeRequestFilter):
     window (a change shows if its window meets them), and one tick box for "awaiting my approval" that,
     left unticked, leaves the queue whole."""
 
-    status = django_filters.MultipleChoiceFilter(choices=[(state.value, state.label) for state in ACTIVE],
+    status = django_filters.MultipleChoiceFilter(choices=[(state.value, state.label) for state in ACTIVE_STATES],
                                                  label="Status")
     window_from = django_filters.DateFilter(method="window_ends_after", label="Window from",
                                             widget=forms.DateInput(attrs={"type": "date"}))

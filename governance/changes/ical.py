@@ -20,10 +20,9 @@ from governance.calendar.selectors import (
 )
 from governance.changes.selectors import change_requests_visible_to
 from governance.models.calendar import CalendarFeed, FreezeWindow, MaintenanceWindow, Occurrence, Severity
-from governance.models.changes import ChangeRequest, ChangeStatus
+from governance.models.changes import APPROVED_STATES, ChangeRequest
 
 HORIZON = timedelta(days=120)
-FEED_STATUSES = (ChangeStatus.APPROVED, ChangeStatus.SCHEDULED, ChangeStatus.IMPLEMENTING)
 UID_DOMAIN = "changeboard"
 
 TeamScope = tuple[list[ConfigurationItem], list[int | None]]
@@ -83,7 +82,7 @@ def _covers_team(window, scope: TeamScope) -> bool:
 
 def _feed_changes(feed: CalendarFeed, start: datetime, end: datetime):
     changes = (change_requests_visible_to(feed.owner)
-               .filter(status__in=FEED_STATUSES, planned_start__lt=end, planned_end__gt=start)
+               .filter(status__in=APPROVED_STATES, planned_start__lt=end, planned_end__gt=start)
                .prefetch_related("affected_cis").order_by("planned_start", "pk"))
     if feed.team_id:
         touching = ChangeRequest.affected_cis.through.objects.filter(configurationitem__owner_team_id=feed.team_id)

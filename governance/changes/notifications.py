@@ -8,7 +8,7 @@ from django.urls import reverse
 from guardian.shortcuts import get_users_with_perms
 
 from governance.changes.permissions import owning_teams
-from governance.changes.selectors import ApprovalState
+from governance.changes.selectors import ApprovalState, decision_refusal
 from governance.models.changes import ChangeRequest
 from governance.roles import team_role_codename
 
@@ -20,19 +20,18 @@ SUBJECTS = {
 
 
 def approvers_to_notify(change: ChangeRequest) -> list:
-    """Everyone holding a role the current revision still needs, globally or for an owning team, except the
-    requester, the implementer and whoever already decided on this revision."""
-    state = ApprovalState.of(change)
+    """Everyone holding a role the current revision still needs, globally or for an owning team, who may approve
+    it (not the requester, the implementer or whoever already decided on this revision)."""
+    state, teams = ApprovalState.of(change), owning_teams(change)
     roles = [o.role for o in state.outstanding() if o.lacking]
-    decided = {approval.approver_id for approval in state.approvals}
     users = set(get_user_model().objects.filter(groups__name__in=roles, is_active=True))
-    for team in owning_teams(change):
+    for team in teams:
         for role in roles:
             codename = team_role_codename(role)
             # guardian's annotation covers its attach_perms form too, which gives names; this form gives users.
             users |= set(get_users_with_perms(team, only_with_perms_in=[codename],  # type: ignore[arg-type]
                                               with_superusers=False))
-    return sorted((u for u in users if u.pk not in {change.requester_id, change.implementer_id, *decided} and u.email),
+    return sorted((u for u in users if u.email and decision_refusal(u, change, state, teams=teams) is None),
                   key=lambda u: u.pk)
 
 

@@ -2,9 +2,9 @@
 
 from cmdb.models import Team
 from governance.calendar.permissions import can_read_calendar
-from governance.changes.workflow import OPEN_STATES, MoverFacts
+from governance.changes.workflow import MoverFacts
 from governance.core.errors import Conflict, DomainError, Forbidden
-from governance.models.changes import ChangeRequest, StandardChangeTemplate
+from governance.models.changes import OPEN_STATES, ChangeRequest, StandardChangeTemplate
 from governance.models.changes import ChangeStatus as S
 from governance.roles import APPROVER_ROLES, team_role_codename
 

@@ -9,12 +9,18 @@ from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Q, 
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from governance.changes.permissions import approver_roles, can_view_changes, owning_teams, team_role_grants
-from governance.models.changes import Approval, ApprovalRequirement, ChangeRequest, Decision
+from cmdb.models import Team
+from governance.changes.permissions import (
+    approver_roles,
+    can_view_changes,
+    owning_teams,
+    segregation_refusal,
+    team_role_grants,
+)
+from governance.core.errors import Conflict, DomainError, Forbidden
+from governance.models.changes import ACTIVE_STATES, Approval, ApprovalRequirement, ChangeRequest, Decision
 from governance.models.changes import ChangeStatus as S
 from governance.roles import APPROVER_ROLES
-
-ACTIVE = [S.SUBMITTED, S.ASSESSED, S.CAB_REVIEW, S.APPROVED, S.SCHEDULED, S.IMPLEMENTING]
 
 
 @dataclass(frozen=True)
@@ -61,9 +67,44 @@ def change_requests_visible_to(user) -> QuerySet[ChangeRequest]:
     return change_requests()
 
 
+# --- who may decide on a change: the rule, and its twin for lists ------------------------------------------------
+
+def decision_refusal(user, change: ChangeRequest, state: ApprovalState, decision: str = Decision.APPROVE,
+                     teams: list[Team] | None = None) -> DomainError | None:
+    """Why `user` may not approve (or reject) this revision of `change`, if not: it must be in review, `user` did
+    not request or implement it nor decide on this revision, and holds a role it still needs (to reject: any role
+    it needs). Its twin for lists is `awaiting_approval_by`; a test holds the two to the same answers."""
+    if change.status != S.CAB_REVIEW:
+        return Conflict(f"This change is {S(change.status).label}, not awaiting approval.", code="not_in_review")
+    refusal = segregation_refusal(user, change)
+    if refusal:
+        return Forbidden(refusal, code="segregation_of_duties")
+    if any(a.approver_id == user.pk for a in state.approvals):
+        return Conflict("You have already decided on this revision of the change.", code="already_decided")
+    if not decision_roles(user, change, state, decision, teams):
+        if decision != Decision.APPROVE:
+            return Forbidden("You hold none of the roles this change needs.", code="role_not_needed")
+        needed = ", ".join(sorted(o.role for o in state.outstanding() if o.lacking)) or "nothing more"
+        return Forbidden(f"Your approval cannot count: the change still needs {needed}.", code="role_not_needed")
+    return None
+
+
+def decision_roles(user, change: ChangeRequest, state: ApprovalState, decision: str = Decision.APPROVE,
+                   teams: list[Team] | None = None) -> list[str]:
+    """The roles `user` would decide for: an approval counts for a role still lacking, a rejection for any."""
+    held = approver_roles(user, change, owning_teams(change) if teams is None else teams)
+    requirements = state.outstanding()
+    wanted = {o.role for o in requirements if o.lacking} if decision == Decision.APPROVE \
+        else {o.role for o in requirements}
+    return sorted(held & wanted)
+
+
 def awaiting_approval_by(user) -> Q:
     """Changes in review whose current revision still lacks approvals from a role `user` holds (globally or
-    for a team owning one of its CIs), that `user` has not decided on, and did not request or implement."""
+    for a team owning one of its CIs), that `user` has not decided on, and did not request or implement:
+    those `decision_refusal` lets `user` approve."""
+    if not user.is_active:
+        return Q(pk__in=[])
     global_roles = list(user.groups.filter(name__in=APPROVER_ROLES).values_list("name", flat=True))
     condition = Q(Exists(_lacking(global_roles)))
     for team_id, role in team_role_grants(user):
@@ -91,7 +132,7 @@ def cab_queue(user) -> QuerySet[ChangeRequest]:
     # 2.4 s for the first page of 5,000 open changes. No DISTINCT: nothing here joins a to-many relation
     # (filters stacked on the queue use EXISTS), and DISTINCT over every column sorted every open change.
     mine = ChangeRequest.objects.filter(awaiting_approval_by(user)).values("pk")
-    return (change_requests_visible_to(user).filter(status__in=ACTIVE)
+    return (change_requests_visible_to(user).filter(status__in=ACTIVE_STATES)
             .annotate(awaits_me=Case(When(pk__in=mine, then=Value(1)), default=Value(0),
                                      output_field=IntegerField()))
             .order_by("-awaits_me", "planned_start", "pk"))
@@ -111,7 +152,7 @@ def changes_in_the_way(change: ChangeRequest, own: list[int], start: datetime, e
     """Of `changes` (all by default), the other active ones with a window meeting [start, end) that touch the
     CIs `own` of `change` or their blast radius, or whose blast radius holds them."""
     changes = ChangeRequest.objects.all() if changes is None else changes
-    return (changes.filter(status__in=ACTIVE, planned_start__lt=end, planned_end__gt=start).exclude(pk=change.pk)
+    return (changes.filter(status__in=ACTIVE_STATES, planned_start__lt=end, planned_end__gt=start).exclude(pk=change.pk)
             .filter(Q(affected_cis__in=change.impacted_ci_ids or own) | Q(impacted_ci_ids__overlap=own)))
 
 
@@ -127,13 +168,7 @@ def approval_checklist(change: ChangeRequest, state: ApprovalState | None = None
 
 def can_decide(user, change: ChangeRequest, state: ApprovalState | None = None) -> bool:
     """Whether the approve and reject buttons are offered to `user` (the service decides for real)."""
-    if change.status != S.CAB_REVIEW or user.pk in (change.requester_id, change.implementer_id):
-        return False
-    state = state or ApprovalState.of(change)
-    if any(a.approver_id == user.pk for a in state.approvals):
-        return False
-    needed = {o.role for o in state.outstanding() if o.lacking}
-    return bool(needed & approver_roles(user, change, owning_teams(change)))
+    return decision_refusal(user, change, state or ApprovalState.of(change)) is None
 
 
 def retrospectives_overdue() -> QuerySet[ChangeRequest]:
@@ -172,7 +207,7 @@ def conflicted_change_ids(changes) -> set[int]:
     sql = _CONFLICTED_SQL.format(change=ChangeRequest._meta.db_table,
                                  through=ChangeRequest.affected_cis.through._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(sql, {"ids": ids, "active": [status.value for status in ACTIVE]})
+        cursor.execute(sql, {"ids": ids, "active": [status.value for status in ACTIVE_STATES]})
         return {row[0] for row in cursor.fetchall()}
 
 

@@ -15,28 +15,26 @@ from governance.calendar.selectors import (
     describe_next,
     freezes_covering,
     inside_maintenance,
-    lockdowns_covering,
     maintenance_windows_for,
 )
+from governance.calendar.verdict import calendar_verdict
 from governance.changes import risk
 from governance.changes.notifications import approvers_notify_queued
 from governance.changes.permissions import (
-    approver_roles,
     can_raise_change,
     edit_refusal,
     mover_facts,
     owning_teams,
     retrospective_refusal,
-    segregation_refusal,
 )
-from governance.changes.selectors import ApprovalState, outstanding_approvals
+from governance.changes.selectors import ApprovalState, decision_refusal, decision_roles, outstanding_approvals
 from governance.changes.standard import fit_refusal
 from governance.changes.workflow import ChangeFacts, transition_refusal
 from governance.core.actors import ActingUser
 from governance.core.errors import Conflict, Forbidden, InvalidInput
 from governance.core.fields import field_label
 from governance.core.inputs import MAX_NAMES_PER_LIST
-from governance.models.calendar import MaintenanceEnforcement, Severity
+from governance.models.calendar import Lockdown, MaintenanceEnforcement, Severity
 from governance.models.changes import (
     Approval,
     ApprovalPolicy,
@@ -228,17 +226,19 @@ def calendar_refusal(change: ChangeRequest, *, target: str, now: datetime) -> st
     a lockdown, a hard freeze over its window (emergency changes excepted: the emergency CAB decides), or a
     maintenance window it falls outside of where that is refused."""
     cis = list(change.affected_cis.all())
-    if change.held_by is not None and target == S.IMPLEMENTING and change.held_by.active_at(now):
-        return f"This change is on hold: {change.held_by}."  # a lockdown that ran out holds nothing
-    for lockdown in lockdowns_covering(cis, change.environment_id, now):
+    if target == S.IMPLEMENTING and change.held_by_id is not None:
+        held_by = Lockdown.objects.filter(Lockdown.in_force_at(now), pk=change.held_by_id).first()
+        if held_by is not None:  # a lockdown that ran out holds nothing
+            return f"This change is on hold: {held_by}."
+    verdict = calendar_verdict(cis, change.environment_id, change.change_type, change.planned_start,
+                               change.planned_end, now)
+    for lockdown in verdict.lockdowns:
         return f"A lockdown stops the line: {lockdown.reason} (declared {lockdown.declared_at:%Y-%m-%d %H:%M} UTC)."
+    for hit in verdict.stopping_freezes:  # a freeze declared after scheduling stops it too
+        return (f"The window meets the hard freeze {hit.freeze.name} "
+                f"({hit.starts:%Y-%m-%d %H:%M} to {hit.ends:%Y-%m-%d %H:%M} UTC): move the change.")
     if change.planned_start is None or change.planned_end is None:
         return None
-    if change.change_type != ChangeType.EMERGENCY:  # a freeze declared after scheduling stops it too
-        for hit in freezes_covering(cis, change.environment_id, change.planned_start, change.planned_end):
-            if hit.freeze.severity == Severity.HARD:
-                return (f"The window meets the hard freeze {hit.freeze.name} "
-                        f"({hit.starts:%Y-%m-%d %H:%M} to {hit.ends:%Y-%m-%d %H:%M} UTC): move the change.")
     if target == S.SCHEDULED:
         windows = maintenance_windows_for(change.change_type, cis, change.environment_id)
         refusing = [w for w in windows if w.enforcement == MaintenanceEnforcement.REFUSE]
@@ -251,11 +251,9 @@ def calendar_refusal(change: ChangeRequest, *, target: str, now: datetime) -> st
 
 def _freeze_override(change: ChangeRequest) -> list[str]:
     """The hard freezes an emergency change goes ahead in, by the emergency CAB's decision."""
-    if change.change_type != ChangeType.EMERGENCY or change.planned_start is None or change.planned_end is None:
-        return []
-    hits = freezes_covering(list(change.affected_cis.all()), change.environment_id, change.planned_start,
-                            change.planned_end)
-    return sorted({hit.freeze.name for hit in hits if hit.freeze.severity == Severity.HARD})
+    verdict = calendar_verdict(list(change.affected_cis.all()), change.environment_id, change.change_type,
+                               change.planned_start, change.planned_end, timezone.now())
+    return sorted({hit.freeze.name for hit in verdict.overridden_freezes})
 
 
 def change_request_transition(*, actor: ActingUser, change: ChangeRequest, target: str,
@@ -433,31 +431,15 @@ def approval_record(*, actor: ActingUser, change: ChangeRequest, decision: str, 
     now = timezone.now()
     with transaction.atomic():
         change = _locked(change)
-        if change.status != S.CAB_REVIEW:
-            raise Conflict(f"This change is {S(change.status).label}, not awaiting approval.", code="not_in_review")
-        refusal = segregation_refusal(actor, change)
-        if refusal:
-            raise Forbidden(refusal, code="segregation_of_duties")
-        state = ApprovalState.of(change)
-        if any(a.approver_id == actor.pk for a in state.approvals):
-            raise Conflict("You have already decided on this revision of the change.", code="already_decided")
+        state, teams = ApprovalState.of(change), owning_teams(change)
+        refusal = decision_refusal(actor, change, state, decision, teams)
+        if refusal is not None:
+            raise refusal
         if decision == Decision.APPROVE:
-            refusal = calendar_refusal(change, target=S.APPROVED, now=now)
-            if refusal:
-                raise Conflict(refusal, code="calendar")
-        requirements = state.outstanding()
-        held = approver_roles(actor, change, owning_teams(change))
-        if decision == Decision.APPROVE:
-            roles = sorted(o.role for o in requirements if o.lacking and o.role in held)
-            if not roles:
-                needed = ", ".join(sorted(o.role for o in requirements if o.lacking)) or "nothing more"
-                raise Forbidden(f"Your approval cannot count: the change still needs {needed}.",
-                                code="role_not_needed")
-        else:
-            roles = sorted(held & {o.role for o in requirements})
-            if not roles:
-                raise Forbidden("You hold none of the roles this change needs.", code="role_not_needed")
-        role = Group.objects.get(name=roles[0])
+            calendar = calendar_refusal(change, target=S.APPROVED, now=now)
+            if calendar:
+                raise Conflict(calendar, code="calendar")
+        role = Group.objects.get(name=decision_roles(actor, change, state, decision, teams)[0])
         try:
             with transaction.atomic():
                 approval = Approval.objects.create(change=change, approver=actor, decision=decision, role=role,

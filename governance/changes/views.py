@@ -45,7 +45,7 @@ from governance.changes.services import (
     change_request_update,
     change_retrospective_record,
 )
-from governance.changes.workflow import TRANSITIONS, user_moves
+from governance.changes.workflow import MOVE_LABELS, TRANSITIONS, user_moves
 from governance.core.errors import DomainError, refuse_if_forbidden
 from governance.core.pagination import page_of
 from governance.models.changes import CabMeeting, ChangeRequest, ChangeType, Decision
@@ -55,16 +55,6 @@ from governance.roles import Role
 QUEUE_PAGE_SIZE = 50
 IMPACT_LIMIT = 100
 CI_SEARCH_LIMIT = 20
-MOVE_LABELS: dict[str, str] = {
-    S.SUBMITTED: "Submit for review",
-    S.SCHEDULED: "Schedule",
-    S.IMPLEMENTING: "Start implementing",
-    S.COMPLETED: "Mark completed",
-    S.FAILED: "Mark failed",
-    S.ROLLED_BACK: "Mark rolled back",
-    S.CLOSED: "Close",
-    S.CANCELLED: "Cancel change",
-}
 
 
 def _require_change_reader(user) -> None:
@@ -103,7 +93,7 @@ def _offered_moves(user, change: ChangeRequest) -> list[tuple[str, str]]:
     """Buttons for the moves this person plays a part in; whether the move may happen now is the service's
     answer when they press one."""
     mover = mover_facts(user, change)
-    return [(target, MOVE_LABELS.get(target, S(target).label)) for target in user_moves(change.status)
+    return [(target, MOVE_LABELS[target]) for target in user_moves(change.status)
             if any(mover.plays(m) for m in TRANSITIONS[(change.status, target)])]
 
 

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 
+from django.db.models import Q
+
+from governance.models.changes import OPEN_STATES, ChangeType
 from governance.models.changes import ChangeStatus as S
-from governance.models.changes import ChangeType
 
 
 class Mover(Enum):
@@ -51,10 +53,31 @@ class MoverFacts:
 
 
 SYSTEM = MoverFacts(is_system=True)
-# A change may start implementing this long before its window opens (people get ready).
+# A change may start implementing, and deploy, this long before its window opens (people get ready).
 EARLY_START = timedelta(minutes=15)
-# Not yet under way: a change in one of these states may still be edited, or cancelled.
-OPEN_STATES = (S.DRAFT, S.SUBMITTED, S.ASSESSED, S.CAB_REVIEW, S.APPROVED, S.SCHEDULED)
+
+
+class Window(Enum):
+    UNPLANNED = "unplanned"
+    NOT_OPEN = "not open yet"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+def window_at(start: datetime | None, end: datetime | None, at: datetime) -> Window:
+    """Where `at` stands against a change's window, for implementing it and for deploying under it (the gate).
+    Its twin for queries is `window_open_q`."""
+    if start is None or end is None:
+        return Window.UNPLANNED
+    if at < start - EARLY_START:
+        return Window.NOT_OPEN
+    return Window.CLOSED if at > end else Window.OPEN
+
+
+def window_open_q(at: datetime) -> Q:
+    """The changes whose window is open at `at`, as `window_at` says."""
+    return Q(planned_start__lte=at + EARLY_START, planned_end__gte=at)
+
 
 # (from, to) -> who may make the move. What must hold first is in `_precondition`.
 TRANSITIONS: dict[tuple[str, str], frozenset[Mover]] = {
@@ -107,15 +130,29 @@ def _precondition(change: ChangeFacts, target: str, now: datetime) -> str | None
     if target == S.SCHEDULED and (change.planned_end is None or change.planned_end <= now):
         return "The planned window is over: move it before scheduling."
     if target == S.IMPLEMENTING:
-        if change.planned_start is None:
+        window = window_at(change.planned_start, change.planned_end, now)
+        if window == Window.UNPLANNED:
             return "The change has no planned window: plan one before implementing."
-        if now < change.planned_start - EARLY_START:
+        if window == Window.NOT_OPEN:
             return f"The window has not opened yet: it opens at {change.planned_start:%Y-%m-%d %H:%M} UTC."
-        if change.planned_end is not None and now > change.planned_end:
+        if window == Window.CLOSED:
             return "The window has closed: reschedule the change."
     if (target == S.CLOSED and change.change_type == ChangeType.EMERGENCY and not change.retrospective_done):
         return "An emergency change is closed only after its retrospective review."
     return None
+
+
+# The words on the button of each move a person makes, in the change page and in the admin's actions.
+MOVE_LABELS: dict[str, str] = {
+    S.SUBMITTED: "Submit for review",
+    S.SCHEDULED: "Schedule",
+    S.IMPLEMENTING: "Start implementing",
+    S.COMPLETED: "Mark completed",
+    S.FAILED: "Mark failed",
+    S.ROLLED_BACK: "Mark rolled back",
+    S.CLOSED: "Close",
+    S.CANCELLED: "Cancel change",
+}
 
 
 def user_moves(status: str) -> list[str]:

@@ -8,14 +8,16 @@ from django.utils import timezone
 
 from cmdb.models import ConfigurationItem, Environment
 from governance.audit.ledger import audit_record
-from governance.changes.workflow import EARLY_START
+from governance.calendar.verdict import freeze_stops
+from governance.changes.workflow import Window, window_at, window_open_q
 from governance.core.actors import ActingUser
 from governance.core.credentials import require_scope
 from governance.core.errors import Conflict, Forbidden, InvalidInput
 from governance.gate.facts import KnownFacts, gate_facts
 from governance.gate.permissions import can_end_deployment, can_report_deployments
 from governance.models import ApiToken
-from governance.models.changes import ChangeRequest, ChangeType
+from governance.models.calendar import Lockdown
+from governance.models.changes import APPROVED_STATES, ChangeRequest
 from governance.models.changes import ChangeStatus as S
 from governance.models.gate import DeploymentCheck, GateDecision
 from releases.models import (
@@ -30,7 +32,6 @@ from releases.selectors import deployment_of_check
 from releases.services import deployment_end, deployment_record
 from releases.workflow import FINISHED
 
-DEPLOYABLE = (S.APPROVED, S.SCHEDULED, S.IMPLEMENTING)
 # An answer holds this long: a pipeline that waits longer asks again.
 VALID_FOR = timedelta(minutes=5)
 
@@ -58,7 +59,7 @@ def _change_reasons(facts: KnownFacts, q: Question, now: datetime, reasons: Reas
         reasons.deny("change_missing", f"No approved change covers {service} in {environment['name']} now.")
         return
     number = change["number"]
-    if change["status"] not in DEPLOYABLE:
+    if change["status"] not in APPROVED_STATES:
         reasons.deny("change_not_approved", f"{number} is {S(change['status']).label}, not approved.")
     if not change["covers_service"]:
         reasons.deny("change_not_for_service", f"{number} does not cover {service}.")
@@ -67,8 +68,7 @@ def _change_reasons(facts: KnownFacts, q: Question, now: datetime, reasons: Reas
                      f"{number} is for {change['environment']}, not {environment['name']}.")
     if change["held_by"] is not None:
         reasons.deny("change_on_hold", f"{number} is on hold: {change['held_by']}.")
-    start, end = change["planned_start"], change["planned_end"]
-    if start is None or end is None or not (start - EARLY_START <= now <= end):
+    if window_at(change["planned_start"], change["planned_end"], now) != Window.OPEN:
         reasons.deny("outside_window", f"Now is outside the window of {number}.")
     if change["pinned_digests"] and q.digest not in change["pinned_digests"]:
         reasons.deny("artifact_not_pinned",
@@ -78,10 +78,10 @@ def _change_reasons(facts: KnownFacts, q: Question, now: datetime, reasons: Reas
 def _calendar_reasons(facts: KnownFacts, reasons: Reasons) -> None:
     for lockdown in facts.lockdowns:
         reasons.deny("lockdown", f"A lockdown stops the line: {lockdown}.")
-    if facts.change is not None and facts.change["change_type"] == ChangeType.EMERGENCY:
-        return  # an approved emergency change goes through a freeze; only a lockdown stops it
-    for hit in facts.hard_freezes:
-        reasons.deny("hard_freeze", f"The hard freeze {hit['name']} is on until {hit['ends']:%Y-%m-%d %H:%M} UTC.")
+    change_type = facts.change["change_type"] if facts.change is not None else None
+    for hit in facts.freezes:
+        if freeze_stops(hit["severity"], change_type):
+            reasons.deny("hard_freeze", f"The hard freeze {hit['name']} is on until {hit['ends']:%Y-%m-%d %H:%M} UTC.")
 
 
 def _environment_reasons(facts: KnownFacts, reasons: Reasons) -> None:
@@ -178,9 +178,8 @@ def change_for_deployment(service: ConfigurationItem, environment: Environment, 
     """For protocols that name no change: the approved change covering this service and environment now,
     preferring one pinned to this build."""
     candidates = ChangeRequest.objects.filter(
-        status__in=DEPLOYABLE, environment=environment, affected_cis=service, held_by__isnull=True,
-        planned_start__lte=at + EARLY_START, planned_end__gte=at,
-    ).order_by("planned_start")
+        window_open_q(at), status__in=APPROVED_STATES, environment=environment, affected_cis=service,
+    ).exclude(held_by__in=Lockdown.objects.filter(Lockdown.in_force_at(at)).values("pk")).order_by("planned_start")
     pinned = candidates.filter(pinned_digests__contains=[digest]).first() if digest else None
     return pinned or candidates.filter(pinned_digests=[]).first()
 

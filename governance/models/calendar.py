@@ -166,9 +166,12 @@ class Lockdown(CalendarScope):
     def __str__(self) -> str:
         return f"lockdown {self.declared_at:%Y-%m-%d %H:%M}: {self.reason[:60]}"
 
-    def active_at(self, at) -> bool:
-        return (self.declared_at <= at and (self.lifted_at is None or self.lifted_at > at)
-                and (self.until is None or self.until > at))
+    @staticmethod
+    def in_force_at(at) -> models.Q:
+        """The lockdowns in force at `at`: declared by then, and neither lifted nor run out. `at` is a moment or
+        an SQL expression (the gate compiles this into its own statement)."""
+        return (models.Q(declared_at__lte=at) & (models.Q(lifted_at__isnull=True) | models.Q(lifted_at__gt=at))
+                & (models.Q(until__isnull=True) | models.Q(until__gt=at)))
 
 
 class CalendarFeed(models.Model):

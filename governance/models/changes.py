@@ -35,6 +35,18 @@ class ChangeStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+# The groups of states the rest of Changeboard speaks of, named once; changes/workflow.py moves between them.
+# Not yet under way: the change may still be edited, or cancelled.
+OPEN_STATES = (ChangeStatus.DRAFT, ChangeStatus.SUBMITTED, ChangeStatus.ASSESSED, ChangeStatus.CAB_REVIEW,
+               ChangeStatus.APPROVED, ChangeStatus.SCHEDULED)
+# Approved and not yet done: it may deploy, a lockdown holds it, calendar feeds show it.
+APPROVED_STATES = (ChangeStatus.APPROVED, ChangeStatus.SCHEDULED, ChangeStatus.IMPLEMENTING)
+# Submitted and not yet done: the CAB queue's changes, and those in another change's way.
+ACTIVE_STATES = (ChangeStatus.SUBMITTED, ChangeStatus.ASSESSED, ChangeStatus.CAB_REVIEW, *APPROVED_STATES)
+# What the release calendar shows: approved changes, and those the CAB is about to decide.
+CALENDAR_STATES = (*APPROVED_STATES, ChangeStatus.CAB_REVIEW)
+
+
 class RiskLevel(models.TextChoices):
     LOW = "low", "Low"
     MEDIUM = "medium", "Medium"

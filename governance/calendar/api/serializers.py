@@ -2,7 +2,6 @@
 windows, lockdowns and feeds are written by their services."""
 
 from django.contrib.auth.models import User
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -84,16 +83,13 @@ class LockdownSerializer(serializers.ModelSerializer):
         slug_field="name", many=True, read_only=True)
     cis: "serializers.SlugRelatedField[ConfigurationItem]" = serializers.SlugRelatedField(
         slug_field="name", many=True, read_only=True)
-    active = serializers.SerializerMethodField()
+    active = serializers.BooleanField(source="in_force", read_only=True)  # in force now
 
     class Meta:
         model = Lockdown
         fields = ["id", "reason", *SCOPE_FIELDS, "declared_by", "declared_at", "until", "lifted_at", "lifted_by",
                   "lift_reason", "active"]
         read_only_fields = fields
-
-    def get_active(self, lockdown: Lockdown) -> bool:
-        return lockdown.active_at(timezone.now())
 
 
 class ActiveAnswerSerializer(serializers.Serializer):

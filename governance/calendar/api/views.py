@@ -23,12 +23,14 @@ from governance.calendar.api.serializers import (
     MaintenanceWindowSerializer,
 )
 from governance.calendar.permissions import can_declare_lockdown, can_edit_window, can_read_calendar
+from governance.calendar.verdict import freeze_stops
 from governance.core.actors import acting_user
 from governance.core.api_permissions import MODEL_VERBS, ApiPermission
 from governance.core.errors import InvalidInput
 from governance.core.inputs import query_moment
 from governance.core.serializers import validated
-from governance.models.calendar import CalendarFeed, FreezeWindow, Lockdown, MaintenanceWindow, Severity
+from governance.models.calendar import CalendarFeed, FreezeWindow, Lockdown, MaintenanceWindow
+from governance.models.changes import ChangeType
 
 INSTANT = datetime.resolution  # "covers this moment" is "overlaps [at, at + 1 µs)"
 
@@ -118,9 +120,12 @@ class FreezeWindowViewSet(WindowViewSet):
         environment_id = environment.pk if environment else None
         freezes = [selectors.FreezeHit(o.freeze, o.period.lower, o.period.upper) for o in selectors.covering(
             selectors.freeze_occurrences_between(at, at + INSTANT), FreezeWindow, cis, environment_id)]
-        lockdowns = list(selectors.covering(selectors.lockdowns_active(at), Lockdown, cis, environment_id))
+        lockdowns = list(selectors.lockdowns_with_state(
+            selectors.covering(selectors.lockdowns_active(at), Lockdown, cis, environment_id), now))
+        # Frozen for a normal change: an emergency one goes through a hard freeze.
+        frozen = bool(lockdowns) or any(freeze_stops(hit.freeze.severity, ChangeType.NORMAL) for hit in freezes)
         answer = {"at": at, "ci": ci.name if ci else None, "environment": environment.name if environment else None,
-                  "frozen": bool(lockdowns) or any(hit.freeze.severity == Severity.HARD for hit in freezes),
+                  "frozen": frozen,
                   "freezes": freezes, "lockdowns": lockdowns}
         return Response(ActiveAnswerSerializer(answer).data)
 
@@ -144,14 +149,13 @@ class LockdownViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     ordering_fields = ["declared_at"]
 
     def get_queryset(self):
-        lockdowns = Lockdown.objects.select_related("declared_by", "lifted_by").prefetch_related(
-            *selectors.SCOPE_PREFETCH)
+        lockdowns = selectors.lockdowns_with_state(Lockdown.objects.select_related("declared_by", "lifted_by")
+                                                   .prefetch_related(*selectors.SCOPE_PREFETCH), timezone.now())
         wanted = self.request.query_params.get("active") if not getattr(self, "swagger_fake_view", False) else None
         if wanted is not None:
             if wanted not in ("true", "false"):
                 raise InvalidInput("active is true or false.", field="active")
-            in_force = selectors.lockdowns_active(timezone.now()).values("pk")
-            lockdowns = lockdowns.filter(pk__in=in_force) if wanted == "true" else lockdowns.exclude(pk__in=in_force)
+            lockdowns = lockdowns.filter(in_force=wanted == "true")
         return lockdowns
 
     @extend_schema(request=LockdownInputSerializer, responses={201: LockdownSerializer})

@@ -19,6 +19,7 @@ from cmdb.services import inventory_from_document, inventory_import
 from governance.access.services import api_token_create
 from governance.calendar.selectors import freezes_covering
 from governance.calendar.services import window_save
+from governance.calendar.verdict import freeze_stops
 from governance.changes.scheduling import schedule_suggestions
 from governance.changes.selectors import outstanding_approvals
 from governance.changes.services import (
@@ -455,8 +456,7 @@ class Command(BaseCommand):
         change.refresh_from_db()
         cis = list(change.affected_cis.all())
         assert change.planned_start is not None and change.planned_end is not None  # made with its window
-        while change.change_type != "emergency" and any(
-                hit.freeze.severity == Severity.HARD for hit in freezes_covering(
+        while any(freeze_stops(hit.freeze.severity, change.change_type) for hit in freezes_covering(
                     cis, change.environment_id, change.planned_start - delta, change.planned_end - delta)):
             delta += timedelta(hours=1)
         ChangeRequest.objects.filter(pk=change.pk).update(**{
