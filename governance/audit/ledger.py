@@ -34,6 +34,24 @@ CANONICAL_COLUMNS = (
     "object_type", "object_id", "object_label", "changes::text", "request_id", "client_ip", "context::text",
 )
 _SELECT_TEXTS = ", ".join(CANONICAL_COLUMNS)
+# How each text the hash covers is written, in hashing order (seq, then EVENT_FIELDS): what the /audit/key/ page
+# and the README tell an auditor who recomputes a hash with no code of ours.
+HASHED_TEXTS = (
+    ("seq", "the event's number, in decimal"),
+    ("occurred_at", "the time in UTC as YYYY-MM-DDTHH:MM:SS.ffffffZ, always with six digits of microseconds"),
+    ("actor_kind", "user, token, task, system, database or anonymous"),
+    ("actor_id", "the acting person's user id in decimal; empty when there is none"),
+    ("actor_name", "as recorded"),
+    ("token_id", "the API token's id in decimal; empty when there is none"),
+    ("action", "e.g. create, update, delete, login"),
+    ("object_type", "e.g. cmdb.configurationitem; may be empty"),
+    ("object_id", "may be empty"),
+    ("object_label", "may be empty"),
+    ("changes", "JSON, written as PostgreSQL writes jsonb (below)"),
+    ("request_id", "may be empty"),
+    ("client_ip", "may be empty"),
+    ("context", "JSON, written as PostgreSQL writes jsonb (below)"),
+)
 
 
 def canonical_event(seq: int, texts: Sequence[str]) -> bytes:

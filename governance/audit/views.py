@@ -11,7 +11,15 @@ from django.utils.cache import patch_vary_headers
 
 from governance.audit import selectors, signing
 from governance.audit.filters import AuditEventFilter
-from governance.audit.ledger import CANONICAL_COLUMNS, EVENT_FIELDS, audit_record
+from governance.audit.ledger import (
+    CANONICAL_COLUMNS,
+    EVENT_FIELDS,
+    GENESIS_HASH,
+    HASHED_TEXTS,
+    audit_record,
+    canonical_event,
+    event_hash,
+)
 from governance.audit.permissions import can_export_ledger, can_read_history, can_read_ledger
 from governance.core.pagination import page_of
 
@@ -81,7 +89,23 @@ def object_history(request, object_type: str, object_id: str):
     return response
 
 
+# A made-up first event, hashed by the ledger's own code: the page shows its bytes and hash beside the rules, so
+# an auditor can test a reimplementation against it. The label and context hold non-ASCII text (lengths count
+# bytes) and the context two keys (jsonb puts the shorter first).
+HASH_EXAMPLE = (1, (
+    "2025-01-31T09:15:00.250000Z", "user", "7", "Riya Patel", "", "update", "cmdb.configurationitem", "42",
+    "payments-api (Zürich)", '{"criticality": {"after": 1, "before": 2}}', "5f1c0d2e9a7b4c3d", "10.0.0.8",
+    '{"via": "web", "reason": "ticket №42"}',
+))
+
+
 @login_required
 def audit_public_key(request):
-    return render(request, "governance/audit_key.html", {"key": signing.public_key_document(),
-                                                          "checkpoint": selectors.audit_checkpoints().first()})
+    seq, texts = HASH_EXAMPLE
+    return render(request, "governance/audit_key.html", {
+        "key": signing.public_key_document(), "checkpoint": selectors.audit_checkpoints().first(),
+        "hashed_texts": HASHED_TEXTS, "genesis": GENESIS_HASH,
+        "example": {"fields": zip(("seq", *EVENT_FIELDS), (str(seq), *texts), strict=True),
+                    "input": GENESIS_HASH + "\n" + canonical_event(seq, texts).decode(),
+                    "hash": event_hash(GENESIS_HASH, seq, texts)},
+    })
