@@ -2,9 +2,11 @@
 
 import django_filters
 
-from governance.core.inputs import MomentFilter
+from governance.core.inputs import MomentFilter, MomentInput
 from governance.models import AuditEvent
 from governance.models.audit import ActorKind
+
+MOMENT_HINT = "YYYY-MM-DD HH:MM:SS, in UTC unless an offset (+02:00) is given"
 
 
 class AuditEventFilter(django_filters.FilterSet):
@@ -14,8 +16,13 @@ class AuditEventFilter(django_filters.FilterSet):
     object_type = django_filters.CharFilter(label="Object type", help_text="e.g. cmdb.configurationitem")
     object_id = django_filters.CharFilter(label="Object id")
     object = django_filters.CharFilter(field_name="object_label", lookup_expr="icontains", label="Object name")
-    since = MomentFilter(field_name="occurred_at", lookup_expr="gte", label="From")
-    until = MomentFilter(field_name="occurred_at", lookup_expr="lt", label="Until")
+    # A picker on the page; the same ISO 8601 moments as the API in a query string (an offset, or UTC without).
+    since = MomentFilter(
+        field_name="occurred_at", lookup_expr="gte", label="From (UTC)", widget=MomentInput(), help_text=MOMENT_HINT
+    )
+    until = MomentFilter(
+        field_name="occurred_at", lookup_expr="lt", label="Until (UTC)", widget=MomentInput(), help_text=MOMENT_HINT
+    )
     request_id = django_filters.CharFilter(label="Request id")
 
     class Meta:

@@ -10,7 +10,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django import forms
@@ -138,6 +138,28 @@ class MomentField(IsoDateTimeField):
         if moment is not None and offset_refusal(moment):
             raise forms.ValidationError(offset_refusal(moment), code="offset_out_of_range")
         return moment
+
+
+class MomentInput(forms.DateTimeInput):
+    """A date and time picker for a moment filter (`datetime-local`, to the second). It shows any moment the
+    field reads, offsets and all, as the UTC wall-clock time the picker holds; an unreadable value as it was typed,
+    beside its error."""
+
+    input_type = "datetime-local"
+    PICKER_FORMAT = "%Y-%m-%dT%H:%M:%S"
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs={"step": "1", **(attrs or {})}, format=self.PICKER_FORMAT)
+
+    def format_value(self, value):
+        if isinstance(value, str):
+            try:
+                value = MomentField(required=False).to_python(value) or value
+            except forms.ValidationError:
+                return value
+        if isinstance(value, datetime):
+            return value.astimezone(UTC).strftime(self.PICKER_FORMAT)
+        return super().format_value(value)
 
 
 class WordListField(forms.CharField):
