@@ -55,8 +55,9 @@ class DeploymentCheckView(APIView):
 
 
 class StatusGateView(APIView):
-    """The same decision for callers that read only the status, 200 to proceed and 403 to halt: an Argo Rollouts
-    web metric (the question as its jsonBody) or a shell step with `curl --fail`."""
+    """The same decision for callers that read only the status, 200 to proceed and 403 to halt: a shell step with
+    `curl --fail`. Not for an Argo Rollouts web metric, which counts any status but 2xx as an error of the
+    measurement, not a failure: it asks /api/v1/deployment-checks/, which answers a deny with 200 too."""
 
     write_records_token = True
 
@@ -101,6 +102,25 @@ class FlaggerTokenScheme(OpenApiAuthenticationExtension):
                 "description": "A pipeline token, as a bearer header or as `token` in the webhook's metadata."}
 
 
+class FlaggerMetadataSerializer(CheckRequestSerializer):
+    """The metadata set on the webhook in the Canary resource: the question, and the pipeline token unless an
+    Authorization header carries it. Other keys are Flagger's configuration and are not read."""
+
+    token = serializers.CharField(required=False, help_text="A pipeline token (cbt_...), when no Authorization "
+                                                            "header carries one.")
+
+
+class FlaggerHookSerializer(serializers.Serializer):
+    """What Flagger POSTs to a webhook: the canary, its phase and the webhook's metadata. Only the metadata is read."""
+
+    name = serializers.CharField(required=False, allow_blank=True, help_text="The canary's name.")
+    namespace = serializers.CharField(required=False, allow_blank=True, help_text="The canary's namespace.")
+    phase = serializers.CharField(required=False, allow_blank=True, help_text="The canary's phase, e.g. Progressing.")
+    checksum = serializers.CharField(required=False, allow_blank=True,
+                                     help_text="The hash of the canary's configuration.")
+    metadata = FlaggerMetadataSerializer()
+
+
 class FlaggerGateView(StatusGateView):
     """For Flagger's confirm-rollout, confirm-promotion and pre-rollout webhooks: the question travels in the
     webhook's metadata ({"change", "service", "environment", "artifact"})."""
@@ -109,6 +129,11 @@ class FlaggerGateView(StatusGateView):
     # Its authentication reads the body (the token may travel in the metadata), so a stranger's body is parsed:
     # a webhook's is a few hundred bytes, and no more than this is read.
     max_body_bytes = 16 * 1024
+
+    @extend_schema(request=FlaggerHookSerializer,
+                   responses={200: CheckAnswerSerializer, 403: CheckAnswerSerializer})
+    def post(self, request):
+        return super().post(request)
 
     def question_data(self, request) -> dict:
         metadata = flagger_metadata(request)
