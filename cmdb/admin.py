@@ -54,7 +54,7 @@ class ConfigurationItemAdmin(admin.ModelAdmin):
     list_display = ["name", "ci_type", "criticality", "owner_team", "environment", "lifecycle_status", "sox_scoped"]
     list_filter = ["ci_type", "criticality", "lifecycle_status", "environment", "sox_scoped", "phi", "pci"]
     list_select_related = ["owner_team", "environment"]
-    search_fields = ["name", "description"]
+    search_fields = ["name", "description", "github_repository"]
     autocomplete_fields = ["owner_team"]
     inlines = [OutgoingInline]
     form = ConfigurationItemForm

@@ -143,7 +143,7 @@ def estate_document(seed: int = 7) -> dict[str, list[dict[str, Any]]]:
     cis: list[dict[str, Any]] = []
     rels: list[dict[str, Any]] = []
 
-    def ci(name, ci_type, team, tier, env=None, region="", flags=(), tags=(), **attributes):
+    def ci(name, ci_type, team, tier, env=None, region="", flags=(), tags=(), github_repository="", **attributes):
         cis.append(
             {
                 "name": name,
@@ -157,6 +157,7 @@ def estate_document(seed: int = 7) -> dict[str, list[dict[str, Any]]]:
                 "phi": "phi" in flags,
                 "pci": "pci" in flags,
                 "attributes": attributes,
+                "github_repository": github_repository,
             }
         )
 
@@ -237,7 +238,7 @@ def estate_document(seed: int = 7) -> dict[str, list[dict[str, Any]]]:
             "",
             flags=flags,
             tags={"microservice"},
-            repository=f"git.bank.example/{team}/{name}",
+            github_repository=f"octo-bank/{name}",
             language=rng.choice(["java", "go", "kotlin", "python"]),
         )
         for dep in deps:

@@ -14,6 +14,14 @@ name_validator = RegexValidator(
     "Use letters, digits, dots, dashes and underscores, starting with a letter or digit.",
 )
 tag_validator = RegexValidator(r"^[a-z0-9][a-z0-9:._-]*$", "Tags are lower-case words (a-z, 0-9, : . _ -).")
+# As GitHub names a repository in its webhooks (repository.full_name): an account of at most 39 letters, digits and
+# dashes, then the repository's name.
+github_repository_validator = RegexValidator(
+    r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/(?!\.\.?$)[A-Za-z0-9._-]{1,100}$",
+    "Give the repository as GitHub names it, owner/name: e.g. octo-bank/payments-api.",
+)
+GITHUB_ENVIRONMENT_NAME_LENGTH = 255  # GitHub's own limit
+MAX_GITHUB_ENVIRONMENTS = 50
 
 
 class Team(models.Model):
@@ -70,6 +78,20 @@ class ConfigurationItem(models.Model):
     compliance_reason = models.CharField(max_length=500, blank=True)
     description = models.TextField(blank=True)
     attributes = models.JSONField(default=dict, blank=True)
+    # What GitHub's deployment protection rules say of a deployment: the repository, and the GitHub environment a
+    # job deploys to, whose name a workflow chooses (`jobs.<id>.environment`). A repository that builds several
+    # services tells them apart by the GitHub environments each deploys through, each one mapped here to the
+    # Changeboard environment it stands for (README, "GitHub environments").
+    github_repository = models.CharField(
+        max_length=140, blank=True, validators=[github_repository_validator],
+        help_text="The GitHub repository that builds and deploys this CI, owner/name (e.g. octo-bank/payments-api).",
+    )
+    github_environments = models.JSONField(
+        default=dict, blank=True,
+        help_text="The GitHub environments of that repository whose deployments deploy this CI, each with the "
+                  'Changeboard environment it stands for: {"payments-api-prod": "prod"}. Without one, a GitHub '
+                  "environment stands for the Changeboard environment of the same name.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -119,6 +141,45 @@ class ConfigurationItem(models.Model):
         if not isinstance(self.attributes, dict):
             raise ValidationError({"attributes": "Attributes must be a JSON object."})
         self.tags = sorted(set(self.tags or []))
+        self.github_environments = github_environments_checked(self.github_environments)
+        if self.github_environments and not self.github_repository:
+            raise ValidationError({"github_environments": "Name the GitHub repository these environments are of."})
+
+    def github_environment_target(self, github_environment: str) -> str | None:
+        """The Changeboard environment this CI maps a GitHub environment to; None when it maps it to none."""
+        wanted = github_environment.lower()
+        return next((target for name, target in (self.github_environments or {}).items()
+                     if name.lower() == wanted), None)
+
+
+def github_environments_checked(mapping: object) -> dict[str, str]:
+    """A CI's GitHub environments, each naming a Changeboard environment, which is spelled as Changeboard spells
+    it. GitHub's environment names ignore case, so two that differ only in case are one."""
+    if not isinstance(mapping, dict):
+        raise ValidationError({"github_environments": 'Give a JSON object: {"<GitHub environment>": '
+                                                      '"<Changeboard environment>"}.'})
+    if len(mapping) > MAX_GITHUB_ENVIRONMENTS:
+        raise ValidationError({"github_environments": f"Map at most {MAX_GITHUB_ENVIRONMENTS} GitHub environments."})
+    if not mapping:
+        return {}
+    known = {name.lower(): name for name in Environment.objects.values_list("name", flat=True)}
+    checked: dict[str, str] = {}
+    seen: set[str] = set()
+    for github_name, target in mapping.items():
+        if (not github_name.strip() or len(github_name) > GITHUB_ENVIRONMENT_NAME_LENGTH
+                or any(ord(c) < 32 or ord(c) == 127 for c in github_name)):
+            raise ValidationError({"github_environments": f"{github_name[:100]!r} is no GitHub environment name: "
+                                                          f"1 to {GITHUB_ENVIRONMENT_NAME_LENGTH} printable "
+                                                          "characters."})
+        if github_name.lower() in seen:
+            raise ValidationError({"github_environments": f"{github_name!r} is given twice: GitHub environment "
+                                                          "names ignore case."})
+        seen.add(github_name.lower())
+        if not isinstance(target, str) or target.lower() not in known:
+            raise ValidationError({"github_environments": f"{github_name!r} maps to {str(target)[:100]!r}, which is "
+                                                          "no Changeboard environment."})
+        checked[github_name] = known[target.lower()]
+    return checked
 
 
 class Relationship(models.Model):

@@ -18,7 +18,7 @@ from governance.core.fields import field_label
 from governance.core.inputs import JSONRefused, json_parsed, text_fault
 
 CI_LIST_FIELDS = {"tags"}
-CI_JSON_FIELDS = {"attributes"}
+CI_JSON_FIELDS = {"attributes", "github_environments"}
 
 
 @dataclass(frozen=True)

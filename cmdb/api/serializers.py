@@ -1,10 +1,11 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
 from cmdb.choices import CIType, RelationshipType
 from cmdb.models import ConfigurationItem, Environment, Relationship, Team, name_validator
 from cmdb.selectors import cis_named
-from governance.core.serializers import LookupField, ModelRulesSerializer
+from governance.core.serializers import LookupField, ModelRulesSerializer, StorableJSONObjectField
 
 
 class TeamSerializer(ModelRulesSerializer):
@@ -21,17 +22,25 @@ class EnvironmentSerializer(ModelRulesSerializer):
         fields = ["id", "name", "position", "is_production", "region", "owner_team"]
 
 
+@extend_schema_field({"type": "object", "additionalProperties": {"type": "string", "maxLength": 50}})
+class GitHubEnvironmentsField(StorableJSONObjectField):
+    """GitHub environment names, each to a Changeboard environment's: the schema says so, where a model's JSONField
+    is any JSON; the CI's clean() checks the names."""
+
+
 class ConfigurationItemSerializer(ModelRulesSerializer):
     type = serializers.ChoiceField(source="ci_type", choices=CIType.choices)
     owner_team = LookupField(slug_field="slug", queryset=Team.objects.all())
     environment = LookupField(slug_field="name", queryset=Environment.objects.all(), required=False, allow_null=True)
+    github_environments = GitHubEnvironmentsField(
+        required=False, help_text=ConfigurationItem._meta.get_field("github_environments").help_text)
 
     class Meta:
         model = ConfigurationItem
         fields = [
             "id", "name", "type", "criticality", "owner_team", "lifecycle_status", "environment", "region",
-            "tags", "sox_scoped", "phi", "pci", "compliance_reason", "description", "attributes", "created_at",
-            "updated_at",
+            "tags", "sox_scoped", "phi", "pci", "compliance_reason", "description", "attributes",
+            "github_repository", "github_environments", "created_at", "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
         # The database's unique index is on lower(name); without this its violation names no field.
