@@ -27,7 +27,7 @@ from governance.models import AuditCapture, ChangeStatus, DeploymentCheck, GitHu
 from governance.roles import Role
 from releases.models import Deployment
 from tests.factories import make_ci, make_user, sealed
-from tests.governance.gate_world import DIGEST
+from tests.governance.gate.gate_world import DIGEST
 
 WEBHOOK = "/api/v1/github/webhook/"
 SECRET = "it-is-a-secret-to-everybody"

@@ -43,7 +43,8 @@ from governance.models import (
     PolicyRequirement,
 )
 from governance.models import ChangeStatus as S
-from tests.factories import link, make_change, make_ci, make_environment, make_team, make_template, make_user
+from tests.factories import link, make_change, make_ci, make_team, make_template, make_user
+from tests.governance.helpers import status_of, submit
 
 pytestmark = pytest.mark.django_db
 
@@ -61,12 +62,6 @@ def locmem_mail(settings):
 
 
 @pytest.fixture
-def envs(db):
-    return SimpleNamespace(prod=make_environment("prod", 3, is_production=True),
-                           staging=make_environment("staging", 2))
-
-
-@pytest.fixture
 def people(db):
     def person(name, *roles):
         return make_user(name, *roles, email=f"{name}@bank.example")
@@ -79,15 +74,6 @@ def people(db):
         release_manager=person("rachel", "release_manager"),
         outsider=person("olga"),
     )
-
-
-@pytest.fixture
-def team(db):
-    return make_team("payments", name="Payments")
-
-
-def submit(change: ChangeRequest) -> ChangeRequest:
-    return change_request_transition(actor=change.requester, change=change, target=S.SUBMITTED)
 
 
 def needs(change: ChangeRequest) -> dict[str, tuple[int, list[str]]]:
@@ -107,11 +93,6 @@ def last_move(change: ChangeRequest) -> ChangeStatusChange:
 def factor(change: ChangeRequest, name: str) -> dict:
     change.refresh_from_db()
     return next(f for f in change.risk_factors if f["factor"] == name)
-
-
-def status_of(change: ChangeRequest) -> str:
-    change.refresh_from_db()
-    return change.status
 
 
 def only_policies(*specs) -> list[ApprovalPolicy]:

@@ -21,7 +21,7 @@ from governance.models import (
     ChangeStatusChange,
 )
 from governance.roles import Role
-from tests.factories import link, make_change, make_ci, make_environment, make_team, make_user
+from tests.factories import link, make_change, make_ci, make_team, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -45,16 +45,6 @@ def numbers(response) -> list[str]:
     assert response.status_code == 200, response.content[:500]
     body = response.content.decode().split("<tbody>", 1)[1].split("</tbody>", 1)[0]
     return re.findall(r'data-number="(CHG\d+)"', body)
-
-
-@pytest.fixture
-def staging(db):
-    return make_environment("staging", 1)
-
-
-@pytest.fixture
-def prod(db):
-    return make_environment("prod", 3, is_production=True)
 
 
 @pytest.fixture

@@ -24,15 +24,10 @@ from governance.core.errors import Conflict, Forbidden, InvalidInput
 from governance.models import ChangeStatus as S
 from governance.models import FreezeWindow, Lockdown, MaintenanceWindow, Occurrence
 from governance.roles import Role
-from tests.factories import make_change, make_ci, make_environment, make_team, make_user, sealed
+from tests.factories import make_change, make_ci, make_team, make_user, sealed
+from tests.governance.helpers import status_of, submit
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def envs(db):
-    return SimpleNamespace(prod=make_environment("prod", 3, is_production=True),
-                           staging=make_environment("staging", 2))
 
 
 @pytest.fixture
@@ -77,10 +72,6 @@ def change_at(people, start: datetime, *, ci, environment, hours: float = 2, **f
                        planned_end=start + timedelta(hours=hours), **fields)
 
 
-def submit(change):
-    return change_request_transition(actor=change.requester, change=change, target=S.SUBMITTED)
-
-
 def approved(change, people):
     submit(change)
     approval_record(actor=people.cab, change=change, decision="approve")
@@ -92,11 +83,6 @@ def approved(change, people):
 def scheduled(change, people):
     approved(change, people)
     return change_request_transition(actor=people.release_manager, change=change, target=S.SCHEDULED)
-
-
-def status_of(change) -> str:
-    change.refresh_from_db()
-    return change.status
 
 
 # --- occurrences are stored -----------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 from governance.changes.services import change_request_transition, change_request_update
 from governance.models import ApprovalRequirement, ChangeRequest
 from governance.models import ChangeStatus as S
-from tests.factories import make_change, make_ci, make_environment, make_user
+from tests.factories import make_change, make_ci, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -16,11 +16,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def requester(db):
     return make_user("riya", "requester")
-
-
-@pytest.fixture
-def prod(db):
-    return make_environment("prod", 3, is_production=True)
 
 
 def needs(change: ChangeRequest) -> dict[str, int]:

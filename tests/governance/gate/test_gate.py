@@ -17,7 +17,7 @@ from governance.gate.services import deployment_abandon
 from governance.models import AuditEvent, ChangeStatus, DeploymentCheck, FreezeWindow, Lockdown
 from releases.models import Artifact, Deployment, GatePolicy, Promotion, ScanResult
 from tests.factories import make_ci, make_environment
-from tests.governance.gate_world import CHECKS, DIGEST
+from tests.governance.gate.gate_world import CHECKS, DIGEST
 
 pytestmark = pytest.mark.django_db
 

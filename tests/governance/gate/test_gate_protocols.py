@@ -6,15 +6,11 @@ from rest_framework.test import APIClient
 
 from governance.access.services import api_token_create
 from governance.models import ChangeStatus, DeploymentCheck
-from tests.governance.gate_world import DIGEST
+from tests.governance.gate.gate_world import question
 
 pytestmark = pytest.mark.django_db
 FLAGGER = "/api/v1/gates/flagger/"
 STATUS = "/api/v1/gates/status/"
-
-
-def question(world) -> dict:
-    return {"change": world["change"].number, "service": "payments-api", "environment": "prod", "artifact": DIGEST}
 
 
 def flagger_hook(world, token: str, **metadata) -> dict:

@@ -16,6 +16,11 @@ CHECKS = "/api/v1/deployment-checks/"
 DIGEST = "sha256:" + "c" * 64
 
 
+def question(world) -> dict:
+    """What a pipeline asks the gate about the world: its change, deploying its build of payments-api to prod."""
+    return {"change": world["change"].number, "service": "payments-api", "environment": "prod", "artifact": DIGEST}
+
+
 @pytest.fixture
 def world(admin_user, pipeline):
     team = make_team("payments")

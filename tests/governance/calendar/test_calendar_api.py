@@ -31,7 +31,7 @@ from governance.models import (
     Occurrence,
 )
 from governance.roles import Role
-from tests.factories import make_change, make_ci, make_environment, make_team, make_user
+from tests.factories import make_change, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -57,31 +57,6 @@ def names_field(response, field: str) -> bool:
 
 def message(response) -> str:
     return " ".join(e["message"] for e in errors(response))
-
-
-@pytest.fixture
-def staging(db):
-    return make_environment("staging", 1)
-
-
-@pytest.fixture
-def prod(db):
-    return make_environment("prod", 2, is_production=True)
-
-
-@pytest.fixture
-def search_team(db):
-    return make_team("search", name="Search")
-
-
-@pytest.fixture
-def payments_api(team):
-    return make_ci("payments-api", team=team, criticality=3)
-
-
-@pytest.fixture
-def search_api(search_team):
-    return make_ci("search-api", team=search_team, criticality=3)
 
 
 @pytest.fixture

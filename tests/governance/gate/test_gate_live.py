@@ -19,7 +19,7 @@ from governance.access.services import api_token_create
 from governance.access.tasks import sessions_clear_expired
 from governance.celery import app
 from governance.models import ChangeStatus, DeploymentCheck
-from tests.governance.gate_world import CHECKS, DIGEST
+from tests.governance.gate.gate_world import CHECKS, DIGEST
 
 README = Path(settings.BASE_DIR) / "README.md"
 # The check's latency target (p99 at 16 concurrent clients under gunicorn, tests/bench/bench_gate.py); here,

@@ -12,7 +12,6 @@ from django.utils import timezone
 
 from governance.changes.services import (
     change_request_create,
-    change_request_transition,
     change_request_update,
 )
 from governance.changes.standard import (
@@ -25,6 +24,7 @@ from governance.gate.services import Question, deployment_check
 from governance.models import ApprovalRequirement, ChangeRequest, ChangeStatusChange, StandardChangeTemplate
 from governance.models import ChangeStatus as S
 from tests.factories import make_change, make_ci, make_environment, make_template, sealed
+from tests.governance.helpers import submit
 
 pytestmark = pytest.mark.django_db
 
@@ -60,10 +60,6 @@ def standard(requester, template, *, cis, environment, **fields) -> ChangeReques
     """A draft standard change written as a draft is stored, whatever its fit: submission must still check it."""
     return make_change(requester, cis=cis, environment=environment, change_type="standard", template=template,
                        backout_plan="", **fields)
-
-
-def submit(change: ChangeRequest) -> ChangeRequest:
-    return change_request_transition(actor=change.requester, change=change, target=S.SUBMITTED)
 
 
 def refused_on_submit(change: ChangeRequest) -> Conflict:

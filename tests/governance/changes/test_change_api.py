@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
-from governance.changes.services import approval_record, change_request_transition
+from governance.changes.services import approval_record
 from governance.models import (
     Approval,
     ApprovalPolicy,
@@ -21,7 +21,8 @@ from governance.models import (
     PolicyRequirement,
 )
 from governance.roles import Role
-from tests.factories import make_change, make_ci, make_environment, make_team, make_template, make_user
+from tests.factories import make_change, make_ci, make_template, make_user
+from tests.governance.helpers import submit
 
 pytestmark = pytest.mark.django_db
 
@@ -64,38 +65,9 @@ def later(hours: float) -> str:
 
 
 @pytest.fixture
-def search_team(db):
-    return make_team("search", name="Search")
-
-
-@pytest.fixture
-def staging(db):
-    return make_environment("staging", 1)
-
-
-@pytest.fixture
-def prod(db):
-    return make_environment("prod", 2, is_production=True)
-
-
-@pytest.fixture
-def payments_api(team):
-    return make_ci("payments-api", team=team, criticality=3)
-
-
-@pytest.fixture
-def search_api(search_team):
-    return make_ci("search-api", team=search_team, criticality=3)
-
-
-@pytest.fixture
 def draft(requester, payments_api, staging):
     """A complete draft touching the payments team's CI; the default policies ask one CAB member."""
     return make_change(requester, cis=[payments_api], environment=staging)
-
-
-def submit(change):
-    return change_request_transition(actor=change.requester, change=change, target=ChangeStatus.SUBMITTED)
 
 
 @pytest.fixture

@@ -9,16 +9,11 @@ from governance.changes.services import approval_record, change_request_transiti
 from governance.changes.workflow import TRANSITIONS, Mover
 from governance.models import Approval, CabMeeting, ChangeStatusChange, StandardChangeTemplate
 from governance.models import ChangeStatus as S
-from tests.factories import make_change, make_ci, make_environment, make_user
+from tests.factories import make_change, make_ci, make_user
 
 pytestmark = pytest.mark.django_db
 
 CHANGES = "/admin/governance/changerequest/"
-
-
-@pytest.fixture
-def staging(db):
-    return make_environment("staging", 2)
 
 
 def in_review(requester, environment):

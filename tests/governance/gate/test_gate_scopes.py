@@ -10,7 +10,7 @@ from governance.access.services import api_token_create
 from governance.models import ApiToken, DeploymentCheck
 from releases.models import Artifact, Deployment
 from tests.factories import make_ci, sealed
-from tests.governance.gate_world import CHECKS, DIGEST
+from tests.governance.gate.gate_world import CHECKS, DIGEST, question
 
 pytestmark = pytest.mark.django_db
 
@@ -21,10 +21,6 @@ def client_for(pipeline, *, services=(), environments=()) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.secret}")
     return client
-
-
-def question(world) -> dict:
-    return {"change": world["change"].number, "service": "payments-api", "environment": "prod", "artifact": DIGEST}
 
 
 def test_a_token_for_its_own_service_and_environment_asks(pipeline, world):

@@ -14,7 +14,7 @@ from governance.changes.services import approval_record, change_request_transiti
 from governance.models import ChangeStatus as S
 from governance.models import FreezeWindow, Lockdown, MaintenanceWindow, Occurrence
 from governance.roles import Role
-from tests.factories import make_change, make_ci, make_environment, make_user, sealed
+from tests.factories import make_change, make_ci, make_user, sealed
 
 pytestmark = pytest.mark.django_db
 
@@ -24,11 +24,6 @@ SCOPE = {"ci_types": "", "tags": "", "max_criticality": ""}
 WINDOW = {**SCOPE, "timezone": "Europe/London", "recurrence": "rrule", "rrule": "FREQ=WEEKLY;BYDAY=FR",
           "start_date": "2026-01-02", "start_time": "16:00", "duration_minutes": str((2 * 24 + 14) * 60),
           "business_days": "0", "holiday_region": "", "active": "on", "_save": "Save"}
-
-
-@pytest.fixture
-def prod(db):
-    return make_environment("prod", 3, is_production=True)
 
 
 @pytest.fixture
