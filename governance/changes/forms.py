@@ -5,7 +5,8 @@ from datetime import date, datetime, time, timedelta
 import django_filters
 from django import forms
 from django.contrib.auth import get_user_model
-from django.db.models import QuerySet
+from django.db import models
+from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from cmdb.models import ConfigurationItem, Environment
@@ -16,9 +17,11 @@ from governance.models.changes import (
     CabAgendaItem,
     CabMeeting,
     ChangeRequest,
+    ChangeStatus,
     ChangeType,
     Decision,
     ReleaseStrategy,
+    RiskLevel,
     StandardChangeTemplate,
 )
 from governance.roles import APPROVER_ROLES, Role
@@ -141,13 +144,41 @@ class RetrospectiveForm(forms.Form):
     notes = PlainTextField(required=True, label="What the review found")
 
 
+class AnyOfField(django_filters.fields.MultipleChoiceField):
+    """Choices of which any matches. A page's select sends its "any" option as an empty value, which means no
+    filter rather than a choice that does not exist."""
+
+    def clean(self, value):
+        if isinstance(value, list | tuple):
+            value = [item for item in value if item not in ("", None)]
+        return super().clean(value)
+
+
+class AnyOfFilter(django_filters.MultipleChoiceFilter):
+    field_class = AnyOfField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("distinct", False)  # a column of the change itself: no join to repeat rows
+        super().__init__(*args, **kwargs)
+
+
+def _midnight(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def _after(day: date) -> datetime | None:
+    """The first moment after `day` (UTC), or None for the last day there is."""
+    return None if day >= date.max else _midnight(day + timedelta(days=1))
+
+
 class CabQueueFilter(ChangeRequestFilter):
     """The changes API's filters, shaped for the queue page: only the states the queue holds, days for the
     window (a change shows if its window meets them), and one tick box for "awaiting my approval" that,
-    left unticked, leaves the queue whole."""
+    left unticked, leaves the queue whole. An empty choice means any."""
 
-    status = django_filters.MultipleChoiceFilter(choices=[(state.value, state.label) for state in ACTIVE_STATES],
-                                                 label="Status")
+    status = AnyOfFilter(choices=[(state.value, state.label) for state in ACTIVE_STATES], label="Status")
+    change_type = AnyOfFilter(choices=ChangeType.choices, label="Type")
+    risk_level = AnyOfFilter(choices=RiskLevel.choices, label="Risk")
     window_from = django_filters.DateFilter(method="window_ends_after", label="Window from",
                                             widget=forms.DateInput(attrs={"type": "date"}))
     window_to = django_filters.DateFilter(method="window_starts_before", label="Window to",
@@ -156,13 +187,11 @@ class CabQueueFilter(ChangeRequestFilter):
                                                widget=forms.CheckboxInput)
 
     def window_ends_after(self, queryset, name, day):
-        return queryset.filter(planned_end__gt=timezone.make_aware(datetime.combine(day, time.min)))
+        return queryset.filter(planned_end__gt=_midnight(day))
 
     def window_starts_before(self, queryset, name, day):
-        if day >= date.max:  # nothing starts after the last day there is
-            return queryset
-        next_day = timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min))
-        return queryset.filter(planned_start__lt=next_day)
+        after = _after(day)  # nothing starts after the last day there is
+        return queryset if after is None else queryset.filter(planned_start__lt=after)
 
     @property
     def form(self):
@@ -173,6 +202,87 @@ class CabQueueFilter(ChangeRequestFilter):
 
     def only_mine(self, queryset, name, value):
         return queryset.filter(awaits_me=1) if value else queryset
+
+
+class Mine(models.TextChoices):
+    REQUESTED = "requested", "Requested by me"
+    IMPLEMENTING = "implementing", "Carried out by me"
+    EITHER = "either", "Requested or carried out by me"
+
+
+class DatesOf(models.TextChoices):
+    WINDOW = "window", "Window"
+    UPDATED = "updated", "Last updated"
+    RAISED = "raised", "Raised"
+
+
+class ChangeListFilter(ChangeRequestFilter):
+    """Every change in any state, for finding one again: a draft of mine, what closed last month. `mine` puts
+    my drafts first. The days `since` and `until` (UTC) apply to the window (it meets them), the last update
+    or the day the change was raised, as `dates` says."""
+
+    q = django_filters.CharFilter(method="number_or_title", label="Number or title")
+    status = AnyOfFilter(choices=ChangeStatus.choices, label="Status")
+    change_type = AnyOfFilter(choices=ChangeType.choices, label="Type")
+    risk_level = AnyOfFilter(choices=RiskLevel.choices, label="Risk")
+    mine = django_filters.ChoiceFilter(choices=Mine.choices, method="involving_me", label="Whose",
+                                       empty_label="anyone's")
+    dates = django_filters.ChoiceFilter(choices=DatesOf.choices, method="dates_apply", label="Dates of",
+                                        empty_label=None)
+    since = django_filters.DateFilter(method="dates_from", label="From",
+                                      widget=forms.DateInput(attrs={"type": "date"}))
+    until = django_filters.DateFilter(method="dates_to", label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    # None takes an inherited filter away (django-filter's way); the stubs see a field of another type.
+    window_from = None  # type: ignore[assignment]  # `dates`, `since` and `until` instead
+    window_to = None  # type: ignore[assignment]
+    awaiting_me = None  # the queue's
+
+    @property
+    def form(self):
+        form = super().form
+        for name in ("team", "environment"):
+            form.fields[name].empty_label = "any"
+        return form
+
+    def number_or_title(self, queryset, name, value):
+        value = value.strip()
+        return queryset.filter(Q(number__iexact=value) | Q(title__icontains=value)) if value else queryset
+
+    def involving_me(self, queryset, name, value):
+        user = self.request.user
+        who = {Mine.REQUESTED: Q(requester=user), Mine.IMPLEMENTING: Q(implementer=user)}.get(
+            value, Q(requester=user) | Q(implementer=user))
+        return queryset.filter(who)
+
+    def dates_apply(self, queryset, name, value):
+        return queryset  # read by `since` and `until`
+
+    def _dated(self) -> str:
+        return self.form.cleaned_data.get("dates") or DatesOf.WINDOW
+
+    def dates_from(self, queryset, name, day):
+        start = _midnight(day)
+        field = {DatesOf.WINDOW: "planned_end__gt", DatesOf.UPDATED: "updated_at__gte",
+                 DatesOf.RAISED: "created_at__gte"}[DatesOf(self._dated())]
+        return queryset.filter(**{field: start})
+
+    def dates_to(self, queryset, name, day):
+        after = _after(day)
+        if after is None:
+            return queryset.exclude(planned_start=None) if self._dated() == DatesOf.WINDOW else queryset
+        field = {DatesOf.WINDOW: "planned_start__lt", DatesOf.UPDATED: "updated_at__lt",
+                 DatesOf.RAISED: "created_at__lt"}[DatesOf(self._dated())]
+        return queryset.filter(**{field: after})
+
+    def filter_queryset(self, queryset):
+        """Filtered as asked (filters with errors left out); with `mine`, drafts first. The order otherwise is
+        the one given (the page's: most recently updated first)."""
+        queryset = super().filter_queryset(queryset)
+        if self.form.cleaned_data.get("mine"):
+            drafts_first = Case(When(status=ChangeStatus.DRAFT, then=Value(0)), default=Value(1),
+                                output_field=IntegerField())
+            return queryset.order_by(drafts_first, "-updated_at", "-pk")
+        return queryset
 
 
 def cab_people() -> QuerySet:

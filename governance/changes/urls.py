@@ -5,6 +5,7 @@ from governance.changes import views
 app_name = "governance"
 urlpatterns = [
     path("changes/", views.cab_queue, name="cab_queue"),
+    path("changes/all/", views.change_list, name="change_list"),
     path("changes/new/", views.change_create, name="change_create"),
     path("changes/ci-search/", views.change_ci_search, name="change_ci_search"),
     path("changes/<str:number>/", views.change_detail, name="change_detail"),

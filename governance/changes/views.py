@@ -26,8 +26,10 @@ from governance.changes.forms import (
     ChangeRequestForm,
     ChangeTransitionForm,
     RetrospectiveForm,
+    ChangeListFilter,
 )
 from governance.changes.permissions import (
+    Mine,
     can_raise_change,
     can_view_changes,
     edit_refusal,
@@ -91,6 +93,26 @@ def cab_queue(request):
 
 def _offered_moves(user, change: ChangeRequest) -> list[tuple[str, str]]:
     """Buttons for the moves this person plays a part in; whether the move may happen now is the service's
+# --- every change ------------------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def change_list(request):
+    """Every change in any state, most recently updated first (with `mine`, my drafts first), to find one
+    again: a saved draft, or what happened in a period."""
+    _require_change_reader(request.user)
+    changes = selectors.change_requests_visible_to(request.user).order_by("-updated_at", "-pk")
+    filterset = ChangeListFilter(request.GET or None, queryset=changes, request=request)
+    page, query = page_of(request, filterset.qs, QUEUE_PAGE_SIZE)
+    mine = filterset.form["mine"].value() in Mine.values
+    narrowed = any(value for name, value in request.GET.items() if name not in ("mine", "dates", "page"))
+    return render(request, "governance/changes/change_list.html", {
+        "filter": filterset, "page": page, "query": query, "mine": mine, "narrowed": narrowed,
+        "can_raise": can_raise_change(request.user),
+    })
+
+
     answer when they press one."""
     mover = mover_facts(user, change)
     return [(target, MOVE_LABELS[target]) for target in user_moves(change.status)
