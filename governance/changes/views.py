@@ -23,13 +23,13 @@ from governance.changes.forms import (
     CabMeetingRecordForm,
     CabQueueFilter,
     ChangeDecisionForm,
+    ChangeListFilter,
     ChangeRequestForm,
     ChangeTransitionForm,
+    Mine,
     RetrospectiveForm,
-    ChangeListFilter,
 )
 from governance.changes.permissions import (
-    Mine,
     can_raise_change,
     can_view_changes,
     edit_refusal,
@@ -88,11 +88,6 @@ def cab_queue(request):
     })
 
 
-# --- one change --------------------------------------------------------------------------------------------
-
-
-def _offered_moves(user, change: ChangeRequest) -> list[tuple[str, str]]:
-    """Buttons for the moves this person plays a part in; whether the move may happen now is the service's
 # --- every change ------------------------------------------------------------------------------------------
 
 
@@ -113,6 +108,11 @@ def change_list(request):
     })
 
 
+# --- one change --------------------------------------------------------------------------------------------
+
+
+def _offered_moves(user, change: ChangeRequest) -> list[tuple[str, str]]:
+    """Buttons for the moves this person plays a part in; whether the move may happen now is the service's
     answer when they press one."""
     mover = mover_facts(user, change)
     return [(target, MOVE_LABELS[target]) for target in user_moves(change.status)
