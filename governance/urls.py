@@ -1,10 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from governance import health
+from governance import health, landing
 from governance.changes.ical import calendar_feed
 
 api_v1 = [
@@ -17,7 +16,7 @@ api_v1 = [
 ]
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="cmdb:ci_list", permanent=False), name="home"),
+    path("", landing.landing, name="home"),  # by role; also where a login without next= goes
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", health.health, name="health"),

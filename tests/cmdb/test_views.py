@@ -75,7 +75,8 @@ def test_anonymous_visitor_is_sent_to_the_login_page(client, estate):
     assert response["Location"].startswith("/login/")
 
 
-def test_the_home_page_leads_to_the_cmdb(client):
+def test_the_home_page_leads_a_reader_without_other_work_to_the_cmdb(client, admin_user):
+    client.force_login(admin_user)  # each role's own landing: tests/governance/test_landing.py
     response = client.get("/")
     assert response.status_code == 302
     assert response["Location"] == LIST
@@ -255,7 +256,7 @@ def test_the_login_page_renders_a_form(client):
 
 
 def test_a_good_login_lands_on_the_cmdb_or_the_page_asked_for(client, cab_member, estate):
-    response = client.post("/login/", {"username": "cab_member", "password": "pw-for-tests"})
+    response = client.post("/login/", {"username": "cab_member", "password": "pw-for-tests", "next": LIST})
     assert response.status_code == 302
     assert response["Location"] == LIST
     assert len(listed(client.get(LIST))) == 4
