@@ -6,4 +6,5 @@ from governance.access import views
 urlpatterns = [
     path("tokens/", views.token_list, name="token_list"),
     path("tokens/<int:pk>/revoke/", views.token_revoke, name="token_revoke"),
+    path("tokens/<int:pk>/rotate/", views.token_rotate, name="token_rotate"),
 ]

@@ -94,10 +94,14 @@ def test_nobody_revokes_another_users_token(requester, cab_member):
     assert api_token_authenticate(issued.secret) is not None
 
 
-def test_only_an_admin_issues_tokens_for_someone_else(requester, cab_member, admin_user):
+def test_only_an_admin_issues_tokens_for_someone_else_and_only_for_a_service_account(requester, cab_member,
+                                                                                      admin_user, pipeline):
     with pytest.raises(Forbidden):
-        api_token_create(actor=cab_member, owner=requester, name="sneaky")
-    assert api_token_create(actor=admin_user, owner=requester, name="pipeline").token.user == requester
+        api_token_create(actor=cab_member, owner=pipeline, name="sneaky")
+    assert api_token_create(actor=admin_user, owner=pipeline, name="pipeline").token.user == pipeline
+    with pytest.raises(Forbidden) as refused:  # a person's token would let the admin act, and approve, as them
+        api_token_create(actor=admin_user, owner=requester, name="pipeline")
+    assert refused.value.field == "owner"
 
 
 @pytest.mark.parametrize(("name", "days", "field"), [("", None, "name"), ("ok", 0, "expires_days")])
