@@ -227,6 +227,10 @@ USE_X_FORWARDED_FOR = env_bool("USE_X_FORWARDED_FOR", False)
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "changeboard@localhost")
+# The site's address as people reach it, for the links in e-mail (a mail client cannot follow a relative link).
+CHANGEBOARD_BASE_URL = env_str("CHANGEBOARD_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+if not CHANGEBOARD_BASE_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(f"CHANGEBOARD_BASE_URL={CHANGEBOARD_BASE_URL!r} must start with http:// or https://")
 
 # Production hardening: on unless DEBUG, each overridable for a TLS-terminating proxy.
 _secure = not DEBUG

@@ -5,6 +5,8 @@ from operator import attrgetter
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.template.response import TemplateResponse
 
 from cmdb.choices import CIType
 from governance.changes.permissions import can_approve_templates
@@ -104,11 +106,25 @@ class ChangeRequestAdmin(admin.ModelAdmin):
             actor=request.user, change=change, decision=Decision.APPROVE, comment="approved in the admin"),
             "approved by you", **CHANGES)
 
-    @admin.action(description="Reject as me")
+    @admin.action(description="Reject as me (asks why)")
     def reject_as_me(self, request, queryset):
-        each_selected(self, request, queryset, lambda change: approval_record(
-            actor=request.user, change=change, decision=Decision.REJECT, comment="rejected in the admin"),
-            "rejected by you", **CHANGES)
+        """A rejection says why: this action first asks for the reason (the requester is told it), then
+        rejects each selected change with it through the approval service."""
+        form = RejectionForm(request.POST if "confirm" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            each_selected(self, request, queryset, lambda change: approval_record(
+                actor=request.user, change=change, decision=Decision.REJECT, comment=form.cleaned_data["reason"]),
+                "rejected by you", **CHANGES)
+            return None
+        return TemplateResponse(request, "admin/governance/changerequest/reject_confirmation.html", {
+            **self.admin_site.each_context(request), "title": "Reject changes: why?", "opts": self.model._meta,
+            "changes": queryset.order_by("pk"), "form": form, "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        })
+
+
+class RejectionForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 4, "cols": 80}), strip=True,
+                             label="Why reject them", help_text="Required: the requesters are told.")
 
 
 @admin.register(Approval)

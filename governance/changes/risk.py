@@ -24,7 +24,8 @@ class RiskFacts:
     has_test_evidence: bool
     has_rollback_triggers: bool
     freeze_nearness_points: int = 0  # from the freeze calendar
-    freeze_names: tuple[str, ...] | list[str] = ()
+    freeze_names: tuple[str, ...] | list[str] = ()  # freezes within 48 hours of the window
+    freezes_inside: tuple[str, ...] | list[str] = ()  # freezes the window meets
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,9 @@ def assess(facts: RiskFacts) -> Assessment:
     else:
         add("recent failures", "no recent changes to these CIs", 0)
     if facts.freeze_nearness_points:
-        add("freeze nearness", "within 48 hours of " + ", ".join(facts.freeze_names or ["a freeze"]),
-            facts.freeze_nearness_points)
+        where = [*(["inside " + ", ".join(facts.freezes_inside)] if facts.freezes_inside else []),
+                 *(["within 48 hours of " + ", ".join(facts.freeze_names)] if facts.freeze_names else [])]
+        add("freeze nearness", "; ".join(where) or "within 48 hours of a freeze", facts.freeze_nearness_points)
     add("backout plan", "present" if facts.has_backout_plan else "missing", 0 if facts.has_backout_plan else 10)
     add("test evidence", "present" if facts.has_test_evidence else "missing", 0 if facts.has_test_evidence else 10)
     score = min(100, sum(f["points"] for f in factors))

@@ -1,15 +1,20 @@
 """Reads of changes shared by the queue, the change page, the API and exports."""
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import cast
 
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from guardian.shortcuts import get_users_with_perms
 
 from cmdb.models import Team
+from governance.calendar.selectors import FreezeHit
+from governance.calendar.verdict import calendar_verdict
 from governance.changes.permissions import (
     approver_roles,
     can_view_changes,
@@ -18,9 +23,10 @@ from governance.changes.permissions import (
     team_role_grants,
 )
 from governance.core.errors import Conflict, DomainError, Forbidden
+from governance.models.calendar import Lockdown
 from governance.models.changes import ACTIVE_STATES, Approval, ApprovalRequirement, ChangeRequest, Decision
 from governance.models.changes import ChangeStatus as S
-from governance.roles import APPROVER_ROLES
+from governance.roles import APPROVER_ROLES, Role, team_role_codename
 
 
 @dataclass(frozen=True)
@@ -166,9 +172,127 @@ def approval_checklist(change: ChangeRequest, state: ApprovalState | None = None
             for item in state.outstanding()]
 
 
-def can_decide(user, change: ChangeRequest, state: ApprovalState | None = None) -> bool:
-    """Whether the approve and reject buttons are offered to `user` (the service decides for real)."""
-    return decision_refusal(user, change, state or ApprovalState.of(change)) is None
+def decision_barred(user, change: ChangeRequest, state: ApprovalState, refusal: DomainError | None) -> str:
+    """Why `user`, who holds a role this revision asks for, may not decide on it while it is in review (their
+    own change, already decided, their role already given...), from `decision_refusal`'s answer `refusal`: told
+    instead of buttons that are not there. Empty when they may decide, or when they hold no role the change asks
+    for (they have nothing to decide)."""
+    if change.status != S.CAB_REVIEW or refusal is None:
+        return ""
+    if not approver_roles(user, change) & {r.role.name for r in state.requirements}:
+        return ""
+    return refusal.message
+
+
+# --- who can approve at all ------------------------------------------------------------------------------------
+
+def role_holders(change: ChangeRequest, roles: list[str], teams: list[Team] | None = None) -> set:
+    """Active people holding any of `roles`, as members of the role's group or for a team owning one of the
+    change's CIs."""
+    teams = owning_teams(change) if teams is None else teams
+    users = set(get_user_model().objects.filter(groups__name__in=roles, is_active=True))
+    for team in teams:
+        for role in roles:
+            # guardian's annotation covers its attach_perms form too, which gives names; this form gives users.
+            granted = cast(QuerySet, get_users_with_perms(team, only_with_perms_in=[team_role_codename(role)],  # type: ignore[arg-type]
+                                                          with_superusers=False))
+            users |= set(granted.filter(is_active=True))
+    return users
+
+
+def role_label(role: str) -> str:
+    return Role(role).label if role in Role.values else role
+
+
+def _person(user) -> str:
+    return user.get_full_name() or user.get_username()
+
+
+@dataclass(frozen=True)
+class ApprovalGap:
+    """A role the change still needs more approvals from than there are people who may give them: those who
+    may (`able`) and each other holder with why not (`barred`: "requester", "implementer" or the refusal)."""
+
+    role: str
+    lacking: int
+    able: list = field(default_factory=list)
+    barred: list[tuple] = field(default_factory=list)
+
+    @property
+    def message(self) -> str:
+        label = role_label(self.role)
+        if self.able:
+            head = (f"{label} must give {self.lacking} more approvals, and only "
+                    f"{', '.join(_person(user) for user in self.able)} may give one")
+        elif not self.barred:
+            head = f"Nobody holds {label}"
+        else:
+            but = [f"the {why} ({_person(user)})" if why in ("requester", "implementer") else f"{_person(user)} ({why})"
+                   for user, why in self.barred]
+            head = f"Nobody but {' and '.join(but)} holds {label}"
+        advice = ("choose another implementer" if any(why == "implementer" for _, why in self.barred)
+                  else f"ask an administrator to give {label} to someone else")
+        return f"{head}: nobody can approve this change; {advice}."
+
+
+def _why_barred(user, change: ChangeRequest, refusal: DomainError) -> str:
+    if user.pk == change.requester_id:
+        return "requester"
+    if user.pk == change.implementer_id:
+        return "implementer"
+    return refusal.message
+
+
+def approval_gaps(change: ChangeRequest, state: ApprovalState, teams: list[Team] | None = None) -> list[ApprovalGap]:
+    """The roles of `state` (the change's revision in review, or the requirements a draft would get) that fewer
+    people may approve for than approvals are lacking. Who may approve is `decision_refusal`'s answer for each
+    holder of the role: the rule the service and the approvers' mail follow."""
+    teams = owning_teams(change) if teams is None else teams
+    gaps = []
+    for item in (o for o in state.outstanding() if o.lacking):
+        lacking = item.needed - item.given
+        able, barred = [], []
+        for user in sorted(role_holders(change, [item.role], teams), key=lambda u: u.pk):
+            refusal = decision_refusal(user, change, state, teams=teams)
+            if refusal is not None:
+                barred.append((user, _why_barred(user, change, refusal)))
+            else:
+                able.append(user)
+                if len(able) >= lacking:  # enough: the others need not be asked (a large CAB is many queries)
+                    break
+        if len(able) < lacking:
+            gaps.append(ApprovalGap(role=item.role, lacking=lacking, able=able, barred=barred))
+    return gaps
+
+
+# --- the calendar's hold on a change -------------------------------------------------------------------------
+
+def change_hold(change: ChangeRequest, at: datetime) -> Lockdown | None:
+    """The lockdown holding `change` at `at`: a hold counts only while its lockdown is in force (one lifted or run
+    out holds nothing, though the change may still name it)."""
+    if change.held_by_id is None:
+        return None
+    return (Lockdown.objects.filter(Lockdown.in_force_at(at), pk=change.held_by_id)
+            .select_related("declared_by").first())
+
+
+def change_holds(changes, at: datetime) -> dict[int, Lockdown]:
+    """`change_hold` for a page of changes, in one query: the lockdown holding each one held at `at`."""
+    ids = {change.held_by_id for change in changes if change.held_by_id is not None}
+    if not ids:
+        return {}
+    in_force = {lockdown.pk: lockdown for lockdown in
+                Lockdown.objects.filter(Lockdown.in_force_at(at), pk__in=ids).select_related("declared_by")}
+    return {change.pk: in_force[change.held_by_id] for change in changes if change.held_by_id in in_force}
+
+
+def stopping_freezes(change: ChangeRequest, at: datetime, cis: list | None = None) -> list[FreezeHit]:
+    """The hard freezes over the change's window that stop it (the calendar's verdict, which approval, scheduling
+    and implementation ask): none for an emergency change or a change without a window. `cis` are the change's,
+    when the caller read them already."""
+    cis = list(change.affected_cis.all()) if cis is None else cis
+    return calendar_verdict(cis, change.environment_id, change.change_type, change.planned_start,
+                            change.planned_end, at).stopping_freezes
 
 
 def retrospectives_overdue() -> QuerySet[ChangeRequest]:

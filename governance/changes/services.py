@@ -1,5 +1,6 @@
 """Every write to a change: one function per use case, one transaction, the actor passed in."""
 
+import copy
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -19,7 +20,7 @@ from governance.calendar.selectors import (
 )
 from governance.calendar.verdict import calendar_verdict
 from governance.changes import risk
-from governance.changes.notifications import approvers_notify_queued
+from governance.changes.notifications import approvers_notify_queued, requester_notify_queued
 from governance.changes.permissions import (
     can_raise_change,
     edit_refusal,
@@ -27,14 +28,20 @@ from governance.changes.permissions import (
     owning_teams,
     retrospective_refusal,
 )
-from governance.changes.selectors import ApprovalState, decision_refusal, decision_roles, outstanding_approvals
+from governance.changes.selectors import (
+    ApprovalState,
+    change_hold,
+    decision_refusal,
+    decision_roles,
+    outstanding_approvals,
+)
 from governance.changes.standard import fit_refusal
 from governance.changes.workflow import ChangeFacts, transition_refusal
 from governance.core.actors import ActingUser
 from governance.core.errors import Conflict, Forbidden, InvalidInput
 from governance.core.fields import field_label
 from governance.core.inputs import MAX_NAMES_PER_LIST
-from governance.models.calendar import Lockdown, MaintenanceEnforcement, Severity
+from governance.models.calendar import MaintenanceEnforcement, Severity
 from governance.models.changes import (
     Approval,
     ApprovalPolicy,
@@ -99,6 +106,12 @@ def _move(change: ChangeRequest, target: str, *, actor: ActingUser | None, reaso
     if target == S.DRAFT:  # a resubmission is reviewed afresh: earlier requirements and approvals stop counting
         change.revision += 1
     change.save()
+    if target in TOLD_TO_REQUESTER:
+        requester_notify_queued.delay_on_commit(change.pk, target, actor.pk if actor is not None else None)
+
+
+# The moves the requester and the implementer are told of by e-mail (the approvers are told of reviews).
+TOLD_TO_REQUESTER = (S.APPROVED, S.REJECTED, S.SCHEDULED)
 
 
 def _validated(change: ChangeRequest) -> None:
@@ -226,9 +239,9 @@ def calendar_refusal(change: ChangeRequest, *, target: str, now: datetime) -> st
     a lockdown, a hard freeze over its window (emergency changes excepted: the emergency CAB decides), or a
     maintenance window it falls outside of where that is refused."""
     cis = list(change.affected_cis.all())
-    if target == S.IMPLEMENTING and change.held_by_id is not None:
-        held_by = Lockdown.objects.filter(Lockdown.in_force_at(now), pk=change.held_by_id).first()
-        if held_by is not None:  # a lockdown that ran out holds nothing
+    if target == S.IMPLEMENTING:
+        held_by = change_hold(change, now)
+        if held_by is not None:
             return f"This change is on hold: {held_by}."
     verdict = calendar_verdict(cis, change.environment_id, change.change_type, change.planned_start,
                                change.planned_end, now)
@@ -322,13 +335,12 @@ def _approve_automatically(change: ChangeRequest, *, reason: str, now: datetime)
         audit_record("freeze_override", obj=change, context={"freezes": overridden, "approved_by": "Changeboard"})
 
 
-def _keep_compliance(change: ChangeRequest, cis: list[ConfigurationItem], *, fresh: bool) -> None:
-    """Keep on the change the strictest flags, tier and tags each of its CIs had since submission (`fresh`
+def _kept_compliance(change: ChangeRequest, cis: list[ConfigurationItem], *, fresh: bool) -> dict:
+    """What the change keeps: the strictest flags, tier and tags each of its CIs had since submission (`fresh`
     starts again from the CIs as they are): lowering them while the change is open does not thin its approvals,
     nor does taking a CI off the change and putting it back."""
     kept = {} if fresh else change.compliance_at_submission
-    change.compliance_at_submission = {**kept, **{str(ci.pk): _strictest(ci, kept.get(str(ci.pk), {}))
-                                                  for ci in cis}}
+    return {**kept, **{str(ci.pk): _strictest(ci, kept.get(str(ci.pk), {})) for ci in cis}}
 
 
 def _strictest(ci: ConfigurationItem, kept: dict) -> dict:
@@ -343,8 +355,16 @@ def _controls(change: ChangeRequest, ci: ConfigurationItem) -> dict:
 
 
 def _assess(change: ChangeRequest, *, now: datetime, fresh: bool = False) -> None:
+    for name, value in _assessment(change, now=now, fresh=fresh).items():
+        setattr(change, name, value)
+    change.save()
+
+
+def _assessment(change: ChangeRequest, *, now: datetime, fresh: bool = False) -> dict:
+    """What assessing the change now gives (its fields, unsaved): the compliance it keeps, its risk factor by
+    factor, the recommended strategy and its blast radius."""
     cis = list(change.affected_cis.all())
-    _keep_compliance(change, cis, fresh=fresh)
+    compliance = _kept_compliance(change, cis, fresh=fresh)
     impacted = {ci.pk for ci in cis}
     for ci in cis:
         impacted |= {entry.ci_id for entry in impact_walk(ci.pk, direction="dependents")}
@@ -355,12 +375,15 @@ def _assess(change: ChangeRequest, *, now: datetime, fresh: bool = False) -> Non
     ).exclude(pk=change.pk).distinct()
     failed_ids = set(ChangeStatusChange.objects.filter(change__in=recent, to_status__in=[S.FAILED, S.ROLLED_BACK])
                      .values_list("change_id", flat=True))
-    near = []
+    inside, near = [], []
     if change.planned_start and change.planned_end:
+        inside = freezes_covering(cis, change.environment_id, change.planned_start, change.planned_end)
         near = freezes_covering(cis, change.environment_id, change.planned_start - FREEZE_NEAR,
                                 change.planned_end + FREEZE_NEAR)
+    inside_names = sorted({hit.freeze.name for hit in inside})
     assessment = risk.assess(risk.RiskFacts(
-        highest_criticality=min((_controls(change, ci)["criticality"] for ci in cis), default=None),
+        highest_criticality=min((_strictest(ci, compliance.get(str(ci.pk), {}))["criticality"] for ci in cis),
+                                default=None),
         blast_radius=len(impacted) - len(ci_ids), change_type=change.change_type,
         production=bool(change.environment and change.environment.is_production),
         recent_changes=recent.count(), recent_failures=len(failed_ids),
@@ -369,14 +392,25 @@ def _assess(change: ChangeRequest, *, now: datetime, fresh: bool = False) -> Non
                                                           change.rollback_latency_p99_ms,
                                                           change.rollback_failed_health_checks)),
         freeze_nearness_points=10 if near else 0,
-        freeze_names=sorted({hit.freeze.name for hit in near}),
+        freezes_inside=inside_names,
+        freeze_names=sorted({hit.freeze.name for hit in near} - set(inside_names)),
     ))
-    change.risk_score, change.risk_level = assessment.score, assessment.level
-    change.risk_factors = assessment.factors
-    change.recommended_strategy = assessment.recommended_strategy
-    change.recommended_strategy_reason = assessment.strategy_reason
-    change.impacted_ci_ids = sorted(impacted)
-    change.save()
+    return {"compliance_at_submission": compliance, "risk_score": assessment.score, "risk_level": assessment.level,
+            "risk_factors": assessment.factors, "recommended_strategy": assessment.recommended_strategy,
+            "recommended_strategy_reason": assessment.strategy_reason, "impacted_ci_ids": sorted(impacted)}
+
+
+def approval_preview(change: ChangeRequest, *, now: datetime | None = None) -> ApprovalState:
+    """The approvals submitting this draft now would ask for, worked out as submission does (assessed, then the
+    matching policies and soft freezes), writing nothing. A standard change asks none: its template approves."""
+    draft = copy.copy(change)  # assessed in memory only
+    for name, value in _assessment(draft, now=now or timezone.now(), fresh=True).items():
+        setattr(draft, name, value)
+    if change.change_type == ChangeType.STANDARD:
+        return ApprovalState(approvals=[], requirements=[])
+    return ApprovalState(approvals=[], requirements=[
+        ApprovalRequirement(change=change, role=role, count=count, policies=names, revision=change.revision)
+        for count, role, names in _needs(draft).values()])
 
 
 def matching_policies(change: ChangeRequest) -> list[ApprovalPolicy]:
@@ -404,6 +438,17 @@ def matching_policies(change: ChangeRequest) -> list[ApprovalPolicy]:
 
 def _require_approvals(change: ChangeRequest) -> bool:
     """Derive what the change needs at its current revision from the matching policies; True if anything."""
+    needs = _needs(change)
+    ApprovalRequirement.objects.bulk_create([
+        ApprovalRequirement(change=change, role=role, count=count, policies=names, revision=change.revision)
+        for count, role, names in needs.values()
+    ])
+    return bool(needs)
+
+
+def _needs(change: ChangeRequest) -> dict[int, tuple]:
+    """What the change needs from the matching policies and the soft freezes over its window: by role id, the
+    count, the role and the policies that ask it."""
     needs: dict[int, tuple] = {}
     for policy in matching_policies(change):
         for requirement in policy.requirements.all():
@@ -417,11 +462,7 @@ def _require_approvals(change: ChangeRequest) -> bool:
             assert freeze.extra_approval_role_id is not None  # a constraint: a soft freeze names its role
             count, role, names = needs.get(freeze.extra_approval_role_id, (0, freeze.extra_approval_role, []))
             needs[freeze.extra_approval_role_id] = (count + 1, role, [*names, f"soft freeze: {freeze.name}"])
-    ApprovalRequirement.objects.bulk_create([
-        ApprovalRequirement(change=change, role=role, count=count, policies=names, revision=change.revision)
-        for count, role, names in needs.values()
-    ])
-    return bool(needs)
+    return needs
 
 
 def approval_record(*, actor: ActingUser, change: ChangeRequest, decision: str, comment: str = "") -> Approval:
@@ -435,6 +476,9 @@ def approval_record(*, actor: ActingUser, change: ChangeRequest, decision: str, 
         refusal = decision_refusal(actor, change, state, decision, teams)
         if refusal is not None:
             raise refusal
+        if decision == Decision.REJECT and not comment.strip():  # the requester is told why, and the record keeps it
+            raise InvalidInput("Say why you reject the change: the requester is told.", field="comment",
+                               code="required")
         if decision == Decision.APPROVE:
             calendar = calendar_refusal(change, target=S.APPROVED, now=now)
             if calendar:

@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Prefetch
 from django.http import QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -17,7 +18,9 @@ from cmdb import selectors as cmdb_selectors
 from cmdb.filters import ConfigurationItemFilter
 from cmdb.graph import NODE_HEIGHT, NODE_WIDTH, impact_picture
 from cmdb.models import ConfigurationItem
+from governance.calendar.permissions import can_read_calendar
 from governance.changes import selectors
+from governance.changes.advisories import change_advisories
 from governance.changes.forms import (
     CabMeetingForm,
     CabMeetingRecordForm,
@@ -80,8 +83,10 @@ def cab_queue(request):
     page, query = page_of(request, filterset.qs, QUEUE_PAGE_SIZE)
     page.object_list = list(page.object_list)
     conflicted = selectors.conflicted_change_ids(page.object_list)
+    holds = selectors.change_holds(page.object_list, timezone.now())
     for change in page.object_list:
         change.has_conflict = change.pk in conflicted
+        change.hold = holds.get(change.pk)
     return render(request, "governance/changes/cab_queue.html", {
         "filter": filterset, "page": page, "query": query,
         "can_raise": can_raise_change(request.user),
@@ -111,12 +116,14 @@ def change_list(request):
 # --- one change --------------------------------------------------------------------------------------------
 
 
-def _offered_moves(user, change: ChangeRequest) -> list[tuple[str, str]]:
+def _offered_moves(user, change: ChangeRequest, held: bool = False) -> list[tuple[str, str]]:
     """Buttons for the moves this person plays a part in; whether the move may happen now is the service's
-    answer when they press one."""
+    answer when they press one. A change a lockdown holds is not offered for implementation: the page shows
+    the hold instead."""
     mover = mover_facts(user, change)
     return [(target, MOVE_LABELS[target]) for target in user_moves(change.status)
-            if any(mover.plays(m) for m in TRANSITIONS[(change.status, target)])]
+            if any(mover.plays(m) for m in TRANSITIONS[(change.status, target)])
+            and not (held and target == S.IMPLEMENTING)]
 
 
 def _may_edit(user, change: ChangeRequest) -> bool:
@@ -134,20 +141,29 @@ def _may_review_retrospective(user, change: ChangeRequest) -> bool:
 
 def _state_context(user, change: ChangeRequest, *, form: ChangeDecisionForm | None = None, error: str = "",
                    done: str = "") -> dict:
-    """What the approval panel shows: the status, who still has to approve, and the decision form."""
+    """What the approval panel shows: the status, who still has to approve (while in review), and the decision
+    forms, or why this person, who holds a role the change asks for, may not decide."""
     state = selectors.ApprovalState.of(change)
     checklist = selectors.approval_checklist(change, state)
+    in_review = change.status == S.CAB_REVIEW
+    refusal = selectors.decision_refusal(user, change, state)
     for row in checklist:
         row["label"] = Role(row["role"]).label if row["role"] in Role.values else row["role"]
-        row["missing"] = max(0, row["needed"] - row["given"])
+        row["missing"] = max(0, row["needed"] - row["given"]) if in_review else 0
+    form = form or ChangeDecisionForm()
+    rejecting = form.is_bound and form.data.get("decision") == Decision.REJECT
     return {
         "change": change,
         "checklist": checklist,
-        "still_needed": [row for row in checklist if row["missing"]] if change.status == S.CAB_REVIEW else [],
-        "can_decide": selectors.can_decide(user, change, state),
-        "decision_form": form or ChangeDecisionForm(),
+        "still_needed": [row for row in checklist if row["missing"]],
+        "can_decide": refusal is None,
+        "decision_barred": selectors.decision_barred(user, change, state, refusal),
+        "decision_form": form,
         "decision_error": error,
         "decision_done": done,
+        # A refused rejection keeps its confirmation open with what was typed.
+        "reject_open": rejecting and bool(error),
+        "reject_comment": form.data.get("comment", "") if rejecting and error else "",
         "status_changes": list(change.status_changes.select_related("actor")),
     }
 
@@ -161,8 +177,15 @@ def change_detail(request, number: str):
     focus = next((ci for ci in cis if str(ci.pk) == request.GET.get("ci")), cis[0] if cis else None)
     impact = cmdb_selectors.ci_impact(focus, limit=IMPACT_LIMIT) if focus else None
     own = {ci.pk for ci in cis}
+    now = timezone.now()
+    hold = selectors.change_hold(change, now)
+    can_edit = _may_edit(request.user, change)
     context = {
         **_state_context(request.user, change),
+        "hold": hold,
+        "can_read_calendar": can_read_calendar(request.user),
+        # Who can approve is worked out for those who can act on the answer: it reads every holder of the roles.
+        "advisories": change_advisories(change, now=now, approvals=can_edit, cis=cis),
         "cis": cis,
         "focus": focus,
         "impact": impact,
@@ -171,8 +194,8 @@ def change_detail(request, number: str):
         "node_height": NODE_HEIGHT,
         "blast_radius": len(set(change.impacted_ci_ids) - own),
         "conflicts": list(selectors.change_conflicts(change)),
-        "moves": _offered_moves(request.user, change),
-        "can_edit": _may_edit(request.user, change),
+        "moves": _offered_moves(request.user, change, held=hold is not None),
+        "can_edit": can_edit,
         "retrospective_pending": _retrospective_pending(change),
         "can_review_retrospective": _may_review_retrospective(request.user, change),
         "retrospective_form": RetrospectiveForm(),
@@ -274,6 +297,8 @@ def _form_page(request, form: ChangeRequestForm, change: ChangeRequest | None, s
     initial = form.initial.get("cis", [])
     return render(request, "governance/changes/change_form.html", {
         "form": form, "change": change, "chosen": _chosen_cis(form, initial),
+        # What the saved change is warned of, shown while it is being fixed.
+        "advisories": change_advisories(change, now=timezone.now()) if change is not None else [],
     }, status=status)
 
 

@@ -77,7 +77,7 @@ def test_a_requester_sees_no_approve_button_on_their_own_change(page, change):
     expect(page.get_by_role("heading", name=re.compile(change.number))).to_be_visible()
     expect(page.locator("#change-state")).to_contain_text("Still needed: 1 approval from CAB member")
     expect(page.get_by_role("button", name="Approve")).to_have_count(0)
-    expect(page.get_by_role("button", name="Reject")).to_have_count(0)
+    expect(page.get_by_text("Reject…")).to_have_count(0)
     expect(page.get_by_role("button", name="Cancel change")).to_be_visible()  # her own move
     screenshot(page, "change-detail-own-change")
 
@@ -90,7 +90,9 @@ def test_a_decision_on_a_stale_page_is_refused_in_place(page, change):
     expect(page.get_by_role("button", name="Approve")).to_be_visible()
     approval_record(actor=colin, change=change, decision="approve")  # meanwhile, someone else approves
     page.evaluate("window.__notReloaded = true")
-    page.get_by_role("button", name="Reject").click()
+    page.get_by_text("Reject…").click()  # a rejection asks why, then for a second click
+    page.fill("#id_reject_comment", "No backout test")
+    page.get_by_role("button", name=f"Reject {change.number}").click()
     expect(page.locator("#change-state [role=alert]")).to_contain_text("not awaiting approval")  # a 409, swapped in
     expect(page.locator("#change-state [data-status]")).to_have_text("Approved")
     assert page.evaluate("window.__notReloaded") is True

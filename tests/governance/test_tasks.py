@@ -31,4 +31,5 @@ def test_every_periodic_job_names_a_task_the_workers_find():
     app.loader.import_default_modules()
     names = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert names <= set(app.tasks), names - set(app.tasks)
-    assert {"governance.tasks.approvers_notify", "governance.tasks.github_review_send"} <= set(app.tasks)
+    assert {"governance.tasks.approvers_notify", "governance.tasks.requester_notify",
+            "governance.tasks.github_review_send"} <= set(app.tasks)

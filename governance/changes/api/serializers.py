@@ -185,7 +185,9 @@ class TransitionInputSerializer(InputSerializer):
 
 class ApprovalInputSerializer(InputSerializer):
     decision = serializers.ChoiceField(choices=Decision.choices)
-    comment = serializers.CharField(required=False, allow_blank=True, default="")
+    # Blank is refused for a rejection by the approval service (400, field `comment`), the rule every door follows.
+    comment = serializers.CharField(required=False, allow_blank=True, default="",
+                                    help_text="Why; required to reject (the requester is told).")
 
 
 class RetrospectiveInputSerializer(InputSerializer):

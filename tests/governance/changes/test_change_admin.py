@@ -21,9 +21,11 @@ def in_review(requester, environment):
     return change_request_transition(actor=requester, change=change, target=S.SUBMITTED)
 
 
-def run_action(client, action: str, *changes):
-    response = client.post(CHANGES, {"action": action, "_selected_action": [c.pk for c in changes], "index": 0},
-                           follow=True)
+def run_action(client, action: str, *changes, **answers):
+    """Run an admin action on these changes; `answers` are what an action that asks first (rejecting asks
+    why) is given on its confirmation page."""
+    data = {"action": action, "_selected_action": [c.pk for c in changes], **(answers or {"index": 0})}
+    response = client.post(CHANGES, data, follow=True)
     assert response.status_code == 200
     return [str(m) for m in get_messages(response.wsgi_request)]
 
@@ -43,7 +45,7 @@ def test_an_admin_who_requested_a_change_cannot_reject_it_either(client, staging
     admin = make_user("adam", "admin", "requester", "cab_member", is_staff=True)
     change = in_review(admin, staging)
     client.force_login(admin)
-    assert run_action(client, "reject_as_me", change) == [
+    assert run_action(client, "reject_as_me", change, confirm="yes", reason="not like this") == [
         f"{change.number}: You requested this change: someone else must approve it."]
     assert not Approval.objects.exists()
 

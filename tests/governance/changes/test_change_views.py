@@ -33,7 +33,8 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 # The queue's budget: session, user, permissions, the viewer's roles and team grants, the filter form's
 # teams and environments, the count, the page, its conflicts. The same whatever the number of changes.
 QUEUE_QUERY_BOUND = 14
-CHANGE_PAGE_QUERIES = 18
+# The change page's budget includes the calendar's verdict on its window (freezes, lockdowns) and its hold.
+CHANGE_PAGE_QUERIES = 20
 
 
 def page_url(change) -> str:

@@ -44,7 +44,7 @@ def test_who_may_approve_is_the_same_answer_for_one_change_and_for_the_queue():
     in_review = _submitted(change(title="one CAB approval needed"))
     assert [(o.role, o.needed) for o in ApprovalState.of(in_review).outstanding()] == [("cab_member", 1)]
     rejected = _submitted(change(title="rejected by chen"))
-    approval_record(actor=cab_decided, change=rejected, decision="reject")
+    approval_record(actor=cab_decided, change=rejected, decision="reject", comment="no backout plan")
     draft = change(title="still a draft")
     approved = _submitted(change(title="approved already"))
     approval_record(actor=cab, change=approved, decision="approve")
