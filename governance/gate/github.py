@@ -78,7 +78,8 @@ class ProtectionRuleRequest:
             raise InvalidInput("installation.id must be a number.", field="installation.id")
         repository = _text("repository.full_name", repository, 200)
         environment = _text("environment", given["environment"], 100)
-        sha = _text("sha", payload.get("sha") or "", 64)
+        deployment = _member(payload, "deployment")
+        sha = _commit(payload, deployment)
         # Only ever call GitHub back about a run of this repository, at a URL built here: the one given could
         # point anywhere.
         prefix = f"{settings.GITHUB_API_URL}/repos/{repository}/actions/runs/"
@@ -87,13 +88,21 @@ class ProtectionRuleRequest:
         if not (run.isascii() and run.isdigit() and callback == f"{prefix}{run}/deployment_protection_rule"):
             raise InvalidInput(f"deployment_callback_url must be a run of {repository} on {settings.GITHUB_API_URL}.",
                                field="deployment_callback_url")
-        deployment = _member(payload, "deployment")
         named = _deployment_payload(deployment)
         return cls(delivery=delivery, repository=repository, environment=environment,
                    sha=sha, callback_url=f"{prefix}{int(run)}/deployment_protection_rule",
                    installation_id=given["installation.id"], change_number=named.get("change", ""),
                    service_name=named.get("service", ""),
                    deployment_id=deployment["id"] if _is_id(deployment.get("id")) else None)
+
+
+def _commit(payload: dict, deployment: dict) -> str:
+    """The commit the job would deploy: `deployment.sha`, as GitHub's schema of the webhook declares it. A delivery
+    whose deployment is null may still carry the commit as a top-level `sha`, which the schema does not declare:
+    taken only then. "" when the delivery names none."""
+    if deployment.get("sha") not in (None, ""):
+        return _text("deployment.sha", deployment["sha"], 64)
+    return _text("sha", payload.get("sha") or "", 64)
 
 
 def _member(payload: dict, name: str) -> dict[str, Any]:
@@ -182,26 +191,62 @@ def protection_rule_review(*, actor: ActingUser, request: ProtectionRuleRequest)
     return review
 
 
-def _review_decided(*, actor: ActingUser, request: ProtectionRuleRequest) -> GitHubReview:
-    candidates = ConfigurationItem.objects.filter(attributes__repository__iexact=request.repository)
+# The CIs of one repository read for a delivery, by name: a monorepo's services are a few dozen at most.
+MAX_SERVICES_PER_REPOSITORY = 200
+
+
+def _deployment_target(request: ProtectionRuleRequest) -> tuple[ConfigurationItem, Environment] | str:
+    """The service and the Changeboard environment a job deploys to, or why they cannot be told. The service is a
+    CI with the delivery's repository: the one that maps the job's GitHub environment (`github_environments`), or
+    else the repository's only CI (or the one the deployment payload names), for the Changeboard environment of
+    the GitHub environment's own name. GitHub Actions names nothing else a workflow chose: the deployment it
+    creates for `jobs.<id>.environment` has an empty payload."""
+    candidates = list(ConfigurationItem.objects.filter(github_repository__iexact=request.repository)
+                      .order_by("name")[:MAX_SERVICES_PER_REPOSITORY])
     if request.service_name:
-        candidates = candidates.filter(name__iexact=request.service_name)
-    services = list(candidates[:2])
-    environment = Environment.objects.filter(name__iexact=request.environment).first()
-    check = None
-    if not services:
+        candidates = [ci for ci in candidates if ci.name.lower() == request.service_name.lower()]
+    if not candidates:
         named = f" named {request.service_name}" if request.service_name else ""
-        state, comment = _rejection([f"No service{named} in the CMDB has the repository {request.repository}."])
-    elif len(services) > 1:
-        # A repository that builds several services (a monorepo): the run must say which one it deploys.
-        state, comment = _rejection([f"Several services have the repository {request.repository}: name the one "
-                                     'deployed in the deployment payload, {"service": "<CI name>"}.'])
-    elif environment is None:
-        state, comment = _rejection([f"Changeboard has no environment named {request.environment}."])
+        return f"No service{named} in the CMDB has the GitHub repository {request.repository}."
+    mapped = [(ci, target) for ci in candidates
+              if (target := ci.github_environment_target(request.environment)) is not None]
+    if len(mapped) > 1:
+        return (f"Several services of {request.repository} map the GitHub environment {request.environment} "
+                f"({_names([ci for ci, _ in mapped])}): keep it on the one it deploys only.")
+    if mapped:
+        [(service, environment_name)] = mapped
+    elif len(candidates) > 1:
+        # A repository that builds several services (a monorepo): its GitHub environments tell them apart.
+        return (f"Several services have the GitHub repository {request.repository} ({_names(candidates)}) and "
+                f"none maps the GitHub environment {request.environment}: add it to the GitHub environments of "
+                "the one it deploys, with the Changeboard environment it stands for.")
     else:
-        [service] = services
+        [service], environment_name = candidates, request.environment
+    environment = Environment.objects.filter(name__iexact=environment_name).first()
+    if environment is None:
+        return f"Changeboard has no environment named {environment_name}."
+    return service, environment
+
+
+def _names(cis: list[ConfigurationItem], shown: int = 5) -> str:
+    more = f" and {len(cis) - shown} more" if len(cis) > shown else ""
+    return ", ".join(ci.name for ci in cis[:shown]) + more
+
+
+def _review_decided(*, actor: ActingUser, request: ProtectionRuleRequest) -> GitHubReview:
+    target = _deployment_target(request)
+    refusals = [target] if isinstance(target, str) else []
+    if not request.sha:
+        refusals.append("The delivery names no commit (deployment.sha is missing): Changeboard cannot tell which "
+                        "build would be deployed.")
+    check = None
+    if refusals:
+        state, comment = _rejection(refusals)
+    else:
+        assert not isinstance(target, str)
+        service, environment = target
         artifact = (Artifact.objects.filter(service=service, source_commit=request.sha).order_by("-created_at")
-                    .first() if request.sha else None)
+                    .first())
         digest = artifact.digest if artifact else ""
         now = timezone.now()
         change = (ChangeRequest.objects.filter(number=request.change_number).first() if request.change_number

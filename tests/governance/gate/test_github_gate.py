@@ -1,20 +1,15 @@
-"""GitHub's custom deployment protection rule: webhooks shaped as GitHub sends them, signed with the webhook secret,
-and a local HTTP server standing in for GitHub's API that records the review call Changeboard makes."""
+"""GitHub's custom deployment protection rule: webhooks shaped as GitHub's schema declares them, signed with the
+webhook secret, and a local HTTP server standing in for GitHub's API that records the review call Changeboard makes
+(tests/governance/gate/github_world.py)."""
 
-import hashlib
-import hmac
 import json
 import threading
 import time
 import uuid
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from unittest import TestCase
 
-import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from django.contrib.auth.models import User
 from django.db import connection, connections, transaction
 from django.test import Client
@@ -28,84 +23,25 @@ from governance.roles import Role
 from releases.models import Deployment
 from tests.factories import make_ci, make_user, sealed
 from tests.governance.gate.gate_world import DIGEST
-
-WEBHOOK = "/api/v1/github/webhook/"
-SECRET = "it-is-a-secret-to-everybody"
-APP_ID = "424242"
-SHA = "9f2c4a7e1b3d5f6a8c0e2d4b6a8f0c1e3d5b7a9c"
-RUN = 8_734_912_310
-
-
-class GitHubStandIn:
-    """Answers the two calls a review needs, as GitHub's API does, and records every request it gets."""
-
-    def __init__(self, public_key_pem: bytes):
-        self.requests: list[dict] = []
-        self.review_statuses: list[int] = []  # statuses to answer review calls with, in turn; then 204
-        stand_in = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                stand_in.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
-                                          "body": json.loads(body or b"{}")})
-                if self.path.endswith("/access_tokens"):
-                    claims = jwt.decode(self.headers["Authorization"].removeprefix("Bearer "), public_key_pem,
-                                        algorithms=["RS256"])
-                    self._answer(201 if claims["iss"] == APP_ID else 401,
-                                 {"token": "ghs_installation_token", "expires_at": "2099-01-01T00:00:00Z"})
-                elif self.headers["Authorization"] != "Bearer ghs_installation_token":
-                    self._answer(401, {"message": "Bad credentials"})
-                else:
-                    status = stand_in.review_statuses.pop(0) if stand_in.review_statuses else 204
-                    self._answer(status, {"message": "No pending deployment requests"} if status == 422 else None)
-
-            def do_GET(self):
-                stand_in.requests.append({"path": self.path, "headers": {}, "body": None, "method": "GET"})
-                self._answer(404, {"message": "Not Found"})
-
-            def _answer(self, status, body):
-                data = json.dumps(body).encode() if body is not None else b""
-                self.send_response(status)
-                if status in (301, 302, 303, 307):
-                    self.send_header("Location", "/elsewhere")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def reviews(self) -> list[dict]:
-        return [r for r in self.requests if r["path"].endswith("/deployment_protection_rule")]
-
-
-@pytest.fixture
-def github(settings, monkeypatch, tmp_path):
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    key_file = tmp_path / "app.pem"
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    stand_in = GitHubStandIn(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                           serialization.PublicFormat.SubjectPublicKeyInfo))
-    config = {"GITHUB_API_URL": stand_in.url, "GITHUB_APP_ID": APP_ID, "GITHUB_WEBHOOK_SECRET": SECRET,
-              "GITHUB_APP_PRIVATE_KEY_FILE": str(key_file), "GITHUB_REVIEW_RETRY_SECONDS": "0"}
-    for name, value in config.items():
-        setattr(settings, name, int(value) if name == "GITHUB_REVIEW_RETRY_SECONDS" else value)
-        monkeypatch.setenv(name, value)  # for the worker processes a test starts
-    yield stand_in
-    stand_in.server.shutdown()
+from tests.governance.gate.github_world import (
+    DEPLOYMENT,
+    DEPLOYMENT_FIELDS,
+    PROTECTION_RULE_FIELDS,
+    RUN,
+    SHA,
+    WEBHOOK,
+    answer,
+    deliver,
+    deployment_object,
+    payload,
+)
 
 
 def github_ready(world) -> dict:
     """The gate's world as the GitHub App meets it: its service account, the service's repository, the build's
     commit."""
     make_user("github", Role.SERVICE_ACCOUNT)
-    world["service"].attributes = {"repository": "octo-bank/payments-api"}
+    world["service"].github_repository = "octo-bank/payments-api"
     world["service"].save()
     world["artifact"].source_commit = SHA
     world["artifact"].save()
@@ -115,47 +51,6 @@ def github_ready(world) -> dict:
 @pytest.fixture
 def gated(db, github, world):
     return github_ready(world)
-
-
-def payload(github, *, environment="prod", deployment=None, repository="octo-bank/payments-api", **overrides):
-    """A deployment_protection_rule webhook body as GitHub documents it."""
-    owner, name = repository.split("/")
-    return {
-        "action": "requested",
-        "environment": environment,
-        "event": "push",
-        "sha": SHA,
-        "ref": "refs/heads/main",
-        "deployment_callback_url": f"{github.url}/repos/{repository}/actions/runs/{RUN}/deployment_protection_rule",
-        "deployment": deployment,
-        "pull_requests": [],
-        "repository": {"id": 1296269, "node_id": "MDEwOlJlcG9zaXRvcnkxMjk2MjY5", "name": name,
-                       "full_name": repository, "private": True,
-                       "owner": {"login": owner, "id": 9919, "type": "Organization"},
-                       "html_url": f"https://github.com/{repository}", "default_branch": "main"},
-        "organization": {"login": owner, "id": 9919, "node_id": "MDEyOk9yZ2FuaXphdGlvbjk5MTk="},
-        "installation": {"id": 51_230_447, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uNTEyMzA0NDc="},
-        "sender": {"login": "octocat", "id": 583231, "type": "User"},
-        **overrides,
-    }
-
-
-def deliver(body, *, secret=SECRET, event="deployment_protection_rule", delivery=None):
-    raw = json.dumps(body).encode()
-    signature = "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
-    return Client().post(WEBHOOK, raw, content_type="application/json", headers={
-        "X-GitHub-Event": event, "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
-        "X-Hub-Signature-256": signature, "User-Agent": "GitHub-Hookshot/5f3c1a2"})
-
-
-def answer(response) -> GitHubReview:
-    """Run the review task here, as a worker would, for the review the webhook recorded."""
-    assert response.status_code == 202, response.content
-    review = GitHubReview.objects.get(gate_check_id=response.json()["check_id"]) if response.json()["check_id"] \
-        else GitHubReview.objects.latest("received_at")
-    github_review_send.apply(args=[review.pk])
-    review.refresh_from_db()
-    return review
 
 
 def test_an_allowed_deployment_is_approved_through_the_runs_review_call(gated, github,
@@ -189,17 +84,45 @@ def test_a_denied_deployment_is_rejected_with_every_reason_as_the_comment(gated,
     assert "takes signed builds only" in comment and len(comment) <= 1024
 
 
+def test_the_deliveries_of_these_tests_hold_only_what_githubs_schema_declares(github):
+    body = payload(github)
+    assert set(body) <= PROTECTION_RULE_FIELDS and set(body["deployment"]) <= DEPLOYMENT_FIELDS
+    assert body["deployment"]["sha"] == SHA and body["deployment"]["payload"] == {}  # as GitHub Actions creates it
+
+
 def test_the_deployment_payload_may_name_the_change(gated, github):
+    """A deployment a workflow creates through GitHub's API may carry a payload; GitHub Actions' carry none."""
     gated["change"].planned_start, gated["change"].planned_end = None, None
     gated["change"].save()
-    review = answer(deliver(payload(github, deployment={"id": 1, "payload": {"change": gated["change"].number}})))
+    review = answer(deliver(payload(github, deployment=deployment_object(payload={"change": gated["change"].number}))))
     check = DeploymentCheck.objects.get(pk=review.gate_check_id)
     assert check.change == gated["change"] and [r["code"] for r in check.reasons] == ["outside_window"]
 
 
 def test_a_build_changeboard_does_not_know_is_rejected(gated, github):
-    review = answer(deliver(payload(github, sha="0" * 40)))
+    review = answer(deliver(payload(github, deployment=deployment_object(sha="0" * 40))))
     assert review.state == "rejected" and f"No artifact commit {'0' * 40} is registered." in review.comment
+
+
+def test_the_commit_is_the_deployments_not_an_undeclared_top_level_sha(gated, github):
+    review = answer(deliver(payload(github, sha="0" * 40)))  # deployment.sha is the build's
+    assert review.state == "approved" and review.sha == SHA
+
+
+def test_a_delivery_whose_deployment_is_null_may_carry_the_commit_at_the_top(gated, github):
+    review = answer(deliver(payload(github, deployment=None, sha=SHA)))
+    assert (review.state, review.sha, review.deployment_id) == ("approved", SHA, None)
+
+
+@pytest.mark.parametrize("deployment", [None, "without its sha"])
+def test_a_delivery_that_names_no_commit_is_rejected_saying_what_is_missing(gated, github, deployment):
+    if deployment is not None:
+        deployment = {key: value for key, value in deployment_object().items() if key != "sha"}
+    review = answer(deliver(payload(github, deployment=deployment)))
+    [review_call] = github.reviews()
+    assert review.state == review_call["body"]["state"] == "rejected" and review.gate_check_id is None
+    assert "The delivery names no commit (deployment.sha is missing)" in review.comment
+    assert "No artifact commit  is" not in review.comment
 
 
 def test_an_unknown_repository_or_environment_is_rejected_not_ignored(gated, github):
@@ -277,20 +200,6 @@ def test_ping_is_answered_and_other_events_ignored(gated, github):
 
 
 # --- what ran: GitHub's deployment statuses ---------------------------------------------------------------------
-
-DEPLOYMENT = 1_436_284_933
-
-
-def deployment_object(deployment_id=DEPLOYMENT, repository="octo-bank/payments-api") -> dict:
-    """GitHub's deployment of a run, as the protection rule and deployment_status webhooks carry it."""
-    api = f"https://api.github.com/repos/{repository}"
-    return {"url": f"{api}/deployments/{deployment_id}", "id": deployment_id, "node_id": "DE_kwDOAbc123",
-            "sha": SHA, "ref": "main", "task": "deploy", "payload": {}, "original_environment": "prod",
-            "environment": "prod", "description": None, "creator": {"login": "octocat", "id": 583231, "type": "User"},
-            "created_at": "2026-11-27T08:29:00Z", "updated_at": "2026-11-27T08:29:00Z",
-            "statuses_url": f"{api}/deployments/{deployment_id}/statuses", "repository_url": api,
-            "performed_via_github_app": None}
-
 
 def status_payload(github, state, *, deployment_id=DEPLOYMENT) -> dict:
     """A deployment_status webhook body as GitHub documents it."""
@@ -445,16 +354,38 @@ def test_the_periodic_resend_answers_a_review_its_tries_left_owed(github, migrat
     assert [call["body"]["state"] for call in github.reviews()] == ["approved"] * 7
 
 
-def test_a_repository_of_several_services_needs_the_run_to_name_its_service(gated, github):
-    other = make_ci("payments-batch", team=gated["team"])
-    other.attributes = {"repository": "octo-bank/payments-api"}
-    other.save()
+def test_a_repository_of_several_services_tells_them_apart_by_the_github_environment_each_maps(gated, github):
+    other = make_ci("payments-batch", team=gated["team"], github_repository="octo-bank/payments-api",
+                    github_environments={"batch-prod": "prod"})
     ambiguous = answer(deliver(payload(github)))
-    assert ambiguous.state == "rejected" and "Several services have the repository" in ambiguous.comment
-    named = answer(deliver(payload(github, deployment={"id": 7, "payload": {"service": "payments-api"}})))
+    assert ambiguous.state == "rejected" and ambiguous.gate_check_id is None
+    assert ("Several services have the GitHub repository octo-bank/payments-api (payments-api, payments-batch) and "
+            "none maps the GitHub environment prod") in ambiguous.comment
+    gated["service"].github_environments = {"API-Prod": "prod"}
+    gated["service"].save()
+    mapped = answer(deliver(payload(github, environment="api-prod")))  # GitHub's environment names ignore case
+    assert mapped.state == "approved"
+    check = DeploymentCheck.objects.get(pk=mapped.gate_check_id)
+    assert (check.service, check.environment) == (gated["service"], gated["prod"])
+    batch = answer(deliver(payload(github, environment="batch-prod")))
+    assert DeploymentCheck.objects.get(pk=batch.gate_check_id).service == other and batch.state == "rejected"
+
+
+def test_a_github_environment_two_services_map_is_rejected_naming_both(gated, github):
+    gated["service"].github_environments = {"prod": "prod"}
+    gated["service"].save()
+    make_ci("payments-batch", team=gated["team"], github_repository="octo-bank/payments-api",
+            github_environments={"PROD": "prod"})
+    review = answer(deliver(payload(github)))
+    assert review.state == "rejected" and review.gate_check_id is None
+    assert "map the GitHub environment prod (payments-api, payments-batch)" in review.comment
+
+
+def test_a_deployment_created_through_the_api_may_name_its_service_in_the_payload(gated, github):
+    make_ci("payments-batch", team=gated["team"], github_repository="octo-bank/payments-api")
+    named = answer(deliver(payload(github, deployment=deployment_object(payload={"service": "payments-api"}))))
     assert named.state == "approved"
-    check = DeploymentCheck.objects.get(pk=named.gate_check_id)
-    assert check.service == gated["service"]
+    assert DeploymentCheck.objects.get(pk=named.gate_check_id).service == gated["service"]
 
 
 def test_a_signature_that_is_not_hex_is_refused_not_a_crash(gated, github):
