@@ -52,6 +52,12 @@ def test_a_malformed_boolean_setting_stops_start_up_loudly():
     assert "DEBUG='maybe' is not a boolean" in result.stderr
 
 
+def test_a_base_url_that_is_not_a_web_address_stops_start_up_loudly():
+    result = run_manage("check", SECRET_KEY="x" * 50, CHANGEBOARD_BASE_URL="changeboard.example.com")
+    assert result.returncode != 0
+    assert "CHANGEBOARD_BASE_URL='changeboard.example.com' must start with http:// or https://" in result.stderr
+
+
 def test_the_deploy_check_demands_an_audit_signing_key():
     result = run_manage("check", "--deploy", SECRET_KEY=secrets.token_urlsafe(50),
                         ALLOWED_HOSTS="changeboard.example.com")
