@@ -11,6 +11,7 @@ from django.utils.cache import patch_vary_headers
 
 from governance.audit import selectors, signing
 from governance.audit.filters import AuditEventFilter
+from governance.audit.history import readable_history
 from governance.audit.ledger import (
     CANONICAL_COLUMNS,
     EVENT_FIELDS,
@@ -24,6 +25,7 @@ from governance.audit.permissions import can_export_ledger, can_read_history, ca
 from governance.core.pagination import page_of
 
 HISTORY_LIMIT = 100
+HISTORY_SHOWN = 5  # the newest events shown open; the rest of the page's events are folded
 
 
 @login_required
@@ -82,7 +84,9 @@ def object_history(request, object_type: str, object_id: str):
         raise PermissionDenied("You may not read the history of this object.")
     events = list(selectors.object_history(object_type, object_id)[:HISTORY_LIMIT])
     template = "governance/_history.html" if request.htmx else "governance/object_history.html"
-    response = render(request, template, {"events": events, "object_type": object_type, "object_id": object_id,
+    entries = readable_history(object_type, events)
+    response = render(request, template, {"recent": entries[:HISTORY_SHOWN], "earlier": entries[HISTORY_SHOWN:],
+                                          "count": len(entries), "object_type": object_type, "object_id": object_id,
                                           "limit": HISTORY_LIMIT})
     # The panel and the page share a URL: a cache must not hand one out for the other.
     patch_vary_headers(response, ["HX-Request"])

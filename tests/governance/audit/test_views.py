@@ -267,8 +267,10 @@ def test_a_ci_history_shows_its_creation_and_updates_with_before_and_after_value
     assert history_seqs(response) == [own[1].seq, own[0].seq]
     assert '<span class="action action-create">create</span>' in html
     assert '<span class="action action-update">update</span>' in html
-    assert '<tr><td>criticality</td><td class="before">2</td><td class="after">1</td></tr>' in html
-    assert '<tr><td>name</td><td class="before">—</td><td class="after">payments-api</td></tr>' in html
+    # Fields by their names, choices by their labels; a new row's values alone (test_history_words.py has more).
+    assert ('<tr><td>Criticality</td><td class="before">Tier 2 (business critical)</td>'
+            '<td class="after">Tier 1 (mission critical)</td></tr>') in html
+    assert '<tr><td>Name</td><td class="after">payments-api</td></tr>' in html
     assert "search-index" not in html and "not this one" not in html
 
 
@@ -278,7 +280,7 @@ def test_the_history_returns_only_its_panel_to_htmx(auditor_client, edited_ci):
     html = response.content.decode()
     assert "<html" not in html and "<title>" not in html
     assert html.lstrip().startswith('<section class="card history" id="history">')
-    assert '<td class="before">2</td><td class="after">1</td>' in html
+    assert '<td class="before">Tier 2 (business critical)</td><td class="after">Tier 1 (mission critical)</td>' in html
 
 
 def test_the_history_response_varies_on_hx_request_so_a_cache_never_serves_the_panel_as_the_page(
@@ -320,9 +322,9 @@ def test_a_person_history_is_closed_to_cab_members_but_open_to_auditors(client, 
     response = client.get(url)
     assert response.status_code == 200
     html = response.content.decode()
-    assert '<tr><td>username</td><td class="before">—</td><td class="after">dana</td></tr>' in html
+    assert '<tr><td>Username</td><td class="after">dana</td></tr>' in html
     # The password is recorded as changed, never with its hash.
-    assert '<tr><td>password</td><td class="before">[redacted]</td><td class="after">[redacted]</td></tr>' in html
+    assert '<tr><td>Password</td><td class="after">[redacted]</td></tr>' in html
     assert person.password not in html
 
 
