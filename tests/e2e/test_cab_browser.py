@@ -92,6 +92,7 @@ def test_a_decision_on_a_stale_page_is_refused_in_place(page, change):
     page.evaluate("window.__notReloaded = true")
     page.get_by_text("Reject…").click()  # a rejection asks why, then for a second click
     page.fill("#id_reject_comment", "No backout test")
+    page.locator("#change-state").screenshot(path=str(screenshot(page, "change-detail-reject-confirm")))
     page.get_by_role("button", name=f"Reject {change.number}").click()
     expect(page.locator("#change-state [role=alert]")).to_contain_text("not awaiting approval")  # a 409, swapped in
     expect(page.locator("#change-state [data-status]")).to_have_text("Approved")
