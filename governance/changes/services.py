@@ -92,6 +92,10 @@ def _locked(change: ChangeRequest) -> ChangeRequest:
     return ChangeRequest.objects.select_for_update().get(pk=change.pk)
 
 
+# The moves the requester and the implementer are told of by e-mail (the approvers are told of reviews).
+TOLD_TO_REQUESTER = (S.APPROVED, S.REJECTED, S.SCHEDULED)
+
+
 def _move(change: ChangeRequest, target: str, *, actor: ActingUser | None, reason: str = "", now: datetime) -> None:
     ChangeStatusChange.objects.create(change=change, from_status=change.status, to_status=target, actor=actor,
                                       reason=reason, at=now)
@@ -108,10 +112,6 @@ def _move(change: ChangeRequest, target: str, *, actor: ActingUser | None, reaso
     change.save()
     if target in TOLD_TO_REQUESTER:
         requester_notify_queued.delay_on_commit(change.pk, target, actor.pk if actor is not None else None)
-
-
-# The moves the requester and the implementer are told of by e-mail (the approvers are told of reviews).
-TOLD_TO_REQUESTER = (S.APPROVED, S.REJECTED, S.SCHEDULED)
 
 
 def _validated(change: ChangeRequest) -> None:
