@@ -6,7 +6,7 @@ from governance.core.inputs import MomentFilter, MomentInput
 from governance.models import AuditEvent
 from governance.models.audit import ActorKind
 
-MOMENT_HINT = "YYYY-MM-DD HH:MM:SS, in UTC unless an offset (+02:00) is given"
+MOMENT_HINT = "YYYY-MM-DD HH:MM:SS in UTC, or with an offset (+02:00)"
 
 
 class AuditEventFilter(django_filters.FilterSet):

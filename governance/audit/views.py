@@ -109,6 +109,7 @@ def audit_public_key(request):
     return render(request, "governance/audit_key.html", {
         "key": signing.public_key_document(), "checkpoint": selectors.audit_checkpoints().first(),
         "hashed_texts": HASHED_TEXTS, "genesis": GENESIS_HASH,
+        "field_rows": [[name for name, _ in HASHED_TEXTS[i:i + 5]] for i in range(0, len(HASHED_TEXTS), 5)],
         "example": {"fields": zip(("seq", *EVENT_FIELDS), (str(seq), *texts), strict=True),
                     "input": GENESIS_HASH + "\n" + canonical_event(seq, texts).decode(),
                     "hash": event_hash(GENESIS_HASH, seq, texts)},

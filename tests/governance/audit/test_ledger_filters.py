@@ -52,7 +52,7 @@ def test_from_and_until_are_date_and_time_pickers_with_a_visible_format(auditor_
         assert 'type="datetime-local"' in widget and 'step="1"' in widget
     html = response.content.decode()
     assert "From (UTC)" in html and "Until (UTC)" in html
-    assert html.count('<small class="hint">YYYY-MM-DD HH:MM:SS, in UTC unless an offset (+02:00) is given</small>') == 2
+    assert html.count('<small class="hint">YYYY-MM-DD HH:MM:SS in UTC, or with an offset (+02:00)</small>') == 2
 
 
 def test_what_the_picker_sends_filters_as_the_same_moment_in_utc(auditor_client, api, auditor, sample):
