@@ -202,7 +202,49 @@ SPECTACULAR_SETTINGS = {
         "GateDecisionEnum": "governance.models.gate.GateDecision",
         "ApprovalDecisionEnum": "governance.models.changes.Decision",
     },
+    # The docs load nothing from another host: ReDoc's default theme names Google's Montserrat and Roboto (its
+    # page, templates/drf_spectacular/redoc.html, no longer links them), so it is given the system's own fonts;
+    # Swagger UI asks no online validator.
+    "REDOC_UI_SETTINGS": {
+        "theme": {
+            "typography": {
+                "fontFamily": 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif',
+                "headings": {"fontFamily": 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif'},
+                "code": {"fontFamily": "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace"},
+            }
+        }
+    },
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
+# The API's areas, as the docs group its operations: each tag, what it holds, and the first segments of the paths
+# under /api/v1/ that are its. governance.core.api_schema tags every operation by its path from this; a path no
+# area owns is a schema warning.
+API_AREAS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "CMDB": (
+        "Teams, environments, configuration items and their relationships, impact, imports.",
+        ("teams", "environments", "cis", "relationships", "cmdb"),
+    ),
+    "Changes": (
+        "Change requests, their moves, approvals, retrospectives and free slots; approval policies and "
+        "standard change templates.",
+        ("changes", "policies", "standard-templates"),
+    ),
+    "Calendar": (
+        "Freezes, maintenance windows, lockdowns and private calendar feeds.",
+        ("freezes", "maintenance-windows", "lockdowns", "calendar-feeds"),
+    ),
+    "Releases": (
+        "Artifacts registered once by digest, their scans and promotions; the keys each team trusts.",
+        ("artifacts", "trusted-keys"),
+    ),
+    "Gate": (
+        "The deployment check pipelines ask before every deployment, its status form for Flagger and Argo "
+        "Rollouts, and deployments reported back.",
+        ("deployment-checks", "gates", "deployments", "github"),
+    ),
+    "Audit": ("The ledger, its signed checkpoints and the public key that verifies them.", ("audit",)),
+}
+SPECTACULAR_SETTINGS["TAGS"] = [{"name": name, "description": text} for name, (text, _) in API_AREAS.items()]
 
 # Change approvals: how long an emergency change may wait for its retrospective review, when approvers are
 # reminded, and when an unanswered approval request expires.

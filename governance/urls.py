@@ -1,10 +1,12 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerView
 
 from governance import health, landing
 from governance.changes.ical import calendar_feed
+from governance.core.api_docs import SchemaView
+from governance.core.serving import favicon
 
 api_v1 = [
     path("", include("cmdb.api.urls")),
@@ -20,6 +22,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", health.health, name="health"),
+    path("favicon.ico", favicon, name="favicon"),
     path("", include("governance.access.urls")),
     path("", include("governance.audit.urls")),
     path("cmdb/", include("cmdb.urls")),
@@ -31,7 +34,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("calendar/feed/<str:secret>.ics", calendar_feed, name="calendar_feed"),
     path("api/v1/", include(api_v1)),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/schema/", SchemaView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
 ]

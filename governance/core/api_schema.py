@@ -3,8 +3,10 @@ wherever a response can carry them. One AutoSchema (DEFAULT_SCHEMA_CLASS) does i
 
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
+from drf_spectacular.drainage import warn
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import permissions, serializers
@@ -37,7 +39,20 @@ WRITES = ("POST", "PUT", "PATCH", "DELETE")
 WALL_CLOCK = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$"
 
 
+API_PREFIX = "/api/v1/"
+
+
 class ChangeboardAutoSchema(AutoSchema):
+    def get_tags(self) -> list[str]:
+        """The area an operation belongs to (settings.API_AREAS), from the first segment of its path under /api/v1/:
+        the docs group operations by area, not all under "v1"."""
+        segment = self.path.removeprefix(API_PREFIX).split("/", 1)[0]
+        for area, (_, segments) in settings.API_AREAS.items():
+            if segment in segments:
+                return [area]
+        warn(f"no API area owns {self.path}: add {segment!r} to an area of API_AREAS in the settings")
+        return super().get_tags()
+
     def get_operation(self, path, path_regex, path_prefix, method, registry):
         operation = super().get_operation(path, path_regex, path_prefix, method, registry)
         if operation is not None:
@@ -123,3 +138,4 @@ def _answers_null(field: serializers.Field) -> bool:
     if field.default is None:
         return True
     return any(getattr(model_field, "null", False) for model_field in _model_path(field))
+
