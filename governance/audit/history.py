@@ -27,6 +27,10 @@ EMPTY = "—"
 ID_ARRAYS: dict[tuple[str, str], type[models.Model]] = {
     ("governance.changerequest", "impacted_ci_ids"): ConfigurationItem,
 }
+# Columns holding a JSON object keyed by ids of another model.
+ID_KEYS: dict[tuple[str, str], type[models.Model]] = {
+    ("governance.changerequest", "compliance_at_submission"): ConfigurationItem,
+}
 # Where a field's own name says too little.
 LABELS: dict[tuple[str, str], str] = {
     ("governance.changerequest", "impacted_ci_ids"): "Blast radius",
@@ -104,10 +108,15 @@ def _names(object_type: str, columns: dict[str, models.Field], events: list[Audi
     wanted: dict[type[models.Model], set[int]] = defaultdict(set)
     for event in events:
         for column, values in (event.changes.items() if isinstance(event.changes, dict) else ()):
-            target = _target(object_type, column, columns.get(column))
-            if target is None or not isinstance(values, dict):
+            if not isinstance(values, dict):
                 continue
+            target = _target(object_type, column, columns.get(column))
+            keyed = ID_KEYS.get((object_type, column))
             for value in (values.get("before"), values.get("after")):
+                if keyed is not None and isinstance(value, dict):
+                    wanted[keyed].update(int(key) for key in value if str(key).isdigit())
+                if target is None:
+                    continue
                 for one in value if isinstance(value, list) else [value]:
                     if isinstance(one, int) and not isinstance(one, bool):
                         wanted[target].add(one)
@@ -149,9 +158,25 @@ def _shown(object_type: str, field: models.Field | None, column: str, value: Any
             return datetime.fromisoformat(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         except ValueError:
             return value
+    if (object_type, column) in ID_KEYS and isinstance(value, dict):
+        known = names.get(ID_KEYS[(object_type, column)], {})
+        return "\n".join(f"{known.get(int(key), f'#{key} (deleted)') if str(key).isdigit() else key}: "
+                         f"{_compliance(facts) if isinstance(facts, dict) else facts}" for key, facts in value.items())
+    if isinstance(value, list) and value and all(isinstance(item, dict) and "factor" in item for item in value):
+        return "\n".join(f"{item['factor']}: {item.get('detail', '')}"
+                         + (f" ({item['points']:+})" if isinstance(item.get("points"), int) else "") for item in value)
     if isinstance(value, dict | list):
         return _json(value)
     return _choice(field, value) if field is not None else str(value)
+
+
+def _compliance(facts: dict) -> str:
+    """What a CI was when the change was submitted: "tier 1, SOX, PCI, tags microservice"."""
+    words = [f"tier {facts['criticality']}"] if facts.get("criticality") else []
+    words += [flag for key, flag in (("sox_scoped", "SOX"), ("pci", "PCI"), ("phi", "PHI")) if facts.get(key)]
+    if facts.get("tags"):
+        words.append("tags " + ", ".join(map(str, facts["tags"])))
+    return ", ".join(words) or EMPTY
 
 
 def _choice(field: models.Field, value: Any) -> str:

@@ -79,6 +79,10 @@ def test_the_panel_names_fields_people_cis_and_environments_not_columns_and_ids(
     assert re.search(r"<td>Held by</td><td class=\"before\">—</td><td class=\"after\">lockdown [^<]*Payments outage",
                      html)
     assert "<td>Planned start</td>" in html and " UTC</td>" in html
+    # The assessment: each risk factor on a line, and the CIs' compliance at submission by name.
+    assert "criticality: most critical affected CI is tier 3 (+10)<br>" in html
+    assert '<td>Compliance at submission</td><td class="before">—</td><td class="after">payments-api: tier 3</td>' \
+        in html
 
 
 def test_a_long_history_shows_the_newest_five_and_folds_the_rest(client, cab_member, world):
@@ -116,7 +120,7 @@ def test_the_change_page_with_a_long_history_keeps_its_budget(client, cab_member
     with CaptureQueriesContext(connection) as long:
         body = client.get(url).content.decode()
     assert len(long) == len(short)
-    assert f'hx-get="{history_url(world["change"])}" hx-trigger="load"' in body  # the panel loads in place
+    assert f'id="ledger-history" hx-get="{history_url(world["change"])}"' in body  # the panel loads in place
 
 
 def test_a_ci_gone_from_the_cmdb_is_shown_by_its_id(client, auditor, world):
