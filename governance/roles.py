@@ -1,5 +1,6 @@
 """The roles people hold: each is a Django group, created by a data migration with its permissions."""
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import models
 
@@ -21,6 +22,37 @@ class Role(models.TextChoices):
 
 # Roles whose holders approve changes; each may also be held for one team only (see team_role_permission).
 APPROVER_ROLES = (Role.CAB_MEMBER, Role.SRE, Role.BUSINESS_OWNER, Role.COMPLIANCE_OFFICER)
+
+
+# Roles whose holders never carry out a change: auditors read everything and change nothing, and service accounts
+# are pipelines, not people. Anyone else active may be named a change's implementer.
+NON_IMPLEMENTER_ROLES = (Role.AUDITOR, Role.SERVICE_ACCOUNT)
+
+
+def implementers() -> models.QuerySet:
+    """The people a change may name as its implementer, by user name: what the change form offers."""
+    return (
+        get_user_model()
+        .objects.filter(is_active=True)
+        .exclude(groups__name__in=NON_IMPLEMENTER_ROLES)
+        .order_by("username")
+    )
+
+
+def implementer_refusal(user) -> str | None:
+    """Why `user` may not implement a change, if not (None for no implementer)."""
+    if user is None:
+        return None
+    name = user.get_full_name() or user.get_username()
+    if not user.is_active:
+        return f"{name} is not an active user: name who carries the change out."
+    held = user.groups.filter(name__in=NON_IMPLEMENTER_ROLES).values_list("name", flat=True).first()
+    if held is not None:
+        return (
+            f"{name} is {'an' if held == Role.AUDITOR else 'a'} {Role(held).label.lower()} and cannot implement "
+            "a change: name the person who carries it out."
+        )
+    return None
 
 
 def team_role_permission(role: str) -> str:

@@ -24,7 +24,7 @@ from governance.models.changes import (
     RiskLevel,
     StandardChangeTemplate,
 )
-from governance.roles import APPROVER_ROLES, Role
+from governance.roles import APPROVER_ROLES, Role, implementers
 
 WINDOW_FORMAT = "%Y-%m-%dT%H:%M"
 
@@ -89,7 +89,8 @@ class ChangeRequestForm(forms.Form):
     template = forms.ModelChoiceField(
         queryset=StandardChangeTemplate.objects.filter(active=True), required=False,
         label="Standard change template", help_text="Standard changes only.")
-    implementer = PersonField(queryset=_people(), required=False,
+    # Only people who may carry a change out: no auditor, no service account (governance.roles).
+    implementer = PersonField(queryset=implementers(), required=False,
                               help_text="Who carries it out; they cannot approve it.")
     environment = forms.ModelChoiceField(queryset=Environment.objects.order_by("position"), required=False,
                                          to_field_name="name")
