@@ -172,7 +172,18 @@ def _after(day: date) -> datetime | None:
     return None if day >= date.max else _midnight(day + timedelta(days=1))
 
 
-class CabQueueFilter(ChangeRequestFilter):
+class ChangePageFilter(ChangeRequestFilter):
+    """The changes API's filters on a page, where an empty team or environment reads "any"."""
+
+    @property
+    def form(self):
+        form = super().form
+        for name in ("team", "environment"):
+            form.fields[name].empty_label = "any"
+        return form
+
+
+class CabQueueFilter(ChangePageFilter):
     """The changes API's filters, shaped for the queue page: only the states the queue holds, days for the
     window (a change shows if its window meets them), and one tick box for "awaiting my approval" that,
     left unticked, leaves the queue whole. An empty choice means any."""
@@ -194,13 +205,6 @@ class CabQueueFilter(ChangeRequestFilter):
         after = _after(day)  # nothing starts after the last day there is
         return queryset if after is None else queryset.filter(planned_start__lt=after)
 
-    @property
-    def form(self):
-        form = super().form
-        for name in ("team", "environment"):
-            form.fields[name].empty_label = "any"
-        return form
-
     def only_mine(self, queryset, name, value):
         return queryset.filter(awaits_me=1) if value else queryset
 
@@ -217,7 +221,7 @@ class DatesOf(models.TextChoices):
     RAISED = "raised", "Raised"
 
 
-class ChangeListFilter(ChangeRequestFilter):
+class ChangeListFilter(ChangePageFilter):
     """Every change in any state, for finding one again: a draft of mine, what closed last month. `mine` puts
     my drafts first. The days `since` and `until` (UTC) apply to the window (it meets them), the last update
     or the day the change was raised, as `dates` says."""
@@ -237,13 +241,6 @@ class ChangeListFilter(ChangeRequestFilter):
     window_from = None  # type: ignore[assignment]  # `dates`, `since` and `until` instead
     window_to = None  # type: ignore[assignment]
     awaiting_me = None  # the queue's
-
-    @property
-    def form(self):
-        form = super().form
-        for name in ("team", "environment"):
-            form.fields[name].empty_label = "any"
-        return form
 
     def number_or_title(self, queryset, name, value):
         value = value.strip()
