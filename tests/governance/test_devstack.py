@@ -90,10 +90,11 @@ def test_embedded_redis_keeps_its_socket_beside_its_data_and_leaves_no_folder_be
 
 
 def test_the_stack_writes_mail_to_files_under_the_data_folder(data_dir):
-    env = devstack.stack_env("postgres://postgres@%2Fsocket/changeboard", "redis+socket:///r.socket")
+    env = devstack.stack_env("postgres://postgres@%2Fsocket/changeboard", "redis+socket:///r.socket", 8123)
     assert env["EMAIL_BACKEND"] == "django.core.mail.backends.filebased.EmailBackend"
     assert env["EMAIL_FILE_PATH"] == str(data_dir / "mail")
     assert env["AUDIT_SIGNING_KEY_FILE"] == str(data_dir / "audit-signing-key.pem")
+    assert env["CHANGEBOARD_BASE_URL"] == "http://127.0.0.1:8123"  # links in mail open this stack
 
 
 def test_a_mail_backend_of_ones_own_is_kept(data_dir, monkeypatch):
