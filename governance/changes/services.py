@@ -55,6 +55,7 @@ from governance.models.changes import (
     StandardChangeTemplate,
 )
 from governance.models.changes import ChangeStatus as S
+from governance.roles import implementer_refusal
 
 # What an approval was given for: changing any of these after approval makes the approvals stale.
 MATERIAL_FIELDS = ("environment", "planned_start", "planned_end", "implementer", "pinned_digests", "rolls_back")
@@ -124,6 +125,13 @@ def _validated(change: ChangeRequest) -> None:
         raise InvalidInput(messages[0], field=None if field == "__all__" else field) from None
 
 
+def _refuse_implementer(fields: dict) -> None:
+    """Whoever carries a change out is an active person who may: not an auditor, not a pipeline's account."""
+    refusal = implementer_refusal(fields.get("implementer"))
+    if refusal:
+        raise InvalidInput(refusal, field="implementer", code="not_an_implementer")
+
+
 def _refuse_too_many(cis: list[ConfigurationItem] | None) -> None:
     if cis is not None and len(cis) > MAX_NAMES_PER_LIST:
         raise InvalidInput(f"A change names at most {MAX_NAMES_PER_LIST} CIs: split it.", field="affected_cis",
@@ -137,6 +145,7 @@ def change_request_create(*, actor: ActingUser, cis: list[ConfigurationItem], **
     unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
         raise InvalidInput(f"{sorted(unknown)[0]} cannot be set here.", field=sorted(unknown)[0])
+    _refuse_implementer(fields)
     with transaction.atomic():
         change = ChangeRequest(requester=actor, **fields)
         _validated(change)
@@ -166,6 +175,7 @@ def change_request_update(*, actor: ActingUser, change: ChangeRequest, cis: list
     if unknown:
         raise InvalidInput(f"{sorted(unknown)[0]} cannot be changed here.", field=sorted(unknown)[0])
     _refuse_too_many(cis)
+    _refuse_implementer(fields)
     now = timezone.now()
     with transaction.atomic():
         change = _locked(change)

@@ -24,7 +24,7 @@ from governance.models.changes import (
     PolicyRequirement,
     StandardChangeTemplate,
 )
-from governance.roles import ApproverRoleField, implementer_refusal
+from governance.roles import ApproverRoleField
 
 # Reading
 
@@ -176,12 +176,6 @@ class ChangeRequestInputSerializer(InputModelSerializer):
     class Meta:
         model = ChangeRequest
         fields = [*EDITABLE_FIELDS, "affected_cis"]
-
-    def validate_implementer(self, user):
-        refusal = implementer_refusal(user)
-        if refusal:
-            raise serializers.ValidationError(refusal, code="not_an_implementer")
-        return user
 
 
 class TransitionInputSerializer(InputSerializer):

@@ -107,11 +107,6 @@ def test_the_api_takes_a_person_who_may_implement(api, requester, sre):
     assert ChangeRequest.objects.get().implementer == sre
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="change_request_create and change_request_update in governance/changes/"
-    "services.py do not check implementer_refusal yet (the API and the form do)",
-)
 def test_the_service_refuses_an_auditor_as_implementer_naming_the_field(requester, auditor, sre):
     with pytest.raises(InvalidInput) as refused:
         change_request_create(actor=requester, cis=[], title="Rotate credentials", implementer=auditor)
