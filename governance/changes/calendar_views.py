@@ -9,7 +9,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
@@ -18,13 +18,14 @@ from governance.calendar import selectors, services
 from governance.calendar.describe import describe_window
 from governance.calendar.forms import CalendarFilterForm, FeedForm, LockdownForm
 from governance.calendar.permissions import can_declare_lockdown
+from governance.calendar.views import back_to_calendar
 from governance.changes.permissions import can_read_change_calendar, edit_refusal
-from governance.changes.scheduling import schedule_suggestions
+from governance.changes.scheduling import schedule_suggestions, slot_length
 from governance.changes.selectors import change_requests_visible_to
 from governance.changes.services import change_request_update
 from governance.core.errors import DomainError, refuse_if_forbidden
 from governance.models.calendar import FreezeWindow, MaintenanceWindow
-from governance.models.changes import CALENDAR_STATES, ChangeRequest
+from governance.models.changes import CALENDAR_STATES, ChangeRequest, ChangeStatus, ChangeType
 
 
 def _require_reader(user) -> None:
@@ -207,11 +208,14 @@ def _today(user, now: datetime) -> dict:
 
 @login_required
 def change_slots(request, number: str):
-    """The next free slots of a change, with a button each to move it there (loaded in place by htmx)."""
+    """The next free slots of a change to pick from, and the button that confirms the move (loaded in place by
+    htmx). An approved change moved goes back to CAB review: the panel says so before the move."""
     _require_reader(request.user)
     change = get_object_or_404(change_requests_visible_to(request.user), number=number)
     return render(request, "governance/calendar/_slots.html", {
-        "change": change, "slots": schedule_suggestions(change)})
+        "change": change, "slots": schedule_suggestions(change),
+        "back_to_review": change.status in (ChangeStatus.APPROVED, ChangeStatus.SCHEDULED)
+        and change.change_type != ChangeType.STANDARD})
 
 
 @login_required
@@ -221,21 +225,24 @@ def change_reschedule(request, number: str):
     change = get_object_or_404(change_requests_visible_to(request.user), number=number)
     try:
         start = datetime.fromisoformat(request.POST["start"])
-        end = datetime.fromisoformat(request.POST["end"])
+        # A slot picked in the panel sends its start; it lasts as long as the change's window.
+        end = datetime.fromisoformat(request.POST["end"]) if "end" in request.POST else start + slot_length(change)
         if start.tzinfo is None or end.tzinfo is None:
             raise ValueError("times must carry their offset")
     except (KeyError, ValueError):
         messages.error(request, "Pick one of the suggested slots.")
-        return redirect("calendar:calendar")
+        return back_to_calendar(request)
+    was = change.status
     try:
-        change_request_update(actor=request.user, change=change, planned_start=start, planned_end=end)
+        change = change_request_update(actor=request.user, change=change, planned_start=start, planned_end=end)
     except DomainError as exc:
         refuse_if_forbidden(exc)
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"{change.number} moved to {start:%Y-%m-%d %H:%M} UTC.")
-    return redirect("calendar:calendar")
-
+        review = (" It is back in CAB review: its approvals were for the old window."
+                  if change.status == ChangeStatus.CAB_REVIEW and was != ChangeStatus.CAB_REVIEW else "")
+        messages.success(request, f"{change.number} moved to {start:%Y-%m-%d %H:%M} UTC.{review}")
+    return back_to_calendar(request)
 
 
 @login_required

@@ -15,13 +15,19 @@ from governance.changes.selectors import changes_in_the_way
 from governance.models.calendar import FreezeWindow, Occurrence
 
 
+def slot_length(change) -> timedelta:
+    """How long a slot for this change lasts: as long as its window, an hour when it has none."""
+    if change.planned_start and change.planned_end:
+        return change.planned_end - change.planned_start
+    return timedelta(hours=1)
+
+
 def schedule_suggestions(change, *, count: int = 5, after: datetime | None = None,
                          horizon: timedelta = timedelta(days=60)) -> list[tuple[datetime, datetime]]:
     """The next `count` slots for this change: inside a maintenance window that governs it (else on the hour),
     clear of every freeze and lockdown in its scope, and of other changes touching its CIs or blast radius."""
     after = (after or timezone.now()).replace(second=0, microsecond=0)
-    length = (change.planned_end - change.planned_start) if change.planned_start and change.planned_end \
-        else timedelta(hours=1)
+    length = slot_length(change)
     cis = list(change.affected_cis.all())
     end = after + horizon
     windows = maintenance_windows_for(change.change_type, cis, change.environment_id)

@@ -1,5 +1,6 @@
 """The release calendar in a real browser, at the widths people use (1366 and 1920 pixels): the Move button of
-every change is visible and not cut off in the month and the week, and moving a change into a free slot works.
+every change is visible and not cut off in the month and the week, and moving a change into a free slot works
+(a slot picked, the move confirmed).
 Screenshots land in test-artifacts/."""
 
 import re
@@ -55,17 +56,19 @@ def test_the_move_control_is_visible_and_usable_on_the_calendar_month_and_week(p
         page.evaluate("window.scrollTo(0, 0)")
         screenshot(page, f"calendar-{view}-{width}")
 
-    # Move opens the change's free slots in a panel in view; one click moves it.
+    # Move opens the change's free slots in a panel in view; one is picked and the move confirmed.
     moved = calendar_week["changes"][1]
     page.get_by_role("button", name=f"Move {moved.number} to another slot").click()
     panel = page.locator("#move-panel")
     expect(panel).to_contain_text(f"Move {moved.number}")
     expect(panel).to_be_in_viewport()
-    slots = panel.get_by_role("button", name=re.compile(r"UTC$"))
+    slots = panel.get_by_role("radio", name=re.compile(r"UTC$"))
     expect(slots.first).to_be_visible()
+    slots.first.check()
     screenshot(page, f"calendar-week-{width}-move-panel")
-    slots.first.click()
+    panel.get_by_role("button", name=f"Move {moved.number} to the chosen slot").click()
     expect(page.get_by_role("status")).to_contain_text(f"{moved.number} moved to")
+    expect(page).to_have_url(re.compile(r"view=week"))  # back on the week it was moved from
     moved.refresh_from_db()
     assert moved.status == ChangeStatus.CAB_REVIEW  # a new window goes back to review
     assert page.outside_requests == []

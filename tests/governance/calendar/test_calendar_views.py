@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from governance.calendar.selectors import lockdowns_active
-from governance.calendar.services import window_occurrences_refresh
+from governance.calendar.services import lockdown_declare, window_occurrences_refresh
 from governance.core.secrets import secret_draw
 from governance.models import ChangeStatus, FreezeWindow, Lockdown, MaintenanceWindow
 from tests.factories import make_change, make_ci, make_environment, make_team, make_user
@@ -148,6 +148,55 @@ def test_an_unknown_slot_value_is_refused_without_moving_the_change(client, esta
     assert "Pick one of the suggested slots." in response.content.decode()
     change.refresh_from_db()
     assert change.planned_start == before
+
+
+def test_the_panel_offers_slots_to_pick_and_warns_that_an_approved_change_goes_back_to_review(
+        client, estate, release_manager):
+    change = make_change(make_user("rita", "requester"), cis=[estate["ci"]], environment=estate["prod"],
+                         status=ChangeStatus.APPROVED, hours=2)
+    client.force_login(release_manager)
+    panel = client.get(reverse("calendar:change_slots", args=[change.number])).content.decode()
+    assert panel.count('type="radio" name="start"') == 5
+    assert f"{change.number} is approved: in another window it goes back to CAB review" in panel
+    assert f"Move {change.number} to the chosen slot</button>" in panel
+    # A picked slot sends its start alone: the change keeps the length of its window.
+    start = datetime.fromisoformat(panel.split('name="start" value="')[1].split('"')[0])
+    response = client.post(reverse("calendar:change_reschedule", args=[change.number]), {"start": start.isoformat()},
+                           HTTP_REFERER="http://testserver/calendar/?view=week&date=2026-12-07", follow=True)
+    assert response.redirect_chain == [("/calendar/?view=week&date=2026-12-07", 302)]
+    assert "It is back in CAB review: its approvals were for the old window." in response.content.decode()
+    change.refresh_from_db()
+    assert (change.planned_start, change.planned_end) == (start, start + timedelta(hours=2))
+    draft = make_change(make_user("ian", "requester"), cis=[estate["ci"]], environment=estate["prod"])
+    client.force_login(draft.requester)
+    panel = client.get(reverse("calendar:change_slots", args=[draft.number])).content.decode()
+    assert "goes back to CAB review" not in panel
+
+
+def test_stopping_and_restarting_the_line_names_the_changes_and_returns_to_the_page_it_was_sent_from(
+        client, estate, release_manager):
+    scheduled = make_change(make_user("rita", "requester"), cis=[estate["ci"]], environment=estate["prod"],
+                            status=ChangeStatus.SCHEDULED)
+    client.force_login(release_manager)
+    week = "http://testserver/calendar/?view=week&date=2026-12-07"
+    response = client.post(reverse("calendar:lockdown_declare"), {"reason": "INC-42", "environment": "prod"},
+                           HTTP_REFERER=week, follow=True)
+    assert response.redirect_chain == [("/calendar/?view=week&date=2026-12-07", 302)]
+    page = response.content.decode()
+    assert f"Lockdown declared: the line is stopped. On hold: {scheduled.number}." in page
+    assert "(prod; declared by release_manager)" in page  # the name, or the username when there is none
+    lockdown = Lockdown.objects.get()
+    response = client.post(reverse("calendar:lockdown_lift", args=[lockdown.pk]), {"reason": "resolved"},
+                           HTTP_REFERER="https://elsewhere.example/calendar/?view=week", follow=True)
+    assert response.redirect_chain == [("/calendar/", 302)]  # never to another site
+    assert f"Lockdown lifted. No longer on hold: {scheduled.number}." in response.content.decode()
+
+
+def test_a_requester_cannot_lift_a_lockdown(client, estate, requester, release_manager):
+    lockdown = lockdown_declare(actor=release_manager, reason="INC-42", scope={"everything": True})
+    client.force_login(requester)
+    assert client.post(reverse("calendar:lockdown_lift", args=[lockdown.pk]), {"reason": "done"}).status_code == 403
+    assert list(lockdowns_active(datetime.now(UTC))) == [lockdown]
 
 
 def test_a_feed_address_is_shown_once_and_answers_until_revoked(client, estate, cab_member):
