@@ -11,7 +11,7 @@ MOMENT_HINT = "YYYY-MM-DD HH:MM:SS in UTC, or with an offset (+02:00)"
 
 class AuditEventFilter(django_filters.FilterSet):
     actor = django_filters.CharFilter(field_name="actor_name", lookup_expr="iexact", label="Actor")
-    actor_kind = django_filters.ChoiceFilter(choices=ActorKind.choices, label="Actor kind")
+    actor_kind = django_filters.ChoiceFilter(choices=ActorKind.choices, label="Actor kind", empty_label="any")
     action = django_filters.CharFilter(label="Action")
     object_type = django_filters.CharFilter(label="Object type", help_text="e.g. cmdb.configurationitem")
     object_id = django_filters.CharFilter(label="Object id")
