@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+# Addresses that fetch nothing from any host.
+INSIDE = ("data:", "blob:", "about:")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 # The live server runs in a thread of this process; Playwright's sync API runs an event loop here too.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -40,11 +42,12 @@ def page(browser, live_server):
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1400, "height": 900})
     page = context.new_page()
     outside: list[str] = []
-    # Nothing may be fetched from outside the app (no CDN): record any request that tries.
-    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(live_server.url) else None)
+    # Nothing may be fetched from outside the app (no CDN): any request that tries fails the test.
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((live_server.url, *INSIDE)) else None)
     page.outside_requests = outside
     yield page
     context.close()
+    assert not outside, f"the pages asked for something outside the app: {outside}"
 
 
 def screenshot(page, name: str) -> Path:

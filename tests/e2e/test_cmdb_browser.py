@@ -30,6 +30,8 @@ def test_a_cab_member_logs_in_searches_the_cmdb_and_sees_a_blast_radius(page, es
     page.goto("/cmdb/")
     expect(page).to_have_url(re.compile(r"/login/\?next=/cmdb/"))
     log_in(page, "carla")
+    expect(page.get_by_role("heading", name="CAB queue")).to_be_visible()  # a CAB member lands on her queue
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="CMDB").click()
     expect(page.get_by_role("heading", name="Configuration items")).to_be_visible()
     expect(page.locator("#ci-results tbody tr")).to_have_count(5)
 

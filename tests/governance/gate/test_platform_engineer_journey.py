@@ -72,10 +72,10 @@ def test_a_client_generated_from_the_schema_imports_whole_raises_a_change_and_as
         except Exception as error:  # every module must import: name each one that does not, with why
             refused[name] = repr(error)
     assert not refused, refused
-    assert f"{CLIENT}.api.v1.v1_deployment_checks_create" in modules and len(modules) > 150
+    assert f"{CLIENT}.api.gate.v1_deployment_checks_create" in modules and len(modules) > 150
     models = importlib.import_module(f"{CLIENT}.models")
-    changes_create = importlib.import_module(f"{CLIENT}.api.v1.v1_changes_create")
-    deployment_checks_create = importlib.import_module(f"{CLIENT}.api.v1.v1_deployment_checks_create")
+    changes_create = importlib.import_module(f"{CLIENT}.api.changes.v1_changes_create")
+    deployment_checks_create = importlib.import_module(f"{CLIENT}.api.gate.v1_deployment_checks_create")
 
     requester = world["change"].requester
     as_requester = generated_client.AuthenticatedClient(base_url=live_server.url, token=token_of(requester))
