@@ -25,7 +25,7 @@ from governance.changes.selectors import change_requests_visible_to
 from governance.changes.services import change_request_update
 from governance.core.errors import DomainError, refuse_if_forbidden
 from governance.models.calendar import FreezeWindow, MaintenanceWindow
-from governance.models.changes import CALENDAR_STATES, ChangeRequest, ChangeStatus, ChangeType
+from governance.models.changes import CALENDAR_STATES, READY_STATES, ChangeRequest, ChangeStatus, ChangeType
 
 
 def _require_reader(user) -> None:
@@ -214,7 +214,7 @@ def change_slots(request, number: str):
     change = get_object_or_404(change_requests_visible_to(request.user), number=number)
     return render(request, "governance/calendar/_slots.html", {
         "change": change, "slots": schedule_suggestions(change),
-        "back_to_review": change.status in (ChangeStatus.APPROVED, ChangeStatus.SCHEDULED)
+        "back_to_review": change.status in READY_STATES
         and change.change_type != ChangeType.STANDARD})
 
 

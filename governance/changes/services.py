@@ -43,6 +43,7 @@ from governance.core.fields import field_label
 from governance.core.inputs import MAX_NAMES_PER_LIST
 from governance.models.calendar import MaintenanceEnforcement, Severity
 from governance.models.changes import (
+    READY_STATES,
     Approval,
     ApprovalPolicy,
     ApprovalRequirement,
@@ -207,7 +208,7 @@ def change_request_update(*, actor: ActingUser, change: ChangeRequest, cis: list
                 changed.append("affected CIs")
             change.affected_cis.set(cis)
         change.save()
-        if changed and change.status in (S.CAB_REVIEW, S.APPROVED, S.SCHEDULED):
+        if changed and (change.status == S.CAB_REVIEW or change.status in READY_STATES):
             _approvals_go_stale(change, actor=actor, what=changed, now=now)
     return change
 

@@ -39,8 +39,10 @@ class ChangeStatus(models.TextChoices):
 # Not yet under way: the change may still be edited, or cancelled.
 OPEN_STATES = (ChangeStatus.DRAFT, ChangeStatus.SUBMITTED, ChangeStatus.ASSESSED, ChangeStatus.CAB_REVIEW,
                ChangeStatus.APPROVED, ChangeStatus.SCHEDULED)
+# Approved and not yet under way: a change of what was approved sends it back to review.
+READY_STATES = (ChangeStatus.APPROVED, ChangeStatus.SCHEDULED)
 # Approved and not yet done: it may deploy, a lockdown holds it, calendar feeds show it.
-APPROVED_STATES = (ChangeStatus.APPROVED, ChangeStatus.SCHEDULED, ChangeStatus.IMPLEMENTING)
+APPROVED_STATES = (*READY_STATES, ChangeStatus.IMPLEMENTING)
 # Submitted and not yet done: the CAB queue's changes, and those in another change's way.
 ACTIVE_STATES = (ChangeStatus.SUBMITTED, ChangeStatus.ASSESSED, ChangeStatus.CAB_REVIEW, *APPROVED_STATES)
 # What the release calendar shows: approved changes, and those the CAB is about to decide.
