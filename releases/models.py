@@ -1,8 +1,11 @@
 """How software ships: artifacts built once, their signatures and scans, and their promotion through the
 environments of the chain."""
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
@@ -119,11 +122,23 @@ class ScanResult(models.Model):
 
 
 class DeploymentStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
     STARTED = "started", "Started"
+    PAUSED = "paused", "Paused"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     ROLLED_BACK = "rolled_back", "Rolled back"
+    ABORTED = "aborted", "Aborted"
     ABANDONED = "abandoned", "Ended by hand"
+
+
+# The statuses in which a deployment holds its service in its environment: one at a time (a constraint says so).
+HOLDING_STATUSES = (DeploymentStatus.STARTED, DeploymentStatus.PAUSED)
+
+
+class DeploymentKind(models.TextChoices):
+    REPORTED = "reported", "Reported by a pipeline"
+    RUN = "run", "Run by Changeboard"
 
 
 class NextDeploymentNumber(models.Func):
@@ -134,26 +149,41 @@ class NextDeploymentNumber(models.Func):
 
 
 class Deployment(models.Model):
-    """What actually ran: an artifact of a service deployed to an environment, as the pipeline reported it."""
+    """What actually ran: an artifact of a service deployed to an environment, as a pipeline reported it or as
+    Changeboard ran it by its plan, wave by wave."""
 
     number = models.CharField(max_length=12, unique=True, db_default=NextDeploymentNumber(), editable=False)
+    kind = models.CharField(max_length=10, choices=DeploymentKind.choices, default=DeploymentKind.REPORTED)
     service = models.ForeignKey(ConfigurationItem, on_delete=models.PROTECT, related_name="deployments")
     environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="+")
     artifact = models.ForeignKey(Artifact, on_delete=models.PROTECT, related_name="deployments")
     status = models.CharField(max_length=20, choices=DeploymentStatus.choices, default=DeploymentStatus.STARTED)
     change_number = models.CharField(max_length=12, blank=True)
-    check_id = models.UUIDField(help_text="The gate check that allowed it.")
+    check_id = models.UUIDField(null=True, blank=True, help_text="The gate check that allowed it (reported only).")
+    plan = models.ForeignKey("DeploymentPlan", null=True, blank=True, on_delete=models.PROTECT,
+                             related_name="deployments", help_text="The plan Changeboard runs it by (run only).")
+    previous_artifact = models.ForeignKey(Artifact, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                          help_text="What ran there before it started: a rollback goes back to it.")
     reported_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    aborted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+    halt_reason = models.TextField(blank=True, help_text="Why it paused, failed or was stopped, in words.")
+    manual_steps = models.TextField(blank=True, help_text="What a person must do by hand where a rollback stopped.")
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at"]
         constraints = [
-            # One deployment at a time holds a service in an environment: a second one racing in is refused.
-            models.UniqueConstraint(fields=["service", "environment"], condition=models.Q(status="started"),
+            # One deployment at a time holds a service in an environment: a second one racing in is refused (a
+            # pipeline's) or waits queued (Changeboard's).
+            models.UniqueConstraint(fields=["service", "environment"],
+                                    condition=models.Q(status__in=["started", "paused"]),
                                     name="deployment_holds_environment"),
             models.UniqueConstraint(fields=["check_id"], name="deployment_once_per_check"),
+            # A pipeline's deployment ran under a gate check; Changeboard's runs by a plan.
+            models.CheckConstraint(condition=models.Q(kind="reported", check_id__isnull=False)
+                                   | models.Q(kind="run", plan__isnull=False), name="deployment_kind_has_its_origin"),
         ]
 
     def __str__(self) -> str:
@@ -161,8 +191,8 @@ class Deployment(models.Model):
 
     @property
     def is_running(self) -> bool:
-        """Started and not yet ended: it holds its service in its environment."""
-        return self.status == DeploymentStatus.STARTED
+        """Started (or paused) and not yet ended: it holds its service in its environment."""
+        return self.status in HOLDING_STATUSES
 
 
 def scan_kind_labels(kinds) -> list[str]:
@@ -199,3 +229,194 @@ class GatePolicy(models.Model):
     @classmethod
     def default(cls, environment: Environment) -> "GatePolicy":
         return cls(environment=environment, require_signature=environment.is_production)
+
+
+# The longest a single step may take (a command's timeout, a wave's bake time). The broker's visibility timeout
+# is set above it (governance/settings.py), so a step still running is never handed to a second worker.
+LONGEST_STEP_SECONDS = 3600
+
+
+class ExecutorKind(models.TextChoices):
+    COMMAND = "command", "Command"
+
+
+class DeploymentPlan(models.Model):
+    """How Changeboard deploys a service to an environment: the executor and its settings, the waves in order,
+    the health checks and an optional database migration."""
+
+    service = models.ForeignKey(ConfigurationItem, on_delete=models.PROTECT, related_name="deployment_plans")
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="+")
+    executor = models.CharField(max_length=20, choices=ExecutorKind.choices, default=ExecutorKind.COMMAND)
+    executor_settings = models.JSONField(default=dict, blank=True,
+                                         help_text="The executor's settings; for a command: forward and backward "
+                                                   "argument lists, an optional check, timeout_seconds.")
+    require_rehearsal = models.BooleanField(default=False, help_text="A build goes here only once its rollback was "
+                                                                     "rehearsed in a pre-production environment.")
+    rollout_repeatable = models.BooleanField(default=True, help_text="Running a wave's rollout twice does no harm; "
+                                                                     "when not, an interrupted one is checked with the "
+                                                                     "executor instead of run again.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["service__name", "environment__position"]
+        constraints = [models.UniqueConstraint(fields=["service", "environment"], name="deployment_plan_once")]
+
+    def __str__(self) -> str:
+        return f"Plan for {self.service} in {self.environment}"
+
+
+class PlanWave(models.Model):
+    """One wave of a plan: the targets it deploys to together, how long it bakes, whether a person lets it start."""
+
+    plan = models.ForeignKey(DeploymentPlan, on_delete=models.CASCADE, related_name="waves")
+    position = models.PositiveSmallIntegerField()
+    name = models.CharField(max_length=100)
+    targets = ArrayField(models.CharField(max_length=200), help_text="Hosts, regions or clusters, as the executor "
+                                                                      "names them.")
+    bake_seconds = models.PositiveIntegerField(default=0, help_text="How long the wave is watched before the next.")
+    manual_gate = models.BooleanField(default=False, help_text="A release manager approves the wave before it runs.")
+
+    class Meta:
+        ordering = ["plan", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["plan", "position"], name="plan_wave_position_once"),
+            models.CheckConstraint(condition=models.Q(bake_seconds__lte=LONGEST_STEP_SECONDS),
+                                   name="plan_wave_bake_within_longest_step"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plan}: wave {self.position} {self.name}"
+
+    def clean(self) -> None:
+        if not self.targets or any(not target.strip() for target in self.targets):
+            raise ValidationError({"targets": "A wave names at least one target, none of them empty."})
+
+
+class CheckPhase(models.TextChoices):
+    PRE = "pre", "Before the wave"
+    SMOKE = "smoke", "After the wave (smoke test)"
+    WATCH = "watch", "While the wave bakes"
+
+
+class HealthCheck(models.Model):
+    """A check a plan makes on each target of a wave: before, after, or while it bakes. An HTTP probe asks for a
+    status, a piece of the body and a latency ceiling; {target}, {version} and {digest} are filled in."""
+
+    class Kind(models.TextChoices):
+        HTTP = "http", "HTTP probe"
+
+    plan = models.ForeignKey(DeploymentPlan, on_delete=models.CASCADE, related_name="health_checks")
+    name = models.CharField(max_length=100)
+    phase = models.CharField(max_length=10, choices=CheckPhase.choices)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.HTTP)
+    url = models.CharField(max_length=500, help_text="e.g. http://{target}/healthz")
+    expected_status = models.PositiveSmallIntegerField(default=200)
+    body_contains = models.CharField(max_length=200, blank=True)
+    max_latency_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["plan", "phase", "name"]
+        constraints = [
+            models.CheckConstraint(condition=~models.Q(kind="http") | ~models.Q(url=""), name="http_check_has_url"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plan}: {self.name} ({self.get_phase_display().lower()})"
+
+
+class DatabaseMigration(models.Model):
+    """A plan's schema migration: run once before the first wave, and the commands that tell and move the schema's
+    version. Without a backward command the migration cannot be undone, and a rollback stops for a person."""
+
+    plan = models.OneToOneField(DeploymentPlan, on_delete=models.CASCADE, related_name="migration")
+    forward = ArrayField(models.CharField(max_length=500), help_text="The command that migrates, as arguments.")
+    forward_schema_version = models.CharField(max_length=100, help_text="The schema version it leaves.")
+    backward = ArrayField(models.CharField(max_length=500), default=list, blank=True,
+                          help_text="The command that undoes it, as arguments; empty if it cannot be undone.")
+    backward_schema_version = models.CharField(max_length=100, blank=True,
+                                               help_text="The schema version the backward command leaves.")
+    version_command = ArrayField(models.CharField(max_length=500), default=list, blank=True,
+                                 help_text="A command printing the schema version in force, to tell whether an "
+                                           "interrupted migration happened.")
+    timeout_seconds = models.PositiveIntegerField(default=600)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(backward=[], backward_schema_version="")
+                                   | (~models.Q(backward=[]) & ~models.Q(backward_schema_version="")),
+                                   name="migration_backward_names_its_version"),
+            models.CheckConstraint(condition=models.Q(timeout_seconds__gte=1,
+                                                      timeout_seconds__lte=LONGEST_STEP_SECONDS),
+                                   name="migration_timeout_within_longest_step"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plan}: migration to {self.forward_schema_version}"
+
+
+class StepKind(models.TextChoices):
+    MANUAL_GATE = "manual_gate", "Approval of the wave"
+    PRE_CHECK = "pre_check", "Checks before the wave"
+    MIGRATE = "migrate", "Database migration"
+    ROLLOUT = "rollout", "Rollout"
+    SMOKE = "smoke", "Smoke tests"
+    WATCH = "watch", "Health watch while baking"
+    ROLLBACK_ROLLOUT = "rollback_rollout", "Rollback of the wave"
+    ROLLBACK_MIGRATE = "rollback_migrate", "Backward migration"
+
+
+ROLLBACK_KINDS = (StepKind.ROLLBACK_ROLLOUT, StepKind.ROLLBACK_MIGRATE)
+
+
+class StepState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"
+
+
+class RolloutStep(models.Model):
+    """One step of a deployment Changeboard runs, in order. A worker holds it by a lease; `attempt` is the fencing
+    token, so a worker whose lease ran out cannot record a result over the one that took the step over."""
+
+    # Output kept per step; the rest is counted, not stored.
+    OUTPUT_LIMIT = 64 * 1024
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="steps")
+    sequence = models.PositiveSmallIntegerField()
+    wave_position = models.PositiveSmallIntegerField()
+    wave_name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=20, choices=StepKind.choices)
+    targets = ArrayField(models.CharField(max_length=200), default=list, blank=True)
+    state = models.CharField(max_length=10, choices=StepState.choices, default=StepState.PENDING)
+    unsafe_to_repeat = models.BooleanField(default=False, help_text="Interrupted, it is checked, not run again.")
+    idempotency_key = models.CharField(max_length=80, unique=True)
+    lease_owner = models.CharField(max_length=200, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    attempt = models.PositiveIntegerField(default=0)
+    output = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["deployment", "sequence"]
+        constraints = [
+            models.UniqueConstraint(fields=["deployment", "sequence"], name="rollout_step_sequence_once"),
+            models.CheckConstraint(condition=~models.Q(state="running") | models.Q(lease_expires_at__isnull=False),
+                                   name="rollout_step_running_holds_lease"),
+        ]
+        indexes = [
+            # The beat job's search for steps whose worker stopped heart-beating.
+            models.Index(fields=["lease_expires_at"], condition=models.Q(state="running"),
+                         name="rollout_step_lease_expiry"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.deployment_id}#{self.sequence} {self.kind} ({self.wave_name})"
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at

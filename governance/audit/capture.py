@@ -61,6 +61,12 @@ GOVERNED: dict[str, Governed] = {
     "releases.deployment": Governed(label="number"),
     "releases.scanresult": Governed(label="tool"),
     "releases.trustedkey": Governed(label="name"),
+    "releases.deploymentplan": Governed(),
+    "releases.planwave": Governed(label="name"),
+    "releases.healthcheck": Governed(label="name"),
+    "releases.databasemigration": Governed(label="forward_schema_version"),
+    # A step's lease is renewed every few seconds while it runs; its claims, attempts and results are recorded.
+    "releases.rolloutstep": Governed(label="idempotency_key", ignore=("lease_expires_at",)),
     "auth.user": Governed(label="username", ignore=("last_login",), redact=("password",)),
     "auth.group": Governed(label="name"),
     "auth.user_groups": Governed(),

@@ -1,0 +1,44 @@
+"""What every executor offers the deployment engine, and what it is handed: one small interface, no approval.
+
+An executor deploys a build to a wave's targets, rolls them back to the build that ran before, and, for a step that
+is unsafe to repeat and was interrupted, tells whether it already happened. It knows nothing of changes or gates:
+governance decides whether to run, the engine decides what runs next.
+"""
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What one step acts on: the deployment by number, the build and the one before it, where, and its key."""
+
+    deployment: str
+    environment: str
+    artifact_digest: str
+    previous_digest: str
+    wave: str
+    targets: tuple[str, ...]
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """How a step ended: whether it did what it was asked, and what it said (already cut to size)."""
+
+    ok: bool
+    output: str
+
+
+class Executor(Protocol):
+    def forward(self, step: StepContext) -> StepResult:
+        """Deploy `step.artifact_digest` to the wave's targets; the idempotency key names this very step."""
+        ...
+
+    def backward(self, step: StepContext) -> StepResult:
+        """Put the wave's targets back on `step.previous_digest`."""
+        ...
+
+    def check(self, step: StepContext) -> bool | None:
+        """Whether an interrupted forward step already happened: True, False, or None when it cannot tell."""
+        ...
