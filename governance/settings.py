@@ -128,8 +128,22 @@ STORAGES = {
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
+# Chosen for the deployments the workers run (governance/deployments/orchestration.py), which PostgreSQL holds and
+# a task only advances: a message is acknowledged once its task has run (acks_late) and given back when the worker
+# process dies mid-task (reject_on_worker_lost, without which a killed child's message is acknowledged and lost),
+# so a killed worker's step is delivered again; the step's lease, not the message, decides who runs it, so a second
+# delivery does no harm. A worker takes one message at a time (prefetch 1), so none waits behind a long step while
+# another worker is idle.
 CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Redis hands an unacknowledged message to another worker after the visibility timeout: it must outlast the longest
+# step (releases.models.LONGEST_STEP_SECONDS, an hour: a command's timeout, a wave's bake time), or a step still
+# running would be delivered again while it runs (harmless, the lease refuses it, but a wasted worker).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 2 * 3600)}
+# How long a worker holds a deployment's step without renewing its lease (it renews every third of it): after
+# that, the beat job's next pass hands the step to another worker.
+DEPLOYMENT_LEASE_SECONDS = env_int("DEPLOYMENT_LEASE_SECONDS", 60)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
@@ -147,6 +161,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "governance.tasks.audit_checkpoint",
         "schedule": env_int("AUDIT_CHECKPOINT_SECONDS", 600),
     },
+    "deployments-resume-stalled": {"task": "governance.tasks.deployments_resume_stalled", "schedule": 30.0},
 }
 
 # The largest request body in bytes, uploaded files aside (Django's default): the API answers 413 beyond it.

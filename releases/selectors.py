@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from django.db.models import Prefetch, QuerySet
 
 from cmdb.models import ConfigurationItem, Environment
-from releases.models import Artifact, Deployment, GatePolicy, Promotion, scan_kind_labels
+from releases.models import Artifact, Deployment, DeploymentStatus, GatePolicy, Promotion, scan_kind_labels
 
 
 @dataclass(frozen=True)
@@ -64,3 +64,22 @@ def service_artifacts(service: ConfigurationItem) -> QuerySet[Artifact]:
 def deployment_of_check(check_id) -> Deployment | None:
     """The deployment the gate's check `check_id` started, if any (a check starts one at most)."""
     return Deployment.objects.select_related("service", "environment", "artifact").filter(check_id=check_id).first()
+
+
+def live_artifact(service: ConfigurationItem, environment: Environment) -> Artifact | None:
+    """The build running in `environment` now: that of the last deployment there that succeeded."""
+    last = (Deployment.objects.filter(service=service, environment=environment, status=DeploymentStatus.SUCCEEDED)
+            .select_related("artifact").order_by("-started_at").first())
+    return last.artifact if last is not None else None
+
+
+def rollback_rehearsed(artifact: Artifact) -> bool:
+    """Whether the build's rollback was rehearsed: a deployment of it rolled back in a pre-production environment."""
+    return Deployment.objects.filter(artifact=artifact, environment__is_production=False,
+                                     status=DeploymentStatus.ROLLED_BACK).exists()
+
+
+def queued_next(service_id: int, environment_id: int) -> Deployment | None:
+    """The deployment waiting longest for this service in this environment."""
+    return (Deployment.objects.filter(service_id=service_id, environment_id=environment_id,
+                                      status=DeploymentStatus.QUEUED).order_by("started_at", "pk").first())

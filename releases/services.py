@@ -10,7 +10,15 @@ from governance.core.actors import ActingUser
 from governance.core.credentials import CredentialScope, require_scope
 from governance.core.ed25519 import key_id, load_public_key_pem, signature_valid
 from governance.core.errors import Conflict, Forbidden, InvalidInput
-from releases.models import Artifact, Deployment, Promotion, ScanResult, SignatureStatus, TrustedKey
+from releases.models import (
+    Artifact,
+    Deployment,
+    DeploymentKind,
+    Promotion,
+    ScanResult,
+    SignatureStatus,
+    TrustedKey,
+)
 from releases.selectors import deployment_of_check
 from releases.workflow import end_refusal
 
@@ -133,10 +141,14 @@ def deployment_record(*, actor: ActingUser, service: ConfigurationItem, environm
 
 
 def deployment_end(deployment: Deployment, status: str) -> Deployment:
-    """End a running deployment as `status`, as the lifecycle's table allows; two ends at once record one."""
+    """End a running deployment a pipeline reported as `status`, as the lifecycle's table allows; two ends at once
+    record one. A deployment Changeboard runs ends by its own steps only."""
     with transaction.atomic():
         deployment = (Deployment.objects.select_for_update(of=("self",))
                       .select_related("service", "environment", "artifact").get(pk=deployment.pk))
+        if deployment.kind == DeploymentKind.RUN:
+            raise Conflict(f"{deployment.number} is run by Changeboard: it ends by its own steps, or a release "
+                           "manager aborts it.", field="deployment", code="run_by_changeboard")
         refusal = end_refusal(deployment.status, status)
         if refusal:
             raise Conflict(f"{deployment.number} {refusal}.", field="status")

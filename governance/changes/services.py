@@ -36,7 +36,7 @@ from governance.changes.selectors import (
     outstanding_approvals,
 )
 from governance.changes.standard import fit_refusal
-from governance.changes.workflow import ChangeFacts, transition_refusal
+from governance.changes.workflow import SYSTEM, ChangeFacts, transition_refusal
 from governance.core.actors import ActingUser
 from governance.core.errors import Conflict, Forbidden, InvalidInput
 from governance.core.fields import field_label
@@ -296,6 +296,19 @@ def change_request_transition(*, actor: ActingUser, change: ChangeRequest, targe
         _move(change, target, actor=actor, reason=reason, now=now)
         if target == S.SUBMITTED:
             _assess_and_route(change, now=now)
+    return change
+
+
+def change_request_follow_deployment(*, change: ChangeRequest, target: str, reason: str) -> ChangeRequest:
+    """Changeboard's own move of a change as the deployment it runs for it goes (implementing, then completed,
+    failed or rolled back), as the lifecycle's table allows Changeboard itself."""
+    now = timezone.now()
+    with transaction.atomic():
+        change = _locked(change)
+        refusal = transition_refusal(_facts(change), target, SYSTEM, now)
+        if refusal:
+            raise Conflict(refusal, field="change", code="transition_not_allowed")
+        _move(change, target, actor=None, reason=reason, now=now)
     return change
 
 

@@ -91,9 +91,12 @@ TRANSITIONS: dict[tuple[str, str], frozenset[Mover]] = {
     (S.APPROVED, S.CAB_REVIEW): frozenset({Mover.SYSTEM}),  # approvals went stale
     (S.SCHEDULED, S.CAB_REVIEW): frozenset({Mover.SYSTEM}),
     (S.APPROVED, S.SCHEDULED): frozenset({Mover.RELEASE_MANAGER}),
-    (S.SCHEDULED, S.IMPLEMENTING): frozenset({Mover.IMPLEMENTER, Mover.RELEASE_MANAGER}),
-    (S.IMPLEMENTING, S.COMPLETED): frozenset({Mover.IMPLEMENTER, Mover.RELEASE_MANAGER}),
-    (S.IMPLEMENTING, S.FAILED): frozenset({Mover.IMPLEMENTER, Mover.RELEASE_MANAGER}),
+    # Changeboard moves a change as the deployment it runs for it goes: implementing when it starts (scheduled or
+    # not), then completed, failed or rolled back.
+    (S.APPROVED, S.IMPLEMENTING): frozenset({Mover.SYSTEM}),
+    (S.SCHEDULED, S.IMPLEMENTING): frozenset({Mover.IMPLEMENTER, Mover.RELEASE_MANAGER, Mover.SYSTEM}),
+    (S.IMPLEMENTING, S.COMPLETED): frozenset({Mover.IMPLEMENTER, Mover.RELEASE_MANAGER, Mover.SYSTEM}),
+    (S.IMPLEMENTING, S.FAILED): frozenset({Mover.IMPLEMENTER, Mover.RELEASE_MANAGER, Mover.SYSTEM}),
     (S.IMPLEMENTING, S.ROLLED_BACK): frozenset({Mover.IMPLEMENTER, Mover.RELEASE_MANAGER, Mover.SYSTEM}),
     (S.COMPLETED, S.CLOSED): frozenset({Mover.RELEASE_MANAGER}),
     (S.FAILED, S.CLOSED): frozenset({Mover.RELEASE_MANAGER}),

@@ -81,7 +81,7 @@ BEGIN
                                                                    'critical', critical, 'high', high))
                                FROM releases_scanresult WHERE artifact_id = v_artifact.id), '[]')) END,
         'running', (SELECT number FROM releases_deployment WHERE service_id = v_service.id
-                    AND environment_id = v_env.id AND status = 'started' LIMIT 1),
+                    AND environment_id = v_env.id AND status IN ('started', 'paused') LIMIT 1),
         'live', (SELECT jsonb_build_object('version', a.version, 'created_at', a.created_at)
                  FROM releases_deployment d JOIN releases_artifact a ON a.id = d.artifact_id
                  WHERE d.service_id = v_service.id AND d.environment_id = v_env.id AND d.status = 'succeeded'
@@ -140,7 +140,7 @@ def _times(part: dict | None, *names: str) -> dict | None:
     return {**part, **{name: datetime.fromisoformat(part[name]) if part[name] else None for name in names}}
 
 
-def gate_facts(*, change: str, service: str, environment: str, digest: str, user_id: int, token_id: int | None,
+def gate_facts(*, change: str, service: str, environment: str, digest: str, user_id: int | None, token_id: int | None,
                at: datetime) -> GateFacts:
     with connection.cursor() as cursor:
         cursor.execute("SELECT changeboard_gate_facts(%s, %s, %s, %s, %s, %s, %s)",

@@ -141,18 +141,29 @@ def gate_reasons(facts: KnownFacts, q: Question, *, now: datetime) -> Reasons:
     return reasons
 
 
-def _facts_allowed(*, actor: ActingUser, token: ApiToken | None, question: Question, now: datetime) -> KnownFacts:
-    """The facts of a question this asker may put: every name known, a pipeline asking, within its token's scope."""
+def _known_facts(question: Question, *, user_id: int | None, token_id: int | None, now: datetime) -> KnownFacts:
+    """The facts of a question whose every name is known."""
     facts = gate_facts(change=question.change, service=question.service, environment=question.environment,
-                       digest=question.digest, user_id=actor.pk, token_id=token.pk if token else None, at=now)
+                       digest=question.digest, user_id=user_id, token_id=token_id, at=now)
     for field, part, given in (("service", facts.service, question.service),
                                ("environment", facts.environment, question.environment),
                                ("change", facts.change if question.change else True, question.change)):
         if part is None:
             raise InvalidInput(f"No {field} is named {given!r}.", field=field, code="does_not_exist")
-    if not facts.may_ask:
+    return KnownFacts(**vars(facts))  # both names were found just above
+
+
+def gate_decision(question: Question, *, now: datetime) -> Reasons:
+    """Every reason the gate has to deny `question` at `now` (none: it allows), when Changeboard asks itself, with no
+    pipeline and no token: the deployments it runs ask before they start and before each wave."""
+    return gate_reasons(_known_facts(question, user_id=None, token_id=None, now=now), question, now=now)
+
+
+def _facts_allowed(*, actor: ActingUser, token: ApiToken | None, question: Question, now: datetime) -> KnownFacts:
+    """The facts of a question this asker may put: every name known, a pipeline asking, within its token's scope."""
+    known = _known_facts(question, user_id=actor.pk, token_id=token.pk if token else None, now=now)
+    if not known.may_ask:
         raise Forbidden("The gate is for pipelines.")
-    known = KnownFacts(**vars(facts))  # both names were found just above
     scope = token.credential_scope(read=(known.scope_services, known.scope_environments)) if token else None
     require_scope(scope, service=ConfigurationItem(id=known.service["id"], name=known.service["name"]),
                   environment=Environment(id=known.environment["id"], name=known.environment["name"]))

@@ -96,8 +96,19 @@ def test_only_changeboard_moves_a_change_through_assessment_review_and_expiry():
     assert system_only == {
         (S.SUBMITTED, S.ASSESSED), (S.ASSESSED, S.CAB_REVIEW), (S.ASSESSED, S.APPROVED),
         (S.CAB_REVIEW, S.APPROVED), (S.CAB_REVIEW, S.REJECTED), (S.CAB_REVIEW, S.DRAFT),
-        (S.APPROVED, S.CAB_REVIEW), (S.SCHEDULED, S.CAB_REVIEW),
+        (S.APPROVED, S.CAB_REVIEW), (S.SCHEDULED, S.CAB_REVIEW), (S.APPROVED, S.IMPLEMENTING),
     }
+
+
+def test_changeboard_moves_a_change_as_the_deployment_it_runs_goes():
+    followed = {pair for pair, movers in TRANSITIONS.items() if Mover.SYSTEM in movers and pair[0] in (
+        S.APPROVED, S.SCHEDULED, S.IMPLEMENTING) and pair[1] in (S.IMPLEMENTING, S.COMPLETED, S.FAILED, S.ROLLED_BACK)}
+    assert followed == {(S.APPROVED, S.IMPLEMENTING), (S.SCHEDULED, S.IMPLEMENTING), (S.IMPLEMENTING, S.COMPLETED),
+                        (S.IMPLEMENTING, S.FAILED), (S.IMPLEMENTING, S.ROLLED_BACK)}
+    for frm, to in followed:
+        assert transition_refusal(ready(frm), to, SYSTEM, NOW) is None
+    assert transition_refusal(ready(S.APPROVED, planned_start=NOW + timedelta(hours=2)), S.IMPLEMENTING, SYSTEM,
+                              NOW).startswith("The window has not opened yet")
 
 
 def test_nobody_approves_or_rejects_by_a_transition():
