@@ -115,7 +115,10 @@ def advance(deployment_id: int, *, owner: str, hooks: Hooks) -> str:
     if attempt is None:
         return "held by another worker"
     with _heartbeat(step.pk, attempt):
-        result = _run(step, deployment, taken_over=attempt > 1)
+        try:
+            result = _run(step, deployment, taken_over=attempt > 1)
+        except Exception as exc:  # a step that breaks fails, and the rollout halts; left running, it would loop
+            result = StepResult(False, f"The step broke: {type(exc).__name__}: {exc}")
     return _record(deployment, step, attempt, StepResult(result.ok, gate_note + result.output), hooks)
 
 

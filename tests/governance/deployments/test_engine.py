@@ -191,3 +191,22 @@ def test_the_beat_job_resends_a_stalled_deployment_and_starts_a_queued_one_whose
         assert deployments_resume_stalled() == 1
     second.refresh_from_db()
     assert second.status == DeploymentStatus.STARTED and sent == [second.pk]
+
+
+def test_a_step_that_breaks_fails_and_the_rollout_halts(deploy_world, release_manager):
+    deployment = start(deploy_world, release_manager)
+    DeploymentPlan.objects.filter(pk=deploy_world.plan.pk).update(executor_settings={"backward": ["rollback"]})
+    deployment = drive(deployment)
+    assert deployment.status == DeploymentStatus.FAILED
+    rollout = step(deployment, "rollout")
+    assert rollout.state == "failed" and rollout.output == "The step broke: KeyError: 'forward'"
+    # Its rollback breaks the same way: the deployment stops and says what a person must finish.
+    assert steps_of_kind(deployment, "rollback_rollout") == [("canary", "failed")]
+    assert deployment.manual_steps == ("1. Step 10 (rollback of the wave, wave canary) failed. Check what it left and "
+                                       "finish it by hand.")
+    deploy_world.change.refresh_from_db()
+    assert deploy_world.change.status == ChangeStatus.FAILED
+
+
+def steps_of_kind(deployment: Deployment, kind: str) -> list[tuple[str, str]]:
+    return list(RolloutStep.objects.filter(deployment=deployment, kind=kind).values_list("wave_name", "state"))
