@@ -3,6 +3,7 @@
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from cmdb.models import ConfigurationItem, Environment, Team
@@ -81,14 +82,16 @@ def artifact_register(*, actor: ActingUser, scope: CredentialScope | None = None
 
 
 def _registered(service: ConfigurationItem, version: str, digest: str) -> Artifact | None:
-    """The artifact already registered as this build; a conflict if the version or the digest names another."""
-    existing = Artifact.objects.filter(service=service, version=version).first()
+    """The artifact already registered as this build; a conflict if the version or the digest names another.
+    One statement reads both, so a registration committed meanwhile is seen whole, never as its digest alone."""
+    found = list(Artifact.objects.filter(Q(service=service, version=version) | Q(digest=digest))[:2])
+    existing = next((a for a in found if a.service_id == service.pk and a.version == version), None)
     if existing is not None:
         if existing.digest != digest:
             raise Conflict(f"{service} {version} was built as {existing.digest}: rebuilds are refused; "
                            "give the new build a new version.", field="digest", code="rebuild_refused")
         return existing
-    if Artifact.objects.filter(digest=digest).exists():
+    if found:
         raise Conflict("This digest is already registered for another version.", field="digest")
     return None
 
