@@ -216,6 +216,10 @@ SPECTACULAR_SETTINGS = {
         "DeploymentStatusEnum": "releases.models.DeploymentStatus",
         "GateDecisionEnum": "governance.models.gate.GateDecision",
         "ApprovalDecisionEnum": "governance.models.changes.Decision",
+        "DeploymentKindEnum": "releases.models.DeploymentKind",
+        "StepKindEnum": "releases.models.StepKind",
+        "StepStateEnum": "releases.models.StepState",
+        "HealthCheckKindEnum": "releases.models.HealthCheck.Kind",
     },
     # The docs load nothing from another host: ReDoc's default theme names Google's Montserrat and Roboto (its
     # page, templates/drf_spectacular/redoc.html, no longer links them), so it is given the system's own fonts;
@@ -258,6 +262,11 @@ API_AREAS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("deployment-checks", "gates", "deployments", "github"),
     ),
     "Audit": ("The ledger, its signed checkpoints and the public key that verifies them.", ("audit",)),
+    "Deployments": (
+        "Deployments, those pipelines report and those Changeboard runs by a plan: their waves, steps, checks and "
+        "log; start, pause, resume, abort and approve the next wave. The plans they run by.",
+        ("rollouts", "deployment-plans"),
+    ),
 }
 SPECTACULAR_SETTINGS["TAGS"] = [{"name": name, "description": text} for name, (text, _) in API_AREAS.items()]
 

@@ -15,6 +15,7 @@ api_v1 = [
     path("", include("governance.audit.api.urls")),
     path("", include("governance.changes.api.urls")),
     path("", include("governance.calendar.api.urls")),
+    path("", include("governance.deployments.api.urls")),
 ]
 
 urlpatterns = [

@@ -1,6 +1,7 @@
 """A world in which every list of the API has rows and the values a schema most often gets wrong occur: a draft
 with no environment, implementer, template or risk level; a move Changeboard made itself; an unsigned build; a
-freeze in force with no extra approver; a lockdown in force and one lifted; a calendar feed for no team."""
+freeze in force with no extra approver; a lockdown in force and one lifted; a calendar feed for no team; a queued
+deployment by a plan, not yet started."""
 
 from datetime import timedelta
 
@@ -19,7 +20,8 @@ from governance.changes.services import approval_record, change_request_transiti
 from governance.models import ChangeStatus, ChangeStatusChange
 from governance.models.calendar import FreezeWindow, MaintenanceWindow
 from governance.roles import Role
-from releases.models import Promotion, ScanResult
+from releases import engine
+from releases.models import Deployment, DeploymentKind, DeploymentPlan, PlanWave, Promotion, ScanResult
 from releases.services import trusted_key_add
 from tests.factories import (
     link,
@@ -74,8 +76,21 @@ def build_api_world(admin) -> dict:
     lockdown_lift(actor=admin, lockdown=lifted, reason="Resolved")
     feed = calendar_feed_create(actor=admin, name="Everything").feed
 
+    # A plan of two waves, the second behind a manual gate, and a deployment by it waiting in the queue.
+    plan = DeploymentPlan.objects.create(service=service, environment=dev, executor_settings={
+        "forward": ["true", "{targets}"], "backward": ["true", "{targets}"], "timeout_seconds": 30})
+    PlanWave.objects.create(plan=plan, position=1, name="canary", targets=["payments-1"])
+    PlanWave.objects.create(plan=plan, position=2, name="everywhere", targets=["payments-2", "payments-3"],
+                            manual_gate=True, bake_seconds=60)
+    deployment = Deployment.objects.create(kind=DeploymentKind.RUN, plan=plan, service=service, environment=dev,
+                                           artifact=unsigned, change_number=approved.number,
+                                           status="queued", reported_by=admin)
+    deployment.refresh_from_db(fields=["number"])
+    engine.steps_create(deployment)
+
     audit_seal()
     audit_checkpoint_create()
     return {"team": team, "dev": dev, "prod": prod, "service": service, "database": database, "draft": draft,
             "approved": approved, "artifact": unsigned, "freeze": freeze, "window": window, "lockdown": in_force,
-            "lifted": lifted, "feed": feed, "requester": requester, "template": template}
+            "lifted": lifted, "feed": feed, "requester": requester, "template": template, "plan": plan,
+            "deployment": deployment}

@@ -48,9 +48,10 @@ def _real_records(world) -> dict[str, dict]:
     """By collection, the path parameters of a real record, so that writes and reads also get past the lookup."""
     by_id = {"teams": "team", "environments": "dev", "cis": "service", "freezes": "freeze",
              "maintenance-windows": "window", "lockdowns": "lockdown", "calendar-feeds": "feed",
-             "standard-templates": "template"}
+             "standard-templates": "template", "deployment-plans": "plan"}
     return {**{collection: {"id": world[name].pk} for collection, name in by_id.items()},
-            "changes": {"number": world["approved"].number}, "artifacts": {"digest": world["artifact"].digest}}
+            "changes": {"number": world["approved"].number}, "artifacts": {"digest": world["artifact"].digest},
+            "rollouts": {"number": world["deployment"].number}}
 
 
 def _cases(operation, real: dict | None):

@@ -1,0 +1,17 @@
+"""Filters shared by the deployments page and the deployments API."""
+
+import django_filters
+
+from cmdb.models import Environment
+from releases.models import Deployment, DeploymentKind, DeploymentStatus
+
+
+class DeploymentFilter(django_filters.FilterSet):
+    service = django_filters.CharFilter(field_name="service__name", label="Service (name)", max_length=200)
+    environment = django_filters.ModelChoiceFilter(queryset=Environment.objects.all(), to_field_name="name")
+    status = django_filters.MultipleChoiceFilter(choices=DeploymentStatus.choices)
+    kind = django_filters.ChoiceFilter(choices=DeploymentKind.choices)
+
+    class Meta:
+        model = Deployment
+        fields: list[str] = []
