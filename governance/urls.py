@@ -32,6 +32,7 @@ urlpatterns = [
     path("releases/", include("releases.urls")),
     # The gate is governance's, so are its log and the ending of deployments; they sit beside the builds.
     path("releases/", include("governance.gate.urls")),
+    path("", include("governance.deployments.urls")),
     path("admin/", admin.site.urls),
     path("calendar/feed/<str:secret>.ics", calendar_feed, name="calendar_feed"),
     path("api/v1/", include(api_v1)),
