@@ -8,9 +8,10 @@ from releases.models import Deployment, DeploymentKind, DeploymentStatus
 
 class DeploymentFilter(django_filters.FilterSet):
     service = django_filters.CharFilter(field_name="service__name", label="Service (name)", max_length=200)
-    environment = django_filters.ModelChoiceFilter(queryset=Environment.objects.all(), to_field_name="name")
+    environment = django_filters.ModelChoiceFilter(queryset=Environment.objects.all(), to_field_name="name",
+                                                   empty_label="Any")
     status = django_filters.MultipleChoiceFilter(choices=DeploymentStatus.choices)
-    kind = django_filters.ChoiceFilter(choices=DeploymentKind.choices)
+    kind = django_filters.ChoiceFilter(choices=DeploymentKind.choices, empty_label="Any")
 
     class Meta:
         model = Deployment

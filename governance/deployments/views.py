@@ -16,7 +16,7 @@ from governance.deployments.filters import DeploymentFilter
 from governance.deployments.forms import DeploymentStartForm
 from governance.deployments.permissions import can_read_deployments, can_run_deployments
 from governance.models.changes import ChangeRequest
-from releases.models import Deployment, DeploymentKind, DeploymentStatus, StepState
+from releases.models import ROLLBACK_KINDS, Deployment, DeploymentKind, DeploymentStatus, StepKind, StepState
 from releases.workflow import RUN_ENDS
 
 PAGE_SIZE = 50
@@ -71,17 +71,24 @@ def deployment_start(request):
 
 def _live_context(request, deployment: Deployment) -> dict:
     steps = list(deployment.steps.all())
+    # The step the deployment goes on with: a wave's approval when it waits at a manual gate.
+    waiting = [step for step in steps if step.state == StepState.PENDING][:1]
+    gate_waits = bool(waiting) and waiting[0].kind == StepKind.MANUAL_GATE
     waves = []
     for wave in (deployment.plan.waves.all() if deployment.plan is not None else []):
         mine = [step for step in steps if step.wave_position == wave.position]
         states = {step.state for step in mine}
-        state = ("failed" if StepState.FAILED in states else "running" if StepState.RUNNING in states
+        undone = {step.state for step in mine if step.kind in ROLLBACK_KINDS}
+        state = ("failed" if StepState.FAILED in states
+                 else "rolling back" if undone & {StepState.PENDING, StepState.RUNNING}
+                 else "rolled back" if undone else "running" if StepState.RUNNING in states
                  else "succeeded" if mine and states <= {StepState.SUCCEEDED}
                  else "skipped" if states == {StepState.SKIPPED} else "pending")
+        if gate_waits and deployment.status == DeploymentStatus.PAUSED and mine[:1] == waiting:
+            state = "awaiting approval"
         waves.append({"wave": wave, "steps": mine, "state": state})
     run = deployment.kind == DeploymentKind.RUN
     may_run = run and can_run_deployments(request.user)
-    waiting = next((step for step in steps if step.state == StepState.PENDING), None)
     finished = deployment.status in RUN_ENDS or not run
     return {
         "deployment": deployment, "waves": waves, "finished": finished,
@@ -89,11 +96,12 @@ def _live_context(request, deployment: Deployment) -> dict:
                 for step in steps if step.started_at is not None],
         "checks": list(deployment.plan.health_checks.all()) if deployment.plan is not None else [],
         "can_pause": may_run and deployment.status == DeploymentStatus.STARTED,
-        "can_resume": may_run and deployment.status == DeploymentStatus.PAUSED,
+        # Resuming at a manual gate would only pause there again: the approval is what goes on.
+        "can_resume": may_run and deployment.status == DeploymentStatus.PAUSED and not gate_waits,
         "can_abort": may_run and deployment.status in (DeploymentStatus.QUEUED, DeploymentStatus.STARTED,
                                                        DeploymentStatus.PAUSED),
-        "can_approve": may_run and deployment.status in (DeploymentStatus.STARTED, DeploymentStatus.PAUSED)
-        and waiting is not None and waiting.kind == "manual_gate",
+        "can_approve": may_run and gate_waits
+        and deployment.status in (DeploymentStatus.STARTED, DeploymentStatus.PAUSED),
         "max_reason": MAX_REASON,
     }
 
