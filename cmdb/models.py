@@ -3,7 +3,7 @@
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import RegexValidator, URLValidator
 from django.db import models
 from django.db.models.functions import Lower
 
@@ -91,6 +91,13 @@ class ConfigurationItem(models.Model):
         help_text="The GitHub environments of that repository whose deployments deploy this CI, each with the "
                   'Changeboard environment it stands for: {"payments-api-prod": "prod"}. Without one, a GitHub '
                   "environment stands for the Changeboard environment of the same name.",
+    )
+    # Asked before each wave of a deployment Changeboard runs for a service that depends on this CI: an answer other
+    # than 2xx pauses the rollout instead of deploying into a broken dependency (README, "Deployments run by
+    # Changeboard"). A CharField with the URL validator, not a URLField, whose form would quietly add a scheme.
+    health_url = models.CharField(
+        "health URL", max_length=500, blank=True, validators=[URLValidator(schemes=["http", "https"])],
+        help_text="An http:// or https:// URL answering 2xx while this CI is healthy, e.g. https://db-proxy/healthz.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -40,7 +40,7 @@ class ConfigurationItemSerializer(ModelRulesSerializer):
         fields = [
             "id", "name", "type", "criticality", "owner_team", "lifecycle_status", "environment", "region",
             "tags", "sox_scoped", "phi", "pci", "compliance_reason", "description", "attributes",
-            "github_repository", "github_environments", "created_at", "updated_at",
+            "github_repository", "github_environments", "health_url", "created_at", "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
         # The database's unique index is on lower(name); without this its violation names no field.
