@@ -11,10 +11,11 @@ The engine knows nothing of approval. Governance hands it, as plain functions (`
 each wave, what to do when a deployment ends, and how to send the next task.
 """
 
+import math
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
@@ -25,7 +26,7 @@ from django.utils import timezone
 
 from releases.executors import StepContext, StepResult, executor_for
 from releases.executors.command import run_command, step_environment
-from releases.health import http_probe, probe_client
+from releases.health import dependency_health, http_probe, probe_client
 from releases.models import (
     ROLLBACK_KINDS,
     CheckPhase,
@@ -37,9 +38,13 @@ from releases.models import (
     StepKind,
     StepState,
 )
+from releases.prometheus import metric_check, query_client
 from releases.workflow import RUN_ENDS, run_refusal
 
 WATCH_INTERVAL_SECONDS = 5.0
+
+# The first line of a watch's output when one of the change's rollback triggers tripped; the halt reason repeats it.
+TRIPPED = "Rollback trigger tripped:"
 
 
 def lease() -> timedelta:
@@ -111,6 +116,14 @@ def advance(deployment_id: int, *, owner: str, hooks: Hooks) -> str:
             _pause(deployment, f"Wave {step.wave_position} ({step.wave_name}) did not start: " + " ".join(reasons))
             return "paused by the gate"
         gate_note = f"The gate allows wave {step.wave_position} ({step.wave_name}) now.\n"
+        # The dependency circuit breaker: deploying into a broken dependency would only look like a bad build.
+        dependencies = dependency_health(deployment.service)
+        if dependencies.unhealthy:
+            _pause(deployment, f"Wave {step.wave_position} ({step.wave_name}) did not start: a dependency of "
+                               f"{deployment.service} is unhealthy: " + " ".join(dependencies.unhealthy))
+            return "paused by a dependency"
+        if dependencies.healthy:
+            gate_note += f"Dependencies healthy: {', '.join(dependencies.healthy)}.\n"
     attempt = _claim(step, owner)
     if attempt is None:
         return "held by another worker"
@@ -211,35 +224,98 @@ def _run(step: RolloutStep, deployment: Deployment, *, taken_over: bool) -> Step
     return executor.forward(context)
 
 
+@dataclass
+class _Round:
+    """One round of a phase's checks: each HTTP probe on each target, each metric check once."""
+
+    lines: list[str] = field(default_factory=list)
+    failed: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    error_rates: list[tuple[float, str]] = field(default_factory=list)
+
+
+def _check_round(step: RolloutStep, deployment: Deployment, checks: list[HealthCheck]) -> _Round:
+    done = _Round()
+    with probe_client() as client, query_client() as prometheus:
+        for check in checks:
+            if check.kind == HealthCheck.Kind.METRIC:
+                ok, value, line = metric_check(check, client=prometheus)
+                done.lines.append(line)
+                done.failed += not ok
+                if value is not None and check.measures == HealthCheck.Measures.ERROR_RATE_PCT:
+                    done.error_rates.append((value, check.name))
+                continue
+            for target in step.targets:
+                probe = http_probe(check, target=target, version=deployment.artifact.version,
+                                   digest=deployment.artifact.digest, client=client)
+                done.lines.append(probe.detail)
+                done.failed += not probe.ok
+                if probe.latency_ms is not None:
+                    done.latencies_ms.append(probe.latency_ms)
+    return done
+
+
 def _probe_all(step: RolloutStep, deployment: Deployment, phase: str) -> StepResult:
     checks = list(HealthCheck.objects.filter(plan=deployment.plan, phase=phase))
     if not checks:
         return StepResult(True, f"No {CheckPhase(phase).label.lower()} checks in the plan.")
-    lines, ok = [], True
-    with probe_client() as client:
-        for check in checks:
-            for target in step.targets:
-                probe = http_probe(check, target=target, version=deployment.artifact.version,
-                                   digest=deployment.artifact.digest, client=client)
-                ok = ok and probe.ok
-                lines.append(probe.detail)
-    return StepResult(ok, "\n".join(lines))
+    done = _check_round(step, deployment, checks)
+    return StepResult(not done.failed, "\n".join(done.lines))
+
+
+def p99(values: list[float]) -> float:
+    """The 99th percentile by nearest rank: with fewer than a hundred probes, the slowest."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)]
+
+
+def _tripped(deployment: Deployment, done: _Round, failed: int, latencies_ms: list[float]) -> str:
+    """The change's rollback trigger this watch has tripped so far, with the value measured, or ""."""
+    if deployment.rollback_error_rate_pct is not None:
+        limit = float(deployment.rollback_error_rate_pct)
+        for rate, name in done.error_rates:
+            if rate > limit:
+                return (f"{TRIPPED} error rate {rate:g} % ({name}) is above the change's "
+                        f"{deployment.rollback_error_rate_pct} %.")
+    if deployment.rollback_latency_p99_ms is not None and latencies_ms:
+        measured = p99(latencies_ms)
+        if measured > deployment.rollback_latency_p99_ms:
+            return (f"{TRIPPED} p99 latency {measured:.0f} ms over {len(latencies_ms)} probes is above the "
+                    f"change's {deployment.rollback_latency_p99_ms} ms.")
+    most = deployment.rollback_failed_health_checks
+    if most is not None and failed >= max(1, most):
+        return (f"{TRIPPED} {failed} failed health checks reach the change's "
+                f"{deployment.rollback_failed_health_checks}.")
+    return ""
 
 
 def _watch(step: RolloutStep, deployment: Deployment) -> StepResult:
-    """Probe the watch checks until the wave's bake time is over; the first failure ends the watch."""
+    """Run the watch checks until the wave's bake time is over, evaluating the change's rollback triggers after each
+    round: a tripped trigger ends the watch, failed, with what it measured. Without a failed-checks trigger, the
+    first failed check ends it; with one, failed checks are counted until they reach it."""
     assert deployment.plan is not None
     bake = deployment.plan.waves.get(position=step.wave_position).bake_seconds
     ends = timezone.now() + timedelta(seconds=bake)
+    checks = list(HealthCheck.objects.filter(plan=deployment.plan, phase=CheckPhase.WATCH))
     lines: list[str] = []
+    failed, latencies_ms = 0, []
     while True:
-        probed = _probe_all(step, deployment, CheckPhase.WATCH)
-        lines.append(probed.output)
-        if not probed.ok:
-            return StepResult(False, "\n".join(lines[-20:]))
+        if checks:
+            done = _check_round(step, deployment, checks)
+            lines.append("\n".join(done.lines))
+            failed += done.failed
+            latencies_ms += done.latencies_ms
+            tripped = _tripped(deployment, done, failed, latencies_ms)
+            if tripped:
+                return StepResult(False, tripped + "\n" + "\n".join(lines[-20:]))
+            if done.failed and deployment.rollback_failed_health_checks is None:
+                return StepResult(False, "\n".join(lines[-20:]))
+        else:
+            lines.append("No checks while the wave bakes in the plan.")
         left = (ends - timezone.now()).total_seconds()
         if left <= 0:
-            return StepResult(True, f"Baked {bake} s, healthy.\n" + "\n".join(lines[-20:]))
+            counted = f" {failed} failed checks tolerated." if failed else ""
+            return StepResult(True, f"Baked {bake} s, healthy.{counted}\n" + "\n".join(lines[-20:]))
         threading.Event().wait(min(WATCH_INTERVAL_SECONDS, left))
 
 
@@ -285,6 +361,8 @@ def _halt(deployment: Deployment, failed: RolloutStep, hooks: Hooks) -> None:
     if deployment.status not in (DeploymentStatus.STARTED, DeploymentStatus.PAUSED):
         return
     reason = f"Step {failed.sequence} ({failed.get_kind_display().lower()}, wave {failed.wave_name}) failed."
+    if failed.output.startswith(TRIPPED):
+        reason += " " + failed.output.splitlines()[0][len(TRIPPED):].strip()
     if failed.kind in ROLLBACK_KINDS:
         _stop(deployment, reason, hooks)
         return

@@ -169,6 +169,17 @@ class Deployment(models.Model):
                                    related_name="+")
     halt_reason = models.TextField(blank=True, help_text="Why it paused, failed or was stopped, in words.")
     manual_steps = models.TextField(blank=True, help_text="What a person must do by hand where a rollback stopped.")
+    # The change's rollback triggers, copied as plain data when the deployment is created (releases knows nothing of
+    # changes): the watch while a wave bakes rolls the deployment back when one trips. Empty: no such trigger.
+    rollback_error_rate_pct = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True,
+                                                  help_text="An error rate (a metric check measuring it) above this "
+                                                            "rolls back.")
+    rollback_latency_p99_ms = models.PositiveIntegerField(null=True, blank=True,
+                                                          help_text="A p99 latency of the HTTP probes above this rolls "
+                                                                    "back.")
+    rollback_failed_health_checks = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="This many failed checks during a wave's watch roll back (without it, the "
+                                         "first one does).")
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -299,29 +310,58 @@ class CheckPhase(models.TextChoices):
 
 
 class HealthCheck(models.Model):
-    """A check a plan makes on each target of a wave: before, after, or while it bakes. An HTTP probe asks for a
-    status, a piece of the body and a latency ceiling; {target}, {version} and {digest} are filled in."""
+    """A check a plan makes before a wave, after it, or while it bakes. An HTTP probe asks each target for a status,
+    a piece of the body and a latency ceiling ({target}, {version} and {digest} are filled in); a metric check asks
+    a Prometheus server (`url`) a PromQL instant query once and compares its value with a threshold."""
 
     class Kind(models.TextChoices):
         HTTP = "http", "HTTP probe"
+        METRIC = "metric", "Metric check (PromQL)"
+
+    class FailsWhen(models.TextChoices):
+        ABOVE = "above", "The value is above the threshold"
+        BELOW = "below", "The value is below the threshold"
+
+    class Measures(models.TextChoices):
+        OTHER = "", "Something else"
+        ERROR_RATE_PCT = "error_rate_pct", "The error rate, in per cent"
 
     plan = models.ForeignKey(DeploymentPlan, on_delete=models.CASCADE, related_name="health_checks")
     name = models.CharField(max_length=100)
     phase = models.CharField(max_length=10, choices=CheckPhase.choices)
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.HTTP)
-    url = models.CharField(max_length=500, help_text="e.g. http://{target}/healthz")
+    url = models.CharField(max_length=500, help_text="e.g. http://{target}/healthz; for a metric check, the "
+                                                     "Prometheus server, e.g. http://prometheus:9090")
     expected_status = models.PositiveSmallIntegerField(default=200)
     body_contains = models.CharField(max_length=200, blank=True)
     max_latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    query = models.TextField(blank=True, help_text="A metric check's PromQL, e.g. 100 * sum(rate(http_requests_total"
+                                                   "{code=~\"5..\"}[1m])) / sum(rate(http_requests_total[1m]))")
+    threshold = models.FloatField(null=True, blank=True, help_text="A metric check fails past it.")
+    fails_when = models.CharField(max_length=10, choices=FailsWhen.choices, default=FailsWhen.ABOVE)
+    measures = models.CharField(max_length=20, choices=Measures.choices, blank=True, default=Measures.OTHER,
+                                help_text="What the query's value is, for the change's rollback triggers.")
 
     class Meta:
         ordering = ["plan", "phase", "name"]
         constraints = [
             models.CheckConstraint(condition=~models.Q(kind="http") | ~models.Q(url=""), name="http_check_has_url"),
+            models.CheckConstraint(condition=~models.Q(kind="metric") | (~models.Q(url="") & ~models.Q(query="")),
+                                   name="metric_check_has_server_and_query"),
         ]
 
     def __str__(self) -> str:
         return f"{self.plan}: {self.name} ({self.get_phase_display().lower()})"
+
+    def clean(self) -> None:
+        if self.kind == self.Kind.METRIC:
+            errors = {}
+            if not self.url.startswith(("http://", "https://")):
+                errors["url"] = "A metric check names its Prometheus server by an http:// or https:// URL."
+            if not self.query.strip():
+                errors["query"] = "A metric check has a PromQL query."
+            if errors:
+                raise ValidationError(errors)
 
 
 class DatabaseMigration(models.Model):

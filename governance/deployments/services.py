@@ -73,7 +73,11 @@ def rollout_start(*, actor: ActingUser, change: ChangeRequest, plan: DeploymentP
         plan = DeploymentPlan.objects.select_for_update().select_related("service", "environment").get(pk=plan.pk)
         deployment = Deployment.objects.create(
             kind=DeploymentKind.RUN, plan=plan, service=plan.service, environment=plan.environment,
-            artifact=artifact, change_number=change.number, status=DeploymentStatus.QUEUED, reported_by=actor)
+            artifact=artifact, change_number=change.number, status=DeploymentStatus.QUEUED, reported_by=actor,
+            # The change's rollback triggers go with the deployment as plain data: the engine evaluates them.
+            rollback_error_rate_pct=change.rollback_error_rate_pct,
+            rollback_latency_p99_ms=change.rollback_latency_p99_ms,
+            rollback_failed_health_checks=change.rollback_failed_health_checks)
         deployment.refresh_from_db(fields=["number"])
         engine.steps_create(deployment)
         begin(deployment)
