@@ -362,7 +362,7 @@ def _halt(deployment: Deployment, failed: RolloutStep, hooks: Hooks) -> None:
         return
     reason = f"Step {failed.sequence} ({failed.get_kind_display().lower()}, wave {failed.wave_name}) failed."
     if failed.output.startswith(TRIPPED):
-        reason += " " + failed.output.splitlines()[0][len(TRIPPED):].strip()
+        reason += " " + failed.output.splitlines()[0]
     if failed.kind in ROLLBACK_KINDS:
         _stop(deployment, reason, hooks)
         return

@@ -129,8 +129,8 @@ def test_an_error_rate_above_the_changes_threshold_during_the_bake_rolls_the_wav
     assert tripped.state == "failed"
     assert tripped.output.splitlines()[0] == (
         "Rollback trigger tripped: error rate 7.5 % (error-rate) is above the change's 2.00 %.")
-    assert deployment.halt_reason == ("Step 8 (health watch while baking, wave eu-west) failed. error rate 7.5 % "
-                                      "(error-rate) is above the change's 2.00 %.")
+    assert deployment.halt_reason == ("Step 8 (health watch while baking, wave eu-west) failed. Rollback trigger "
+                                      "tripped: error rate 7.5 % (error-rate) is above the change's 2.00 %.")
     assert set(prometheus.queries) == {ERRORS}
     world.change.refresh_from_db()
     assert world.change.status == ChangeStatus.ROLLED_BACK
