@@ -17,7 +17,7 @@ from releases.engine import advance
 from releases.models import Deployment, DeploymentStatus, HealthCheck, PlanWave, RolloutStep
 from tests.factories import make_ci
 from tests.governance.deployments.world import steps_of
-from tests.releases.prometheus_server import error_rate, serving
+from tests.releases.prometheus_server import error_rate, serving, vector
 
 pytestmark = pytest.mark.django_db
 
@@ -233,3 +233,27 @@ def test_a_dependency_that_fails_midway_pauses_before_the_next_wave(deploy_world
     assert world.waves_in_journal() == [("forward", "canary")]
     assert deployment.halt_reason.startswith("Wave 2 (eu-west) did not start: a dependency of shop-api is unhealthy: "
                                              "payments-db")
+
+
+def test_a_metric_check_that_matches_no_series_fails_the_watch_with_its_reason(deploy_world, release_manager,
+                                                                              prometheus):
+    world = deploy_world
+    triggers(world, rollback_error_rate_pct=Decimal("2.00"))
+    HealthCheck.objects.create(plan=world.plan, name="error-rate", phase="watch", kind="metric", url=prometheus.url,
+                               query=ERRORS, measures="error_rate_pct")
+    prometheus.answer = vector()  # e.g. the job's series renamed: blind, not healthy
+    deployment = drive(start(world, release_manager))
+    assert deployment.status == DeploymentStatus.ROLLED_BACK
+    assert watch(deployment, "canary").output == "error-rate: the query matched no series (empty result)"
+
+
+def test_a_metric_smoke_check_past_its_own_threshold_fails_the_wave(deploy_world, release_manager, prometheus):
+    world = deploy_world
+    HealthCheck.objects.create(plan=world.plan, name="saturation", phase="smoke", kind="metric", url=prometheus.url,
+                               query="max(queue_depth)", threshold=100, fails_when="above")
+    prometheus.answer = vector(({"queue": "orders"}, "250"))
+    deployment = drive(start(world, release_manager))
+    assert deployment.status == DeploymentStatus.ROLLED_BACK
+    smoke = RolloutStep.objects.get(deployment=deployment, kind="smoke", wave_name="canary").output
+    assert 'saturation: 250 ({queue="orders"}), above its threshold 100' in smoke
+    assert smoke.count("saturation") == 1  # asked once per round, not once per target
