@@ -33,7 +33,7 @@ def test_the_list_shows_deployments_and_the_queue_in_order(deploy_world, release
     first, second, third = (started(deploy_world, release_manager) for _ in range(3))
     client = client_of(auditor)
     client.get("/deployments/")
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(10):
         page = client.get("/deployments/")
     html = page.content.decode()
     assert page.status_code == 200
@@ -54,7 +54,7 @@ def test_the_live_page_shows_waves_steps_checks_and_the_log(deploy_world, releas
         started_at="2026-01-01T00:00:00Z", finished_at="2026-01-01T00:00:01.5Z")
     client = client_of(release_manager)
     client.get(f"/deployments/{deployment.number}/")
-    with django_assert_max_num_queries(16):
+    with django_assert_max_num_queries(11):
         page = client.get(f"/deployments/{deployment.number}/")
     html = page.content.decode()
     for wave in ("canary", "eu-west", "us-east"):
@@ -63,7 +63,7 @@ def test_the_live_page_shows_waves_steps_checks_and_the_log(deploy_world, releas
     assert 'hx-trigger="every 2s"' in html  # refreshed while it runs
     assert "ok (200, 3 ms)" not in html and "the API has the whole of it" in html  # the log keeps the end
     assert "Pause" in html and "Abort" in html and "Resume" not in html and "Approve next wave" not in html
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(10):
         live = client.get(f"/deployments/{deployment.number}/live/")
     assert live.status_code == 200 and live.content.decode().lstrip().startswith("<div id=\"deployment-live\"")
 
