@@ -141,3 +141,10 @@ def test_a_refused_start_shows_the_reasons_on_the_form(deploy_world, release_man
     bad = client_of(release_manager).post("/deployments/start/", {"change": "CHG\x00", "plan": "x",
                                                                    "artifact": "y" * 5000})
     assert bad.status_code == 200 and not Deployment.objects.filter(kind="run").exists()
+
+
+def test_a_deployment_a_pipeline_reported_has_a_page_without_steps_or_buttons(deploy_world, release_manager):
+    reported = Deployment.objects.get(kind="reported")
+    html = client_of(release_manager).get(f"/deployments/{reported.number}/").content.decode()
+    assert "its steps and log are the pipeline's" in html
+    assert "hx-trigger" not in html and "<button" not in html.split('id="deployment-live"')[1]
