@@ -34,7 +34,8 @@ class LogEntrySerializer(serializers.ModelSerializer):
 class HealthCheckSerializer(serializers.ModelSerializer):
     class Meta:
         model = HealthCheck
-        fields = ["name", "phase", "kind", "url", "expected_status", "body_contains", "max_latency_ms"]
+        fields = ["name", "phase", "kind", "url", "expected_status", "body_contains", "max_latency_ms", "query",
+                  "threshold", "fails_when", "measures"]
 
 
 class WaveSerializer(serializers.Serializer):
@@ -67,7 +68,8 @@ class DeploymentDetailSerializer(DeploymentSummarySerializer):
     log = serializers.SerializerMethodField(help_text="Each step that ran, its result and output, in order.")
 
     class Meta(DeploymentSummarySerializer.Meta):
-        fields = [*DeploymentSummarySerializer.Meta.fields, "previous_artifact", "aborted_by", "manual_steps", "waves",
+        fields = [*DeploymentSummarySerializer.Meta.fields, "previous_artifact", "aborted_by", "manual_steps",
+                  "rollback_error_rate_pct", "rollback_latency_p99_ms", "rollback_failed_health_checks", "waves",
                   "checks", "log"]
 
     @extend_schema_field(WaveSerializer(many=True))

@@ -5,7 +5,7 @@ import pytest
 from django.test import Client
 
 from governance.deployments.services import rollout_start
-from releases.models import Deployment, DeploymentStatus, PlanWave, RolloutStep
+from releases.models import Deployment, DeploymentStatus, HealthCheck, PlanWave, RolloutStep
 
 pytestmark = pytest.mark.django_db
 
@@ -49,6 +49,8 @@ def test_the_list_shows_deployments_and_the_queue_in_order(deploy_world, release
 def test_the_live_page_shows_waves_steps_checks_and_the_log(deploy_world, release_manager,
                                                             django_assert_max_num_queries):
     deployment = started(deploy_world, release_manager)
+    HealthCheck.objects.create(plan=deploy_world.plan, name="errors", phase="watch", kind="metric",
+                               url="http://127.0.0.1:9090", query="100 * rate(errors[1m])", threshold=5)
     RolloutStep.objects.filter(deployment=deployment, sequence=1).update(
         state="succeeded", output="health http://x/health: ok (200, 3 ms)\n" + "y" * 10_000,
         started_at="2026-01-01T00:00:00Z", finished_at="2026-01-01T00:00:01.5Z")
@@ -59,7 +61,9 @@ def test_the_live_page_shows_waves_steps_checks_and_the_log(deploy_world, releas
     html = page.content.decode()
     for wave in ("canary", "eu-west", "us-east"):
         assert f'data-wave="{wave}"' in html
-    assert "1.5 s" in html and "Smoke tests" in html and "{digest}" in html  # duration, a step, a check's value
+    assert "1.5 s" in html and "Smoke tests" in html  # a step's duration
+    assert "status 200, body contains <code>{digest}</code>, within 2000 ms" in html  # a check's values
+    assert "<code>100 * rate(errors[1m])</code>" in html and "not above 5.0" in html
     assert 'hx-trigger="every 2s"' in html  # refreshed while it runs
     assert "ok (200, 3 ms)" not in html and "the API has the whole of it" in html  # the log keeps the end
     assert "Pause" in html and "Abort" in html and "Resume" not in html and "Approve next wave" not in html
