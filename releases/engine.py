@@ -509,7 +509,7 @@ def wave_approve(deployment: Deployment, *, approved_by: str, hooks: Hooks) -> R
     return step
 
 
-def deployment_abort(deployment: Deployment, *, aborted_by, hooks: Hooks) -> Deployment:
+def deployment_abort(deployment: Deployment, *, aborted_by, reason: str, hooks: Hooks) -> Deployment:
     """Stop: a queued deployment ends at once; a started or paused one rolls back what it did, then ends aborted."""
     with transaction.atomic():
         deployment = _locked(deployment)
@@ -519,7 +519,7 @@ def deployment_abort(deployment: Deployment, *, aborted_by, hooks: Hooks) -> Dep
         if deployment.steps.filter(kind__in=ROLLBACK_KINDS).exists():
             raise ValueError(f"{deployment.number} is rolling back already.")
         deployment.aborted_by = aborted_by
-        deployment.halt_reason = f"Aborted by {aborted_by}."
+        deployment.halt_reason = f"Aborted by {aborted_by}: {reason}"
         deployment.save(update_fields=["aborted_by", "halt_reason"])
         if deployment.status == DeploymentStatus.QUEUED:
             deployment.steps.filter(state=StepState.PENDING).update(state=StepState.SKIPPED)

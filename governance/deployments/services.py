@@ -22,6 +22,9 @@ from releases.models import Artifact, Deployment, DeploymentKind, DeploymentPlan
 from releases.selectors import rollback_rehearsed
 
 # Which input each of the gate's reasons is about, for the error's field.
+# The longest reason a pause or an abort keeps.
+MAX_REASON = 1000
+
 REASON_FIELDS = {
     "artifact_unknown": "artifact", "artifact_not_for_service": "artifact", "artifact_not_promoted": "artifact",
     "signature_required": "artifact", "scan_failed": "artifact", "scan_missing": "artifact",
@@ -110,11 +113,15 @@ def deployment_resume(*, actor: ActingUser, deployment: Deployment) -> Deploymen
         raise Conflict(str(exc), field="deployment") from None
 
 
-def deployment_abort(*, actor: ActingUser, deployment: Deployment) -> Deployment:
-    """Stop for good: undo the waves done, in reverse order, and end aborted (a queued one ends at once)."""
+def deployment_abort(*, actor: ActingUser, deployment: Deployment, reason: str) -> Deployment:
+    """Stop for good, saying why: undo the waves done, in reverse order, and end aborted (a queued one ends at
+    once). The reason is kept on the deployment, and so in the ledger."""
     _run_by_changeboard(actor, deployment, "abort")
+    reason = (reason or "").strip()
+    if not reason or len(reason) > MAX_REASON or "\x00" in reason:
+        raise InvalidInput(f"Say why it is aborted, in at most {MAX_REASON} characters.", field="reason")
     try:
-        return engine.deployment_abort(deployment, aborted_by=actor, hooks=HOOKS)
+        return engine.deployment_abort(deployment, aborted_by=actor, reason=reason, hooks=HOOKS)
     except ValueError as exc:
         raise Conflict(str(exc), field="deployment") from None
 

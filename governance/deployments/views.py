@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from governance.core.errors import DomainError, Forbidden, InvalidInput, refuse_if_forbidden
+from governance.core.errors import DomainError, Forbidden, refuse_if_forbidden
 from governance.core.pagination import page_of
 from governance.deployments import selectors, services
 from governance.deployments.filters import DeploymentFilter
@@ -22,7 +22,7 @@ from releases.workflow import RUN_ENDS
 PAGE_SIZE = 50
 # The log shows the end of each step's output: the whole of it (up to 64 KiB) is in the API.
 LOG_TAIL_CHARS = 4000
-MAX_REASON = 1000
+MAX_REASON = services.MAX_REASON
 
 
 def _reader(request) -> None:
@@ -174,9 +174,7 @@ def deployment_abort(request, number: str):
     def act(deployment: Deployment) -> str:
         if not can_run_deployments(request.user):
             raise Forbidden("Only a release manager may abort a deployment.")
-        if not reason or len(reason) > MAX_REASON or "\x00" in reason:
-            raise InvalidInput(f"Say why it is aborted, in at most {MAX_REASON} characters.", field="reason")
-        services.deployment_abort(actor=request.user, deployment=deployment)
+        services.deployment_abort(actor=request.user, deployment=deployment, reason=reason)
         return f"{deployment.number} is aborted: {reason}"
     return _act(request, number, act)
 

@@ -4,10 +4,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from governance.core.serializers import InputSerializer, LookupField
+from governance.deployments.services import MAX_REASON
 from governance.models.changes import ChangeRequest
 from releases.models import Artifact, Deployment, DeploymentPlan, HealthCheck, RolloutStep
-
-MAX_REASON = 1000
 
 
 class StepSerializer(serializers.ModelSerializer):

@@ -93,8 +93,9 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         """Stop for good: the waves done are rolled back in reverse order and it ends aborted."""
         _release_manager_only(request)
         deployment = self.get_object()
-        validated(AbortInputSerializer, request.data)
-        return self._detail(services.deployment_abort(actor=request.user, deployment=deployment))
+        data = validated(AbortInputSerializer, request.data)
+        return self._detail(services.deployment_abort(actor=request.user, deployment=deployment,
+                                                      reason=data["reason"]))
 
     @extend_schema(request=None, responses=DeploymentDetailSerializer)
     @action(detail=True, methods=["post"], url_path="approve-next-wave")

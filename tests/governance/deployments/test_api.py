@@ -67,6 +67,7 @@ def test_pause_resume_and_abort_with_a_reason(api, deploy_world, release_manager
     aborted = client.post(f"/api/v1/rollouts/{number}/abort/", {"reason": "Wrong build"}, format="json")
     assert aborted.status_code == 200 and aborted.json()["status"] == "aborted"
     assert aborted.json()["aborted_by"] == release_manager.username
+    assert aborted.json()["halt_reason"] == f"Aborted by {release_manager.username}: Wrong build"
 
 
 def test_approve_next_wave_lets_the_waiting_wave_run(api, deploy_world, release_manager):

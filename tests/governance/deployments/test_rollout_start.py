@@ -8,7 +8,7 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from governance.calendar.services import lockdown_declare, window_occurrences_refresh
-from governance.core.errors import Conflict, DomainError, Forbidden
+from governance.core.errors import Conflict, DomainError, Forbidden, InvalidInput
 from governance.deployments.services import (
     deployment_abort,
     deployment_pause,
@@ -150,7 +150,8 @@ def test_a_second_start_queues_and_an_abort_of_the_queued_one_ends_it_at_once(de
     second = rollout_start(actor=release_manager, change=deploy_world.change, plan=deploy_world.plan,
                            artifact=deploy_world.new)
     assert (first.status, second.status) == (DeploymentStatus.STARTED, DeploymentStatus.QUEUED)
-    assert deployment_abort(actor=release_manager, deployment=second).status == DeploymentStatus.ABORTED
+    aborted = deployment_abort(actor=release_manager, deployment=second, reason="superseded by the first")
+    assert aborted.status == DeploymentStatus.ABORTED
     assert set(RolloutStep.objects.filter(deployment=second).values_list("state", flat=True)) == {"skipped"}
 
 
@@ -167,9 +168,14 @@ def test_pause_resume_and_approve_are_for_release_managers_and_follow_the_table(
     PlanWave.objects.filter(plan=deploy_world.plan, position=1).update(manual_gate=True)
     deployment = rollout_start(actor=release_manager, change=deploy_world.change, plan=deploy_world.plan,
                                artifact=deploy_world.new)
-    for service in (deployment_pause, deployment_resume, deployment_abort, deployment_wave_approve):
+    for service in (deployment_pause, deployment_resume, deployment_wave_approve):
         with pytest.raises(Forbidden):
             service(actor=requester, deployment=deployment)
+    with pytest.raises(Forbidden):
+        deployment_abort(actor=requester, deployment=deployment, reason="I want it stopped")
+    with pytest.raises(InvalidInput) as blank:  # a release manager says why
+        deployment_abort(actor=release_manager, deployment=deployment, reason="  ")
+    assert blank.value.field == "reason"
     with pytest.raises(Conflict, match="cannot go from started to started"):
         deployment_resume(actor=release_manager, deployment=deployment)
     paused = deployment_pause(actor=release_manager, deployment=deployment, reason="checking dashboards")

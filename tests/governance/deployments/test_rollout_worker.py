@@ -77,7 +77,7 @@ def test_a_lockdown_declared_during_wave_one_stops_wave_two(
     assert [state for wave, _, state in steps_of(deployment) if wave != "canary"] == ["pending"] * 6
 
     # Stopped for good: the release manager aborts, and the wave done is rolled back.
-    deployment_abort(actor=release_manager, deployment=deployment)
+    deployment_abort(actor=release_manager, deployment=deployment, reason="INC-7: stop the rollout")
     assert wait_for("the abort to end", lambda: ended(deployment)).status == DeploymentStatus.ABORTED
     assert world.waves_in_journal() == [("forward", "canary"), ("backward", "canary")]
     assert [server.serves() for server in world.servers] == [world.old.digest] * 4
