@@ -257,8 +257,8 @@ API_AREAS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("artifacts", "trusted-keys"),
     ),
     "Gate": (
-        "The deployment check pipelines ask before every deployment, its status form for Flagger and Argo "
-        "Rollouts, and deployments reported back.",
+        "The deployment check pipelines ask before every deployment (Argo Rollouts too), its status form for "
+        "shell steps and Flagger, and deployments reported back.",
         ("deployment-checks", "gates", "deployments", "github"),
     ),
     "Audit": ("The ledger, its signed checkpoints and the public key that verifies them.", ("audit",)),

@@ -30,7 +30,8 @@ def operations(schema) -> list[tuple[str, str, dict]]:
 
 def test_every_operation_sits_in_one_area_and_none_in_v1(schema):
     areas = [tag["name"] for tag in schema["tags"]]
-    assert areas == list(settings.API_AREAS) == ["CMDB", "Changes", "Calendar", "Releases", "Gate", "Audit"]
+    assert areas == list(settings.API_AREAS) == [
+        "CMDB", "Changes", "Calendar", "Releases", "Gate", "Audit", "Deployments"]
     for path, method, op in operations(schema):
         assert op["tags"] != ["v1"], (method, path)
         assert len(op["tags"]) == 1 and op["tags"][0] in areas, (method, path, op["tags"])
@@ -47,6 +48,7 @@ def test_each_area_holds_the_operations_of_its_paths(schema):
         "Releases": {"artifacts", "trusted-keys"},
         "Gate": {"deployment-checks", "gates", "deployments"},
         "Audit": {"audit"},
+        "Deployments": {"rollouts", "deployment-plans"},
     }
     assert all(tag["description"] for tag in schema["tags"])
 
