@@ -95,11 +95,21 @@ def _run_by_changeboard(actor: ActingUser, deployment: Deployment, what: str) ->
         raise Conflict(f"{deployment.number} is run by a pipeline: Changeboard cannot {what} it.", field="deployment")
 
 
+def _reason(reason: str, *, required: bool) -> str:
+    """A pause's or an abort's reason as it is kept: words, at most MAX_REASON characters."""
+    reason = (reason or "").strip()
+    if (required and not reason) or len(reason) > MAX_REASON or "\x00" in reason:
+        raise InvalidInput(f"Say why{' it is aborted' if required else ''}, in at most {MAX_REASON} characters.",
+                           field="reason")
+    return reason
+
+
 def deployment_pause(*, actor: ActingUser, deployment: Deployment, reason: str = "") -> Deployment:
     """Stop before the next step; the step running now ends first."""
     _run_by_changeboard(actor, deployment, "pause")
+    reason = _reason(reason, required=False)
     try:
-        return engine.deployment_pause(deployment, reason.strip() or f"Paused by {actor.get_username()}.")
+        return engine.deployment_pause(deployment, reason or f"Paused by {actor.get_username()}.")
     except ValueError as exc:
         raise Conflict(str(exc), field="deployment") from None
 
@@ -117,9 +127,7 @@ def deployment_abort(*, actor: ActingUser, deployment: Deployment, reason: str) 
     """Stop for good, saying why: undo the waves done, in reverse order, and end aborted (a queued one ends at
     once). The reason is kept on the deployment, and so in the ledger."""
     _run_by_changeboard(actor, deployment, "abort")
-    reason = (reason or "").strip()
-    if not reason or len(reason) > MAX_REASON or "\x00" in reason:
-        raise InvalidInput(f"Say why it is aborted, in at most {MAX_REASON} characters.", field="reason")
+    reason = _reason(reason, required=True)
     try:
         return engine.deployment_abort(deployment, aborted_by=actor, reason=reason, hooks=HOOKS)
     except ValueError as exc:

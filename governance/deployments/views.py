@@ -149,7 +149,7 @@ def _act(request, number: str, act) -> HttpResponse:
 @login_required
 @require_POST
 def deployment_pause(request, number: str):
-    reason = request.POST.get("reason", "")[:MAX_REASON].replace("\x00", "")
+    reason = request.POST.get("reason", "")
 
     def act(deployment: Deployment) -> str:
         services.deployment_pause(actor=request.user, deployment=deployment, reason=reason)

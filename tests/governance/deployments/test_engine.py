@@ -10,11 +10,11 @@ import pytest
 from django.utils import timezone
 
 from governance.deployments.orchestration import HOOKS, deployments_resume_stalled
-from governance.deployments.services import rollout_start
 from governance.models import ChangeStatus
 from releases.engine import _record, advance
 from releases.executors import StepResult
 from releases.models import DatabaseMigration, Deployment, DeploymentPlan, DeploymentStatus, RolloutStep
+from tests.governance.deployments.world import drive, start
 
 pytestmark = pytest.mark.django_db
 PY = sys.executable
@@ -26,20 +26,6 @@ def sent(monkeypatch):
     collected: list[int] = []
     monkeypatch.setattr("governance.deployments.orchestration.deployment_advance.delay", collected.append)
     return collected
-
-
-def start(world, actor) -> Deployment:
-    return rollout_start(actor=actor, change=world.change, plan=world.plan, artifact=world.new)
-
-
-def drive(deployment: Deployment) -> Deployment:
-    """Advance step after step, as the chain of tasks would, until the deployment ends or pauses."""
-    for _ in range(60):
-        advance(deployment.pk, owner="test-worker", hooks=HOOKS)
-        deployment.refresh_from_db()
-        if deployment.status != DeploymentStatus.STARTED:
-            return deployment
-    raise AssertionError("the deployment did not end")
 
 
 def lapsed(step: RolloutStep, *, by: str = "vanished-worker") -> None:

@@ -10,13 +10,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from cmdb.models import Relationship
-from governance.deployments.orchestration import HOOKS
-from governance.deployments.services import deployment_resume, rollout_start
+from governance.deployments.services import deployment_resume
 from governance.models import ChangeRequest, ChangeStatus
-from releases.engine import advance
 from releases.models import Deployment, DeploymentStatus, HealthCheck, PlanWave, RolloutStep
 from tests.factories import make_ci
-from tests.governance.deployments.world import steps_of
+from tests.governance.deployments.world import drive, start, steps_of
 from tests.releases.prometheus_server import error_rate, serving, vector
 
 pytestmark = pytest.mark.django_db
@@ -83,19 +81,6 @@ def endpoints():
 def triggers(world, **thresholds) -> None:
     ChangeRequest.objects.filter(pk=world.change.pk).update(**thresholds)
     world.change.refresh_from_db()
-
-
-def start(world, actor) -> Deployment:
-    return rollout_start(actor=actor, change=world.change, plan=world.plan, artifact=world.new)
-
-
-def drive(deployment: Deployment) -> Deployment:
-    for _ in range(60):
-        advance(deployment.pk, owner="test-worker", hooks=HOOKS)
-        deployment.refresh_from_db()
-        if deployment.status != DeploymentStatus.STARTED:
-            return deployment
-    raise AssertionError("the deployment did not end")
 
 
 def watch(deployment: Deployment, wave: str) -> RolloutStep:

@@ -178,6 +178,11 @@ def test_pause_resume_and_approve_are_for_release_managers_and_follow_the_table(
     assert blank.value.field == "reason"
     with pytest.raises(Conflict, match="cannot go from started to started"):
         deployment_resume(actor=release_manager, deployment=deployment)
+    for bad in ("x" * 1001, "checking\x00dashboards"):  # refused whole, not cut or cleaned
+        with pytest.raises(InvalidInput) as refused:
+            deployment_pause(actor=release_manager, deployment=deployment, reason=bad)
+        assert refused.value.field == "reason"
+    assert Deployment.objects.get(pk=deployment.pk).status == DeploymentStatus.STARTED
     paused = deployment_pause(actor=release_manager, deployment=deployment, reason="checking dashboards")
     assert (paused.status, paused.halt_reason) == (DeploymentStatus.PAUSED, "checking dashboards")
     approval = deployment_wave_approve(actor=release_manager, deployment=deployment)

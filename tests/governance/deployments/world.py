@@ -15,7 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from governance.deployments.orchestration import HOOKS
+from governance.deployments.services import rollout_start
 from governance.models import ChangeStatus
+from releases.engine import advance
 from releases.models import (
     Deployment,
     DeploymentKind,
@@ -157,3 +160,18 @@ def steps_of(deployment: Deployment) -> list[tuple[str, str, str]]:
     """(wave, kind, state) of each step, in order."""
     return list(RolloutStep.objects.filter(deployment=deployment).order_by("sequence")
                 .values_list("wave_name", "kind", "state"))
+
+
+def start(world, actor) -> Deployment:
+    """The world's change deployed by its plan, the new build, started by `actor`."""
+    return rollout_start(actor=actor, change=world.change, plan=world.plan, artifact=world.new)
+
+
+def drive(deployment: Deployment) -> Deployment:
+    """Advance step after step in this process, as the chain of tasks would, until the deployment ends or pauses."""
+    for _ in range(60):
+        advance(deployment.pk, owner="test-worker", hooks=HOOKS)
+        deployment.refresh_from_db()
+        if deployment.status != DeploymentStatus.STARTED:
+            return deployment
+    raise AssertionError("the deployment did not end")
