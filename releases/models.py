@@ -249,6 +249,8 @@ LONGEST_STEP_SECONDS = 3600
 
 class ExecutorKind(models.TextChoices):
     COMMAND = "command", "Command"
+    WEBHOOK = "webhook", "Webhook to a CD system"
+    KUBERNETES = "kubernetes", "Kubernetes"
 
 
 class DeploymentPlan(models.Model):
