@@ -1,9 +1,9 @@
-"""Filters shared by the deployments page and the deployments API."""
+"""Filters shared by the deployments page and the deployments API, and the plan list's."""
 
 import django_filters
 
 from cmdb.models import Environment
-from releases.models import Deployment, DeploymentKind, DeploymentStatus
+from releases.models import Deployment, DeploymentKind, DeploymentPlan, DeploymentStatus
 
 
 class DeploymentFilter(django_filters.FilterSet):
@@ -15,4 +15,15 @@ class DeploymentFilter(django_filters.FilterSet):
 
     class Meta:
         model = Deployment
+        fields: list[str] = []
+
+
+class DeploymentPlanFilter(django_filters.FilterSet):
+    service = django_filters.CharFilter(field_name="service__name", lookup_expr="icontains", label="Service (name)",
+                                        max_length=200)
+    environment = django_filters.ModelChoiceFilter(queryset=Environment.objects.all(), to_field_name="name",
+                                                   empty_label="Any")
+
+    class Meta:
+        model = DeploymentPlan
         fields: list[str] = []

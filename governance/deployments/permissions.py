@@ -12,3 +12,9 @@ def can_read_deployments(user) -> bool:
 def can_run_deployments(user) -> bool:
     """Starts, pauses, resumes, aborts and approvals of a wave are a release manager's (the services check again)."""
     return is_release_manager(user)
+
+
+def can_edit_plans(user) -> bool:
+    """Plans say how a service is deployed and with which commands: release managers and administrators make and
+    edit them (the plan services check again). Everyone else, auditors included, reads them on a deployment."""
+    return is_release_manager(user)

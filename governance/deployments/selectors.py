@@ -1,8 +1,16 @@
 """Reads the deployment pages and the API share: their queries are decided here, once."""
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 
-from releases.models import Deployment, DeploymentPlan, DeploymentStatus, HealthCheck, PlanWave, RolloutStep
+from releases.models import (
+    HOLDING_STATUSES,
+    Deployment,
+    DeploymentPlan,
+    DeploymentStatus,
+    HealthCheck,
+    PlanWave,
+    RolloutStep,
+)
 
 
 def deployments_listed() -> QuerySet[Deployment]:
@@ -33,3 +41,18 @@ def plans_for(*, service_id: int | None = None, environment_id: int | None = Non
     if environment_id is not None:
         plans = plans.filter(environment_id=environment_id)
     return plans
+
+
+# A deployment in one of these runs (or will) by its plan's waves as they were when it started.
+PLAN_IN_USE_STATUSES = (DeploymentStatus.QUEUED, *HOLDING_STATUSES)
+
+
+def plans_listed() -> QuerySet[DeploymentPlan]:
+    """Plans by service and environment, with their waves, checks, migration and whether a deployment runs (or
+    waits to run) by them: three queries whatever their number."""
+    running = Deployment.objects.filter(plan=OuterRef("pk"), status__in=PLAN_IN_USE_STATUSES)
+    return (DeploymentPlan.objects.select_related("service", "environment", "migration")
+            .annotate(in_use=Exists(running))
+            .prefetch_related(Prefetch("waves", queryset=PlanWave.objects.order_by("position")),
+                              Prefetch("health_checks", queryset=HealthCheck.objects.order_by("phase", "name")))
+            .order_by("service__name", "environment__position", "pk"))

@@ -5,6 +5,11 @@ from governance.deployments import views
 app_name = "deployments"
 urlpatterns = [
     path("deployments/", views.deployment_list, name="deployment_list"),
+    # Before deployments/<number>/, which "plans" would match.
+    path("deployments/plans/", views.plan_list, name="plan_list"),
+    path("deployments/plans/new/", views.plan_create, name="plan_create"),
+    path("deployments/plans/executor-help/", views.plan_executor_help, name="plan_executor_help"),
+    path("deployments/plans/<int:pk>/", views.plan_edit, name="plan_edit"),
     path("deployments/start/", views.deployment_start, name="deployment_start"),
     path("deployments/<str:number>/", views.deployment_detail, name="deployment_detail"),
     path("deployments/<str:number>/live/", views.deployment_live, name="deployment_live"),

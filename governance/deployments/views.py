@@ -1,6 +1,11 @@
 """The deployment pages: the list per service and environment with the queue, the start form, and the live page of
-one deployment, whose waves, steps, checks and log refresh while it runs. Thin: each action calls one service."""
+one deployment, whose waves, steps, checks and log refresh while it runs; and the plan editor (the plans by service
+and environment, and one plan's executor, waves, checks and migration on one form). Thin: each action calls one
+service."""
 
+from dataclasses import dataclass, field
+
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -11,12 +16,30 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from governance.core.errors import DomainError, refuse_if_forbidden
 from governance.core.pagination import page_of
-from governance.deployments import selectors, services
-from governance.deployments.filters import DeploymentFilter
-from governance.deployments.forms import DeploymentStartForm
-from governance.deployments.permissions import can_read_deployments, can_run_deployments
+from governance.deployments import plans, selectors, services
+from governance.deployments.filters import DeploymentFilter, DeploymentPlanFilter
+from governance.deployments.forms import (
+    CheckForm,
+    CheckFormSet,
+    DeploymentStartForm,
+    MigrationForm,
+    PlanForm,
+    WaveFormSet,
+    executor_help,
+    plan_initial,
+)
+from governance.deployments.permissions import can_edit_plans, can_read_deployments, can_run_deployments
 from governance.models.changes import ChangeRequest
-from releases.models import ROLLBACK_KINDS, Deployment, DeploymentKind, DeploymentStatus, StepKind, StepState
+from releases.models import (
+    ROLLBACK_KINDS,
+    Deployment,
+    DeploymentKind,
+    DeploymentPlan,
+    DeploymentStatus,
+    ExecutorKind,
+    StepKind,
+    StepState,
+)
 from releases.workflow import RUN_ENDS
 
 PAGE_SIZE = 50
@@ -39,7 +62,7 @@ def deployment_list(request):
     page, query = page_of(request, filterset.qs, PAGE_SIZE)
     return render(request, "governance/deployments/deployment_list.html", {
         "filter": filterset, "page": page, "query": query, "queue": list(selectors.deployments_queued()),
-        "may_run": can_run_deployments(request.user)})
+        "may_run": can_run_deployments(request.user), "may_edit_plans": can_edit_plans(request.user)})
 
 
 @login_required
@@ -184,3 +207,159 @@ def deployment_approve(request, number: str):
         services.deployment_wave_approve(actor=request.user, deployment=deployment)
         return f"The next wave of {deployment.number} is approved."
     return _act(request, number, act)
+
+
+# --- the plan editor -------------------------------------------------------------------------------------------------
+
+# What a button of the editor adds, by the formset it adds a form to, with the values an untouched form starts with
+# (so a row added and left empty is skipped on save rather than refused).
+ADDS = {"add_wave": ("waves", {"bake_seconds": "0"}),
+        "add_check": ("checks", {"expected_status": "200", "kind": "http", "phase": "pre", "fails_when": "above"})}
+SECTIONS = ("waves", "checks")
+
+
+def _plan_editor(request) -> None:
+    if not can_edit_plans(request.user):
+        raise PermissionDenied("Deployment plans are made and edited by release managers and administrators.")
+
+
+@login_required
+@require_GET
+def plan_list(request):
+    _plan_editor(request)
+    filterset = DeploymentPlanFilter(request.GET or None, queryset=selectors.plans_listed())
+    page, query = page_of(request, filterset.qs, PAGE_SIZE)
+    return render(request, "governance/deployments/plan_list.html", {"filter": filterset, "page": page,
+                                                                       "query": query})
+
+
+@login_required
+@require_GET
+def plan_executor_help(request):
+    """The help and example of the executor kind picked, swapped in beside the settings as the kind changes."""
+    _plan_editor(request)
+    return render(request, "governance/deployments/plan_executor_help.html",
+                  {"executor": executor_help(request.GET.get("executor", ""))})
+
+
+def _kept(formset: forms.BaseFormSet) -> list[forms.Form]:
+    """The forms of a valid formset that are saved: not removed, and not added and left empty."""
+    return [form for form in formset.forms if form.cleaned_data and form not in formset.deleted_forms]
+
+
+def _with_added_form(data, action: str):
+    """The posted data with one more (untouched) form in the formset the button adds to."""
+    prefix, untouched = ADDS[action]
+    data = data.copy()
+    total = data.get(f"{prefix}-TOTAL_FORMS", "")
+    if total.isdigit() and int(total) < plans.MAX_WAVES:
+        data[f"{prefix}-TOTAL_FORMS"] = str(int(total) + 1)
+        for name, value in untouched.items():
+            data[f"{prefix}-{total}-{name}"] = value
+    return data
+
+
+@dataclass
+class PlanEditor:
+    """The editor's forms, bound to what was posted or holding the saved plan."""
+
+    plan: DeploymentPlan | None
+    form: PlanForm
+    waves: forms.BaseFormSet
+    checks: forms.BaseFormSet
+    migration: MigrationForm
+    section_errors: dict[str, list[str]] = field(default_factory=lambda: {name: [] for name in SECTIONS})
+
+    @classmethod
+    def of(cls, request, plan: DeploymentPlan | None) -> "PlanEditor":
+        initial = (plan_initial(plans.plan_as_input(plan)) if plan is not None else
+                   {"plan": {"executor": ExecutorKind.COMMAND, "rollout_repeatable": True}, "waves": [],
+                    "checks": [], "migration": {}})
+        data = request.POST if request.method == "POST" else None
+        action = request.POST.get("editor_action", "") if data is not None else ""
+        if action in ADDS:
+            data = _with_added_form(data, action)
+        waves = WaveFormSet(data, prefix="waves", initial=initial["waves"])
+        if plan is None and data is None:
+            waves.extra = 1  # a new plan starts with a wave to fill in
+        return cls(plan=plan, form=PlanForm(data, plan=plan, initial=initial["plan"]), waves=waves,
+                   checks=CheckFormSet(data, prefix="checks", initial=initial["checks"]),
+                   migration=MigrationForm(data, prefix="migration", initial=initial["migration"]))
+
+    def is_valid(self) -> bool:
+        return all([self.form.is_valid(), self.waves.is_valid(), self.checks.is_valid(), self.migration.is_valid()])
+
+    def given(self) -> plans.PlanInput:
+        data = self.form.cleaned_data
+        return plans.PlanInput(
+            executor=data["executor"], executor_settings=data["executor_settings"],
+            waves=[form.as_input() for form in self.waves.ordered_forms],
+            checks=[form.as_input() for form in _kept(self.checks) if isinstance(form, CheckForm)],
+            migration=self.migration.as_input(),
+            require_rehearsal=data["require_rehearsal"], rollout_repeatable=data["rollout_repeatable"])
+
+    def place(self, refusal: DomainError) -> None:
+        """Each of the service's errors beside the input it names: `waves.2.targets` on the third wave's targets."""
+        wave_forms = list(self.waves.ordered_forms)
+        check_forms = _kept(self.checks)
+        for error in refusal.as_errors():
+            message, parts = error["message"], (error["field"] or "").split(".")
+            rows = {"waves": wave_forms, "checks": check_forms}.get(parts[0])
+            if rows is not None and len(parts) == 3 and parts[1].isdigit() and int(parts[1]) < len(rows):
+                row = rows[int(parts[1])]
+                row.add_error(parts[2] if parts[2] in row.fields else None, message)
+            elif parts[0] in SECTIONS:
+                self.section_errors[parts[0]].append(message)
+            elif parts[0] == "migration" and len(parts) == 2:
+                self.migration.add_error(parts[1] if parts[1] in self.migration.fields else None, message)
+            else:
+                self.form.add_error(parts[0] if parts[0] in self.form.fields else None, message)
+
+    def page(self, request, *, status: int = 200, quiet: bool = False) -> HttpResponse:
+        running = (list(self.plan.deployments.filter(status__in=selectors.PLAN_IN_USE_STATUSES)
+                        .values_list("number", flat=True)) if self.plan is not None else [])
+        kind = self.form["executor"].value() or ExecutorKind.COMMAND
+        return render(request, "governance/deployments/plan_edit.html", {
+            "plan": self.plan, "form": self.form, "waves": self.waves, "checks": self.checks,
+            "migration": self.migration, "section_errors": self.section_errors, "running": running,
+            "executor": executor_help(str(kind)), "quiet": quiet}, status=status)
+
+
+def _plan_save(request, plan: DeploymentPlan | None) -> HttpResponse:
+    _plan_editor(request)
+    editor = PlanEditor.of(request, plan)
+    if request.method == "GET":
+        return editor.page(request)
+    if request.POST.get("editor_action") in ADDS:
+        # Nothing is saved: the page comes back with the row added and what was typed kept.
+        return editor.page(request, quiet=True)
+    if editor.is_valid():
+        given = editor.given()
+        try:
+            if plan is None:
+                data = editor.form.cleaned_data
+                plan = plans.deployment_plan_create(actor=request.user, service=data["service"],
+                                                    environment=data["environment"], plan=given)
+            else:
+                plan = plans.deployment_plan_update(actor=request.user, plan=plan, given=given)
+        except DomainError as exc:
+            refuse_if_forbidden(exc)
+            editor.place(exc)
+            return editor.page(request, status=exc.status)
+        messages.success(request, f"{plan} saved.")
+        return redirect("deployments:plan_edit", pk=plan.pk)
+    return editor.page(request, status=400)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def plan_create(request):
+    return _plan_save(request, None)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def plan_edit(request, pk: int):
+    _plan_editor(request)
+    return _plan_save(request, get_object_or_404(DeploymentPlan.objects.select_related("service", "environment"),
+                                                 pk=pk))
