@@ -76,7 +76,8 @@ def instant_query(server: str, query: str, *, client: httpx.Client) -> QueryResu
 
 
 def _labels(metric: object) -> str:
-    if not isinstance(metric, dict):
+    # An aggregation such as sum(...) answers a series without labels: nothing to name.
+    if not isinstance(metric, dict) or not metric:
         return ""
     return "{" + ", ".join(f'{name}="{value}"' for name, value in sorted(metric.items())) + "}"
 

@@ -1,6 +1,8 @@
 """A stand-in for a Prometheus server on loopback: answers GET /api/v1/query as Prometheus' HTTP API documents
 (`{"status": "success", "data": {"resultType": "vector", "result": [...]}}`, or `{"status": "error", ...}` with its
-HTTP status), from what the test tells it, and keeps the queries it was asked."""
+HTTP status), from what the test tells it, and keeps the queries it was asked. For the engine's tests that drive a
+deployment in this process with an answer fixed in advance, and for answers a test cannot get from a real Prometheus
+(a timeout on cue, a proxy's HTML, a malformed series); tests/releases/real_prometheus.py runs the real one."""
 
 import json
 import threading
