@@ -57,6 +57,7 @@ from governance.models.changes import (
 )
 from governance.models.changes import ChangeStatus as S
 from governance.roles import implementer_refusal
+from releases.models import HOLDING_STATUSES, Deployment, DeploymentStatus
 
 # What an approval was given for: changing any of these after approval makes the approvals stale.
 MATERIAL_FIELDS = ("environment", "planned_start", "planned_end", "implementer", "pinned_digests", "rolls_back")
@@ -310,6 +311,35 @@ def change_request_follow_deployment(*, change: ChangeRequest, target: str, reas
             raise Conflict(refusal, field="change", code="transition_not_allowed")
         _move(change, target, actor=None, reason=reason, now=now)
     return change
+
+
+# The change's state once a deployment of it ends; an abandoned one (its end never came) leaves the change to a
+# person, since nobody knows what ran.
+CHANGE_AFTER_DEPLOYMENT: dict[str, str] = {
+    DeploymentStatus.SUCCEEDED: S.COMPLETED,
+    DeploymentStatus.FAILED: S.FAILED,
+    DeploymentStatus.ROLLED_BACK: S.ROLLED_BACK,
+}
+
+
+def change_request_deployment_started(deployment: Deployment) -> None:
+    """In the transaction that starts a deployment, whoever runs it (a pipeline reporting it, or Changeboard's
+    workers): its approved or scheduled change goes implementing."""
+    change = ChangeRequest.objects.filter(number=deployment.change_number, status__in=(S.APPROVED, S.SCHEDULED)).first()
+    if change is not None:
+        change_request_follow_deployment(change=change, target=S.IMPLEMENTING, reason=f"{deployment.number} started")
+
+
+def change_request_deployment_ended(deployment: Deployment, target: str) -> None:
+    """In the transaction that ends a deployment: its implementing change goes to `target`, once no other
+    deployment of it (another service of the same change) is still queued or running."""
+    others = (Deployment.objects.filter(change_number=deployment.change_number,
+                                        status__in=(DeploymentStatus.QUEUED, *HOLDING_STATUSES))
+              .exclude(pk=deployment.pk))
+    change = ChangeRequest.objects.filter(number=deployment.change_number, status=S.IMPLEMENTING).first()
+    if change is not None and not others.exists():
+        change_request_follow_deployment(change=change, target=target,
+                                         reason=f"{deployment.number} {deployment.get_status_display().lower()}")
 
 
 def _assess_and_route(change: ChangeRequest, *, now: datetime) -> None:

@@ -21,10 +21,13 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from governance.audit.ledger import audit_record
-from governance.changes.services import change_request_follow_deployment
+from governance.changes.services import (
+    CHANGE_AFTER_DEPLOYMENT,
+    change_request_deployment_ended,
+    change_request_deployment_started,
+)
 from governance.core.errors import DomainError
 from governance.gate.services import Question, gate_decision
-from governance.models.changes import ChangeRequest
 from governance.models.changes import ChangeStatus as S
 from releases.engine import Hooks, advance, lease
 from releases.models import (
@@ -45,15 +48,6 @@ logger = logging.getLogger(__name__)
 # waits queued instead, and once it runs, the one holding them is itself.
 QUEUED_INSTEAD = frozenset({"environment_locked"})
 
-# The change's state once its deployment ends. An abort that undid something leaves it rolled back; one that found
-# nothing to undo leaves it failed (it was not carried out).
-CHANGE_AFTER: dict[str, str] = {
-    DeploymentStatus.SUCCEEDED: S.COMPLETED,
-    DeploymentStatus.FAILED: S.FAILED,
-    DeploymentStatus.ROLLED_BACK: S.ROLLED_BACK,
-}
-
-
 def question_of(deployment: Deployment) -> Question:
     return Question(change=deployment.change_number, service=deployment.service.name,
                     environment=deployment.environment.name, digest=deployment.artifact.digest)
@@ -67,22 +61,18 @@ def wave_refusals(deployment: Deployment) -> list[str]:
 
 
 def _change_after(deployment: Deployment) -> str:
+    """An abort that undid something leaves the change rolled back; one that found nothing to undo leaves it failed
+    (it was not carried out)."""
     if deployment.status == DeploymentStatus.ABORTED:
         undone = deployment.steps.filter(kind__in=ROLLBACK_KINDS, state=StepState.SUCCEEDED).exists()
         return S.ROLLED_BACK if undone else S.FAILED
-    return CHANGE_AFTER[deployment.status]
+    return CHANGE_AFTER_DEPLOYMENT[deployment.status]
 
 
 def _ended(deployment: Deployment) -> None:
-    """In the transaction that ends a deployment: its change follows (once no other deployment of it is still
-    queued or running), and the next deployment queued for the service and environment starts."""
-    others = (Deployment.objects.filter(change_number=deployment.change_number, kind=DeploymentKind.RUN,
-                                        status__in=(DeploymentStatus.QUEUED, *HOLDING_STATUSES))
-              .exclude(pk=deployment.pk))
-    change = ChangeRequest.objects.filter(number=deployment.change_number, status=S.IMPLEMENTING).first()
-    if change is not None and not others.exists():
-        change_request_follow_deployment(change=change, target=_change_after(deployment),
-                                         reason=f"{deployment.number} {deployment.get_status_display().lower()}")
+    """In the transaction that ends a deployment: its change follows, and the next deployment queued for the
+    service and environment starts."""
+    change_request_deployment_ended(deployment, _change_after(deployment))
     start_next(deployment.service_id, deployment.environment_id)
 
 
@@ -116,15 +106,13 @@ def begin(deployment: Deployment) -> bool:
     if Deployment.objects.filter(service_id=deployment.service_id, environment_id=deployment.environment_id,
                                  status__in=HOLDING_STATUSES).exists():
         return False
-    change = ChangeRequest.objects.get(number=deployment.change_number)
     try:
         with transaction.atomic():
             started = Deployment.objects.filter(pk=deployment.pk, status=DeploymentStatus.QUEUED).update(
                 status=DeploymentStatus.STARTED, started_at=timezone.now(),
                 previous_artifact=live_artifact(deployment.service, deployment.environment))
-            if started and change.status in (S.APPROVED, S.SCHEDULED):
-                change_request_follow_deployment(change=change, target=S.IMPLEMENTING,
-                                                 reason=f"{deployment.number} started")
+            if started:
+                change_request_deployment_started(deployment)
     except IntegrityError:  # a pipeline's deployment took the environment meanwhile: wait for it
         return False
     except DomainError as refusal:  # e.g. the window closed while it waited: it will not start

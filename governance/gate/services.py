@@ -9,6 +9,11 @@ from django.utils import timezone
 from cmdb.models import ConfigurationItem, Environment
 from governance.audit.ledger import audit_record
 from governance.calendar.verdict import freeze_stops
+from governance.changes.services import (
+    CHANGE_AFTER_DEPLOYMENT,
+    change_request_deployment_ended,
+    change_request_deployment_started,
+)
 from governance.changes.workflow import Window, window_at, window_open_q
 from governance.core.actors import ActingUser
 from governance.core.credentials import require_scope
@@ -242,10 +247,24 @@ def _require_allowed(check: DeploymentCheck) -> None:
 
 
 def _deployment_record(*, actor: ActingUser, check: DeploymentCheck) -> tuple[Deployment, bool]:
+    """Record the start, and move its change to implementing with it (a window closed since an old check was
+    allowed leaves the change where it is, and the ledger says why)."""
     assert check.artifact is not None  # called after _require_allowed: the gate denies an unknown artifact
-    return deployment_record(actor=actor, service=check.service, environment=check.environment,
-                             artifact=check.artifact, change_number=check.change.number if check.change else "",
-                             check_id=check.pk)
+    with transaction.atomic():
+        deployment, recorded = deployment_record(
+            actor=actor, service=check.service, environment=check.environment, artifact=check.artifact,
+            change_number=check.change.number if check.change else "", check_id=check.pk)
+        if recorded:
+            _change_follows(deployment, change_request_deployment_started)
+    return deployment, recorded
+
+
+def _change_follows(deployment: Deployment, move, *args) -> None:
+    try:
+        with transaction.atomic():
+            move(deployment, *args)
+    except Conflict as refusal:
+        audit_record("change_not_moved", obj=deployment, context={"reason": str(refusal)})
 
 
 def deployment_finish(*, actor: ActingUser, token: ApiToken | None, deployment: Deployment, status: str) -> Deployment:
@@ -255,7 +274,10 @@ def deployment_finish(*, actor: ActingUser, token: ApiToken | None, deployment: 
                   environment=deployment.environment)
     if status not in FINISHED:
         raise InvalidInput("status must be succeeded, failed or rolled_back.", field="status")
-    return deployment_end(deployment, status)
+    with transaction.atomic():
+        deployment = deployment_end(deployment, status)
+        _change_follows(deployment, change_request_deployment_ended, CHANGE_AFTER_DEPLOYMENT[status])
+    return deployment
 
 
 def deployment_abandon(*, actor: ActingUser, deployment: Deployment, reason: str) -> Deployment:

@@ -177,12 +177,14 @@ def test_reporting_a_start_and_an_end_takes_a_fixed_number_of_queries(api, pipel
     client = api.as_user(pipeline)
     check_id = ask(api, pipeline, world).json()["check_id"]
     # The token and its ledger event, the check, the facts, whether the check was used, the insert in its
-    # savepoint; then the same first two, the deployment, the pipeline's permissions (two), its locked re-read
-    # with what the answer shows of it, and the update in a savepoint.
-    with django_assert_max_num_queries(8):
+    # savepoint, and the change's move to implementing (found, locked, its facts, the move and its history);
+    # then the same first two, the deployment, the pipeline's permissions (two), its locked re-read with what the
+    # answer shows of it, the update, and the change's move (whether another deployment of it still runs, then as
+    # above), with their savepoints.
+    with django_assert_max_num_queries(13):
         started = client.post("/api/v1/deployments/", {"check_id": check_id, "status": "started"}, format="json")
     assert started.status_code == 201
-    with django_assert_max_num_queries(9):
+    with django_assert_max_num_queries(21):
         ended = client.post("/api/v1/deployments/", {"deployment": started.json()["number"], "status": "succeeded"},
                             format="json")
     assert ended.json()["status"] == "succeeded"
@@ -265,7 +267,8 @@ def test_a_pipeline_reports_what_ran_and_the_environment_is_held_meanwhile(api, 
     reused = client.post("/api/v1/deployments/", {"check_id": check_id, "status": "started"}, format="json")
     assert reused.status_code == 409 and reused.json()["errors"][0]["code"] == "check_used"
     assert Deployment.objects.count() == 1
-    assert client.post(CHECKS, body, format="json").json()["decision"] == "allow"
+    # The environment is free again; the change, carried out, covers no other deployment.
+    assert codes(client.post(CHECKS, body, format="json")) == ["change_not_approved"]
 
 
 def test_a_deployment_ended_by_hand_frees_the_environment_for_the_gate(api, pipeline, world, release_manager):
@@ -363,3 +366,52 @@ def test_an_allowed_check_no_longer_starts_a_deployment_once_the_facts_change(ap
     assert {e["code"] for e in errors[1:]} & {"lockdown", "change_on_hold", "out_of_order", "change_not_approved"}
     assert reason in {e["code"] for e in errors[1:]}
     assert not Deployment.objects.filter(check_id=check_id).exists()
+
+
+def _report(client, **body):
+    return client.post("/api/v1/deployments/", body, format="json")
+
+
+@pytest.mark.parametrize(("end", "change_after"), [("succeeded", ChangeStatus.COMPLETED),
+                                                   ("failed", ChangeStatus.FAILED),
+                                                   ("rolled_back", ChangeStatus.ROLLED_BACK)])
+def test_the_change_follows_the_deployment_a_pipeline_reports(api, pipeline, world, end, change_after):
+    client = api.as_user(pipeline)
+    change = world["change"]
+    _set(change, status=ChangeStatus.APPROVED)
+    started = _report(client, check_id=ask(api, pipeline, world).json()["check_id"], status="started")
+    change.refresh_from_db()
+    assert change.status == ChangeStatus.IMPLEMENTING
+    assert _report(client, deployment=started.json()["number"], status=end).status_code == 200
+    change.refresh_from_db()
+    assert change.status == change_after
+    reasons = list(change.status_changes.values_list("to_status", "reason"))
+    assert reasons[-2:] == [(ChangeStatus.IMPLEMENTING, f"{started.json()['number']} started"),
+                            (change_after, f"{started.json()['number']} {end.replace('_', ' ')}")]
+
+
+def test_a_change_of_two_services_completes_when_the_last_deployment_ends(api, pipeline, world):
+    client = api.as_user(pipeline)
+    change = world["change"]
+    first = _report(client, check_id=ask(api, pipeline, world).json()["check_id"], status="started").json()["number"]
+    ledger_api = make_ci("ledger-api", team=world["team"])
+    # ledger-api's own pipeline started under its own allowed check meanwhile.
+    check = DeploymentCheck.objects.create(change=change, service=ledger_api, environment=world["prod"],
+                                           digest=DIGEST, artifact=world["artifact"], decision="allow",
+                                           asked_by=pipeline, valid_until=timezone.now() + timedelta(minutes=5))
+    second = Deployment.objects.create(service=ledger_api, environment=world["prod"], artifact=world["artifact"],
+                                       change_number=change.number, reported_by=pipeline, check_id=check.pk)
+    _report(client, deployment=first, status="succeeded")
+    change.refresh_from_db()
+    assert change.status == ChangeStatus.IMPLEMENTING  # ledger-api is still deploying under it
+    _report(client, deployment=second.number, status="succeeded")
+    change.refresh_from_db()
+    assert change.status == ChangeStatus.COMPLETED
+
+
+def test_a_deployment_abandoned_by_hand_leaves_the_change_to_a_person(api, pipeline, world, release_manager):
+    client = api.as_user(pipeline)
+    _report(client, check_id=ask(api, pipeline, world).json()["check_id"], status="started")
+    deployment_abandon(actor=release_manager, deployment=Deployment.objects.get(), reason="The runner was lost.")
+    world["change"].refresh_from_db()
+    assert world["change"].status == ChangeStatus.IMPLEMENTING
