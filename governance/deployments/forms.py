@@ -236,8 +236,14 @@ class MigrationForm(forms.Form):
                                     timeout_seconds=data["timeout_seconds"] or 600)
 
 
+class BaseWaveFormSet(forms.BaseFormSet):
+    def add_fields(self, form, index) -> None:
+        super().add_fields(form, index)
+        form.fields["ORDER"].widget.attrs.update({"placeholder": "last", "min": "1"})
+
+
 # Formsets are bounded beyond the plan's own limits, so a forged form count is an error, never a thousand forms.
-WaveFormSet = forms.formset_factory(WaveForm, extra=0, can_order=True, can_delete=True,
+WaveFormSet = forms.formset_factory(WaveForm, formset=BaseWaveFormSet, extra=0, can_order=True, can_delete=True,
                                     max_num=plans.MAX_WAVES, absolute_max=plans.MAX_WAVES, validate_max=True)
 CheckFormSet = forms.formset_factory(CheckForm, extra=0, can_delete=True, max_num=plans.MAX_CHECKS,
                                      absolute_max=plans.MAX_CHECKS, validate_max=True)

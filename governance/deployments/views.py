@@ -322,7 +322,7 @@ class PlanEditor:
         return render(request, "governance/deployments/plan_edit.html", {
             "plan": self.plan, "form": self.form, "waves": self.waves, "checks": self.checks,
             "migration": self.migration, "section_errors": self.section_errors, "running": running,
-            "executor": executor_help(str(kind)), "quiet": quiet}, status=status)
+            "executor": executor_help(str(kind)), "quiet": quiet, "refused": status >= 400}, status=status)
 
 
 def _plan_save(request, plan: DeploymentPlan | None) -> HttpResponse:
