@@ -364,9 +364,33 @@ def _what_changed(before: PlanInput | None, after: PlanInput) -> dict:
             if old.get(name) != value}
 
 
-def _running(plan: DeploymentPlan) -> list[str]:
-    in_use = plan.deployments.filter(status__in=PLAN_IN_USE_STATUSES).order_by("pk")
-    return list(in_use.values_list("number", flat=True))
+# What a deployment's steps were laid out from when it started, and what its rollback goes back through (the engine
+# reads them as it goes): while a deployment runs by the plan, or waits to, they stay. Its checks, asked afresh at
+# each step, may change (a flapping probe fixed while it is paused), and so may the rehearsal its next start needs.
+HELD_WHILE_IN_USE = {
+    "waves": ("waves", "the steps were laid out from them"),
+    "migration": ("migration", "the steps were laid out from it, and a rollback runs its backward command"),
+    "executor": ("executor", "the waves are deployed and rolled back through it"),
+    "executor_settings": ("executor settings", "the waves are deployed and rolled back through them"),
+    "rollout_repeatable": ("repeatable rollout", "the steps were laid out by it"),
+}
+
+
+def _in_use_refusal(plan: DeploymentPlan, changed: dict) -> Conflict | None:
+    held = [part for part in HELD_WHILE_IN_USE if part in changed]
+    if not held:
+        return None
+    running = list(plan.deployments.filter(status__in=PLAN_IN_USE_STATUSES).order_by("pk")
+                   .values_list("number", flat=True))
+    if not running:
+        return None
+    who = f"{', '.join(running)} {'runs' if len(running) == 1 else 'run'} by this plan (queued, started or paused)"
+    until = "it ends" if len(running) == 1 else "they end"
+    details = [{"code": "plan_in_use", "field": part,
+                "message": f"{who}: the plan's {HELD_WHILE_IN_USE[part][0]} cannot change until {until}, since "
+                           f"{HELD_WHILE_IN_USE[part][1]}."}
+               for part in held]
+    return Conflict(details[0]["message"], field=details[0]["field"], code="plan_in_use", details=details)
 
 
 def _write_parts(plan: DeploymentPlan, given: PlanInput, changed: dict) -> None:
@@ -411,8 +435,8 @@ def deployment_plan_create(*, actor: ActingUser, service: ConfigurationItem, env
 
 
 def deployment_plan_update(*, actor: ActingUser, plan: DeploymentPlan, given: PlanInput) -> DeploymentPlan:
-    """Save `given` over `plan`. Its waves stay as they are while a deployment runs (or waits to run) by them:
-    its steps were laid out from them when it started."""
+    """Save `given` over `plan`. While a deployment runs by it (or waits to), what its steps were laid out from and
+    its rollback goes back through stays as it is (HELD_WHILE_IN_USE)."""
     refusal = plan_refusal(actor=actor, plan=given)
     if refusal is not None:
         raise refusal
@@ -421,12 +445,9 @@ def deployment_plan_update(*, actor: ActingUser, plan: DeploymentPlan, given: Pl
         # A start locks the plan too (rollout_start), so no deployment begins between the check below and the save.
         plan = DeploymentPlan.objects.select_for_update().select_related("service", "environment").get(pk=plan.pk)
         changed = _what_changed(plan_as_input(plan), given)
-        running = _running(plan) if "waves" in changed else []
-        if running:
-            one = len(running) == 1
-            raise Conflict(f"{', '.join(running)} {'runs' if one else 'run'} by this plan's waves (queued, started or "
-                           f"paused): change the waves once {'it ends' if one else 'they end'}.",
-                           field="waves", code="plan_in_use")
+        held = _in_use_refusal(plan, changed)
+        if held is not None:
+            raise held
         if changed:
             _write_parts(plan, given, changed)
             audit_record("deployment_plan_updated", obj=plan, changes=changed,

@@ -310,8 +310,8 @@ class PlanEditor:
                 row.add_error(parts[2] if parts[2] in row.fields else None, message)
             elif parts[0] in SECTIONS:
                 self.section_errors[parts[0]].append(message)
-            elif parts[0] == "migration" and len(parts) == 2:
-                self.migration.add_error(parts[1] if parts[1] in self.migration.fields else None, message)
+            elif parts[0] == "migration":
+                self.migration.add_error(parts[-1] if parts[-1] in self.migration.fields else None, message)
             else:
                 self.form.add_error(parts[0] if parts[0] in self.form.fields else None, message)
 
@@ -326,7 +326,6 @@ class PlanEditor:
 
 
 def _plan_save(request, plan: DeploymentPlan | None) -> HttpResponse:
-    _plan_editor(request)
     editor = PlanEditor.of(request, plan)
     if request.method == "GET":
         return editor.page(request)
@@ -354,6 +353,7 @@ def _plan_save(request, plan: DeploymentPlan | None) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def plan_create(request):
+    _plan_editor(request)
     return _plan_save(request, None)
 
 
