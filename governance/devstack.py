@@ -163,6 +163,8 @@ def stack_env(database_url: str, redis_url: str, port: int = 8000) -> dict[str, 
         "DEBUG": os.environ.get("DEBUG", "true"),
         "SECRET_KEY": os.environ.get("SECRET_KEY") or secret_key(),
         "CELERY_BEAT_SCHEDULE_FILENAME": str(DATA_DIR / "beat-schedule"),
+        # The web server prints its own line per request; the JSON log says only what goes wrong, unless asked.
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", SERVICE_LOG_LEVEL),
     }
     if not env.get("AUDIT_SIGNING_KEY"):
         env.setdefault("AUDIT_SIGNING_KEY_FILE", str(audit_key_file()))

@@ -7,6 +7,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from governance.core.env import env_bool, env_int, env_list, env_str
+from governance.core.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -40,6 +41,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "governance.core.logs.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "governance.core.middleware.RefuseNulMiddleware",  # before the session, the first query a request makes
@@ -137,6 +139,8 @@ CELERY_RESULT_BACKEND = REDIS_URL
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# The workers log through LOGGING (JSON lines, at LOG_LEVEL) like the web processes, not through Celery's own setup.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Redis hands an unacknowledged message to another worker after the visibility timeout: it must outlast the longest
 # step (releases.models.LONGEST_STEP_SECONDS, an hour: a command's timeout, a wave's bake time), or a step still
 # running would be delivered again while it runs (harmless, the lease refuses it, but a wasted worker).
@@ -316,10 +320,7 @@ if env_bool("SECURE_PROXY_SSL_HEADER", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-}
+LOG_FORMAT = env_str("LOG_FORMAT", "json")
+if LOG_FORMAT not in ("json", "console"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} must be json or console")
+LOGGING = logging_config(level=LOG_LEVEL, fmt=LOG_FORMAT)

@@ -13,11 +13,13 @@ each wave, what to do when a deployment ends, and how to send the next task.
 
 import math
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import structlog
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q
@@ -40,6 +42,8 @@ from releases.models import (
 )
 from releases.prometheus import metric_check, query_client
 from releases.workflow import RUN_ENDS, run_refusal
+
+log = structlog.get_logger(__name__)
 
 WATCH_INTERVAL_SECONDS = 5.0
 
@@ -127,12 +131,18 @@ def advance(deployment_id: int, *, owner: str, hooks: Hooks) -> str:
     attempt = _claim(step, owner)
     if attempt is None:
         return "held by another worker"
+    started = time.monotonic()
     with _heartbeat(step.pk, attempt):
         try:
             result = _run(step, deployment, taken_over=attempt > 1)
         except Exception as exc:  # a step that breaks fails, and the rollout halts; left running, it would loop
             result = StepResult(False, f"The step broke: {type(exc).__name__}: {exc}")
-    return _record(deployment, step, attempt, StepResult(result.ok, gate_note + result.output), hooks)
+    outcome = _record(deployment, step, attempt, StepResult(result.ok, gate_note + result.output), hooks)
+    log.info("deployment_step", deployment=deployment.number, change=deployment.change_number,
+             service=deployment.service.name, environment=deployment.environment.name, wave=step.wave_name,
+             wave_position=step.wave_position, step=step.kind, targets=list(step.targets), attempt=attempt,
+             result=outcome, duration_ms=round((time.monotonic() - started) * 1000, 1))
+    return outcome
 
 
 def _claim(step: RolloutStep, owner: str) -> int | None:
@@ -452,6 +462,8 @@ def _move(deployment: Deployment, status: str) -> None:
     refusal = run_refusal(deployment.status, status)
     if refusal:
         raise ValueError(f"{deployment.number} {refusal}")
+    log.info("deployment_status", deployment=deployment.number, change=deployment.change_number,
+             moved_from=deployment.status, moved_to=status, reason=deployment.halt_reason or None)
     deployment.status = status
     if status in RUN_ENDS:
         deployment.finished_at = timezone.now()

@@ -129,3 +129,35 @@ def migration_data(transactional_db):
         for operation in loader.disk_migrations[key].operations:
             if isinstance(operation, RunPython):
                 operation.code(state_apps, None)
+
+
+@pytest.fixture
+def json_log():
+    """The process log's lines, as the configured formatter writes them, parsed: a list that fills as the test
+    runs. Every logger is let through at INFO meanwhile."""
+    import io
+    import json
+    import logging
+
+    import structlog
+
+    root = logging.getLogger()
+    configured = next(handler.formatter for handler in root.handlers
+                      if isinstance(handler.formatter, structlog.stdlib.ProcessorFormatter))
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(configured)
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+    class Lines(list):
+        def events(self, name: str) -> list[dict]:
+            self[:] = [json.loads(line) for line in stream.getvalue().splitlines()]
+            return [line for line in self if line["event"] == name]
+
+    try:
+        yield Lines()
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)

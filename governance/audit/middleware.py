@@ -2,6 +2,7 @@
 
 import uuid
 
+import structlog
 from django.core.exceptions import PermissionDenied
 
 from governance.audit.context import REQUEST_ID, acting_as
@@ -17,6 +18,7 @@ class AuditContextMiddleware:
     def __call__(self, request):
         incoming = request.headers.get("X-Request-ID", "")
         request.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        structlog.contextvars.bind_contextvars(request_id=request.request_id)
         with acting_as(request):
             response = self.get_response(request)
         response["X-Request-ID"] = request.request_id
