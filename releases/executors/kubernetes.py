@@ -169,8 +169,8 @@ class KubernetesExecutor:
             return None
 
     def _deployments(self, step: StepContext) -> list[tuple[str, str]] | None:
-        deployments = [deployment_of(target, self.namespace) for target in step.targets]
-        return None if any(d is None for d in deployments) else deployments  # type: ignore[return-value]
+        deployments = [d for d in (deployment_of(target, self.namespace) for target in step.targets) if d]
+        return deployments if len(deployments) == len(step.targets) else None
 
     def _configuration(self, token: str) -> client.Configuration:
         configuration = client.Configuration()
@@ -184,8 +184,9 @@ class KubernetesExecutor:
             configuration.host = self.api_server.rstrip("/")
             configuration.ssl_ca_cert = self.ca_file or None
         if token:
-            configuration.api_key = {"authorization": token}
-            configuration.api_key_prefix = {"authorization": "Bearer"}
+            # The client's name for the bearer token since its version 36 (which reads "authorization" with no prefix).
+            configuration.api_key = {"BearerToken": token}
+            configuration.api_key_prefix = {"BearerToken": "Bearer"}
         return configuration
 
     def _roll(self, step: StepContext, digest: str) -> StepResult:

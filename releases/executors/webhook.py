@@ -10,6 +10,7 @@ walks objects by key and lists by index (`items.0.id`). The bearer token is read
 environment variable `token_env` names; it never goes to the database, the log or the step's output.
 """
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -155,12 +156,17 @@ class WebhookExecutor:
                 response = _request(client, "GET", url, seconds=REQUEST_SECONDS)
                 if response.status_code == 404:
                     return False
-                state = dig(_answer(response, url), self.state_path)
+                state = self._state(response, url)
         except CdSystemError:
             return None
-        if state is MISSING:
-            return None
         return state in self.succeeded_states
+
+    def _state(self, response: httpx.Response, url: str) -> str | None:
+        """The job's state as text (a number or boolean as JSON writes it: 0, true), None while it has none."""
+        state = dig(_answer(response, url), self.state_path)
+        if state is MISSING or isinstance(state, dict | list):
+            raise CdSystemError(f"GET {url} answered no state at {self.state_path}: {excerpt(response.text)}")
+        return None if state is None else state if isinstance(state, str) else json.dumps(state)
 
     def _client(self, token: str) -> httpx.Client:
         headers = {"Accept": "application/json"} | ({"Authorization": f"Bearer {token}"} if token else {})
@@ -194,13 +200,10 @@ class WebhookExecutor:
         job = str(job)
         lines.append(f"Started job {job} (POST {start_url}, Idempotency-Key {step.idempotency_key}).")
         status_url = fill(self.status_url, _values(step) | {"job": job})
-        last: Any = MISSING
+        last: str | object | None = MISSING
         while True:
             response = _request(client, "GET", status_url, seconds=_left(deadline))
-            state = dig(_answer(response, status_url), self.state_path)
-            if state is MISSING:
-                raise CdSystemError(f"The status answer for job {job} has no state at {self.state_path}: "
-                                    f"{excerpt(response.text)}")
+            state = self._state(response, status_url)
             if state != last:
                 lines.append(f"Job {job}: {state if state is not None else 'no state yet'}.")
                 last = state
