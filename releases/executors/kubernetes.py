@@ -14,6 +14,7 @@ import json
 import re
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import urllib3
 from kubernetes import client, config
@@ -59,6 +60,7 @@ class Rollout:
     updated: int
     ready: int
     available: int
+    stalled: str = ""  # the controller's own verdict, once the rollout passed its progressDeadlineSeconds
 
     @property
     def done(self) -> bool:
@@ -85,6 +87,14 @@ def _name_error(name: str, value, what: str) -> list[str]:
     return []
 
 
+def _plain_http_error(url: str) -> list[str]:
+    """The token goes to the API server on every call: in the clear only to this machine."""
+    parts = urlsplit(url)
+    if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        return ["api_server must be an https:// URL (http:// only to this machine's loopback)."]
+    return []
+
+
 def _path_error(name: str, value) -> list[str]:
     if value is not None and (not isinstance(value, str) or not value.startswith("/")):
         return [f"{name} must be an absolute path on the worker."]
@@ -102,7 +112,7 @@ def kubernetes_settings_errors(settings) -> list[str]:
     elif server is not None and kubeconfig is not None:
         errors.append("Give api_server or kubeconfig, not both.")
     elif server is not None:
-        errors += http_url_error("api_server", server)
+        errors += http_url_error("api_server", server) or _plain_http_error(server)
         errors += variable_name_error("token_env", settings.get("token_env"), required=True)
         errors += _path_error("ca_file", settings.get("ca_file"))
     else:
@@ -212,14 +222,17 @@ class KubernetesExecutor:
             ok = False
         return StepResult(ok, scrubbed("\n".join(lines), token))
 
+    def _container_at(self, found: client.V1Deployment) -> int:
+        names = [container.name for container in found.spec.template.spec.containers]
+        if self.container not in names:
+            raise KubernetesFailure(f"{found.metadata.namespace}/{found.metadata.name} has no container "
+                                    f"{self.container} (it has {', '.join(names)}).")
+        return names.index(self.container)
+
     def _set_image(self, apps: client.AppsV1Api, deployment: tuple[str, str], image: str) -> str:
         namespace, name = deployment
         found = _call(f"Reading {namespace}/{name}", apps.read_namespaced_deployment, name, namespace)
-        containers = [c.name for c in found.spec.template.spec.containers]
-        if self.container not in containers:
-            raise KubernetesFailure(f"{namespace}/{name} has no container {self.container} "
-                                    f"(it has {', '.join(containers)}).")
-        index = containers.index(self.container)
+        index = self._container_at(found)
         if found.spec.template.spec.containers[index].image == image:
             return f"{namespace}/{name}: {self.container} runs {image} already."
         path = f"/spec/template/spec/containers/{index}"
@@ -231,18 +244,18 @@ class KubernetesExecutor:
     def _read(self, apps: client.AppsV1Api, deployment: tuple[str, str]) -> Rollout:
         namespace, name = deployment
         found = _call(f"Reading {namespace}/{name}", apps.read_namespaced_deployment, name, namespace)
-        images = {c.name: c.image for c in found.spec.template.spec.containers}
-        if self.container not in images:
-            raise KubernetesFailure(f"{namespace}/{name} has no container {self.container} "
-                                    f"(it has {', '.join(images)}).")
-        status = found.status
-        return Rollout(target=f"{namespace}/{name}", image=images[self.container],
-                       generation=found.metadata.generation or 0,
-                       observed_generation=(status and status.observed_generation) or 0,
+        image = found.spec.template.spec.containers[self._container_at(found)].image
+        status = found.status or client.V1DeploymentStatus()
+        generation, observed = found.metadata.generation or 0, status.observed_generation or 0
+        # A stall reported for an earlier generation says nothing of this one.
+        stalled = next((f"{c.reason}: {c.message}" for c in status.conditions or []
+                        if c.type == "Progressing" and c.reason == "ProgressDeadlineExceeded"), "")
+        return Rollout(target=f"{namespace}/{name}", image=image, generation=generation,
+                       observed_generation=observed,
                        desired=1 if found.spec.replicas is None else found.spec.replicas,
-                       replicas=(status and status.replicas) or 0, updated=(status and status.updated_replicas) or 0,
-                       ready=(status and status.ready_replicas) or 0,
-                       available=(status and status.available_replicas) or 0)
+                       replicas=status.replicas or 0, updated=status.updated_replicas or 0,
+                       ready=status.ready_replicas or 0, available=status.available_replicas or 0,
+                       stalled=stalled if observed >= generation else "")
 
     def _follow(self, apps: client.AppsV1Api, deployments: list[tuple[str, str]], lines: list[str]) -> bool:
         started = time.monotonic()
@@ -257,6 +270,10 @@ class KubernetesExecutor:
             waiting = [deployment for deployment, rollout in rollouts.items() if not rollout.done]
             if not waiting:
                 return True
+            stalled = [r for r in rollouts.values() if r.stalled and not r.done]
+            if stalled:  # Kubernetes gave up on it: waiting longer would not change that
+                lines += [f"{r.target} stalled ({excerpt(r.stalled)}): {r.counts()}." for r in stalled]
+                return False
             if time.monotonic() + self.poll_interval_seconds >= deadline:
                 lines += [f"{r.target} was not ready after {self.rollout_timeout_seconds} s: {r.counts()}."
                           for r in rollouts.values() if not r.done]

@@ -36,6 +36,7 @@ class Cluster:
     def __init__(self, *, rollout_seconds: float = 0.5):
         self.rollout_seconds = rollout_seconds
         self.broken: set[tuple[str, str]] = set()  # (Deployment, image) whose new pods never become ready
+        self.stalled: set[tuple[str, str]] = set()  # the same, past the Deployment's progressDeadlineSeconds
         self.seen: dict[tuple[str | None, str], tuple[int, float]] = {}
         self._up = threading.Event()
         self.thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
@@ -79,9 +80,14 @@ class Cluster:
                 if time.monotonic() - first_seen[1] < self.rollout_seconds:
                     continue
                 replicas = stored["spec"]["replicas"]
-                if (name, self.image(namespace, name)) in self.broken:
+                image = self.image(namespace, name)
+                if (name, image) in self.broken | self.stalled:
                     status = {"observedGeneration": generation, "replicas": replicas + 1, "updatedReplicas": 1,
                               "readyReplicas": replicas, "availableReplicas": replicas}
+                    if (name, image) in self.stalled:
+                        status["conditions"] = [{"type": "Progressing", "status": "False",
+                                                 "reason": "ProgressDeadlineExceeded",
+                                                 "message": f'ReplicaSet "{name}-5d9c" has timed out progressing.'}]
                     stored["status"] = status  # observed, and stuck: it stays this way
                     continue
                 stored["status"] = {"observedGeneration": generation, "replicas": replicas,
@@ -189,6 +195,17 @@ def test_a_rollout_that_never_becomes_ready_fails_at_its_deadline_naming_the_dep
     assert "payments/web-pay: rolled out in " in result.output
 
 
+def test_a_rollout_kubernetes_gave_up_on_fails_at_once_with_its_reason(cluster):
+    cluster.stalled.add(("web-eu", f"{REPOSITORY}@{NEW}"))
+    began = time.monotonic()
+    result = executor(cluster.url, rollout_timeout_seconds=60).forward(STEP)
+    assert time.monotonic() - began < 10
+    assert not result.ok
+    assert result.output.splitlines()[-1] == (
+        'shop/web-eu stalled (ProgressDeadlineExceeded: ReplicaSet "web-eu-5d9c" has timed out progressing.): '
+        'observed generation 2 of 2, 1 updated, 3 ready, 3 available of 3 desired replicas (4 in all).')
+
+
 def test_backward_sets_the_previous_digest_and_follows_it(cluster):
     assert executor(cluster.url).forward(STEP).ok
     result = executor(cluster.url).backward(STEP)
@@ -294,6 +311,7 @@ def test_good_settings_have_no_errors():
     ({"kubeconfig": "/etc/cb/kubeconfig"}, "Give api_server or kubeconfig, not both"),
     ({"api_server": "ftp://k8s.example.com"}, "api_server must be an http:// or https:// URL"),
     ({"api_server": "https://admin:pw@k8s.example.com"}, "api_server must not hold credentials"),
+    ({"api_server": "http://k8s.example.com:6443"}, "api_server must be an https:// URL (http:// only to this machine"),
     ({"api_server": None, "token_env": None, "kubeconfig": "kubeconfig"}, "kubeconfig must be an absolute path"),
     ({"api_server": None, "kubeconfig": "/k", "ca_file": "/ca.pem"}, "ca_file goes with api_server"),
     ({"ca_file": "ca.pem"}, "ca_file must be an absolute path"),
