@@ -200,7 +200,7 @@ def _wave_errors(errors: _Errors, waves: list[WaveInput]) -> None:
         return
     seen: set[str] = set()
     for index, wave in enumerate(waves):
-        where = f"waves.{index}"
+        where = f"waves[{index}]"
         _text(errors, f"{where}.name", wave.name, label="A wave's name", max_length=100)
         if isinstance(wave.name, str):
             name = wave.name.strip().casefold()
@@ -225,10 +225,10 @@ def _check_errors(errors: _Errors, checks: list[CheckInput]) -> None:
         return
     seen: set[tuple[str, str]] = set()
     for index, check in enumerate(checks):
-        where = f"checks.{index}"
+        where = f"checks[{index}]"
         _text(errors, f"{where}.name", check.name, label="A check's name", max_length=100)
         if (check.phase, check.name) in seen:
-            errors.add(f"{where}.name", f"Two checks {check.phase} the wave are called {check.name!r}.", "duplicate")
+            errors.add(f"{where}.name", f"Two checks of one phase are called {check.name!r}.", "duplicate")
         seen.add((check.phase, check.name))
         if check.phase not in CheckPhase.values:
             errors.add(f"{where}.phase", f"A check's phase is one of {', '.join(CheckPhase.values)}.")

@@ -3,6 +3,7 @@ one deployment, whose waves, steps, checks and log refresh while it runs; and th
 and environment, and one plan's executor, waves, checks and migration on one form). Thin: each action calls one
 service."""
 
+import re
 from dataclasses import dataclass, field
 
 from django import forms
@@ -216,6 +217,8 @@ def deployment_approve(request, number: str):
 ADDS = {"add_wave": ("waves", {"bake_seconds": "0"}),
         "add_check": ("checks", {"expected_status": "200", "kind": "http", "phase": "pre", "fails_when": "above"})}
 SECTIONS = ("waves", "checks")
+# A field of one wave or check, as the plan service names it (waves[2].targets), the API's way.
+ROW_FIELD = re.compile(r"^(?P<rows>waves|checks)\[(?P<index>\d+)\]\.(?P<name>\w+)$")
 
 
 def _plan_editor(request) -> None:
@@ -299,15 +302,16 @@ class PlanEditor:
             require_rehearsal=data["require_rehearsal"], rollout_repeatable=data["rollout_repeatable"])
 
     def place(self, refusal: DomainError) -> None:
-        """Each of the service's errors beside the input it names: `waves.2.targets` on the third wave's targets."""
+        """Each of the service's errors beside the input it names: `waves[2].targets` on the third wave's targets."""
         wave_forms = list(self.waves.ordered_forms)
         check_forms = _kept(self.checks)
         for error in refusal.as_errors():
             message, parts = error["message"], (error["field"] or "").split(".")
-            rows = {"waves": wave_forms, "checks": check_forms}.get(parts[0])
-            if rows is not None and len(parts) == 3 and parts[1].isdigit() and int(parts[1]) < len(rows):
-                row = rows[int(parts[1])]
-                row.add_error(parts[2] if parts[2] in row.fields else None, message)
+            row_field = ROW_FIELD.match(error["field"] or "")
+            rows = {"waves": wave_forms, "checks": check_forms}
+            if row_field and int(row_field["index"]) < len(rows[row_field["rows"]]):
+                row = rows[row_field["rows"]][int(row_field["index"])]
+                row.add_error(row_field["name"] if row_field["name"] in row.fields else None, message)
             elif parts[0] in SECTIONS:
                 self.section_errors[parts[0]].append(message)
             elif parts[0] == "migration":
