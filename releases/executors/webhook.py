@@ -195,7 +195,7 @@ class WebhookExecutor:
         response = _request(client, "POST", start_url, seconds=_left(deadline), json=body,
                             headers={"Idempotency-Key": step.idempotency_key})
         job = dig(_answer(response, start_url), self.job_id_path)
-        if job is MISSING or job is None or job == "":
+        if job is MISSING or job is None or job == "" or isinstance(job, dict | list):
             raise CdSystemError(f"The start answer has no job id at {self.job_id_path}: {excerpt(response.text)}")
         job = str(job)
         lines.append(f"Started job {job} (POST {start_url}, Idempotency-Key {step.idempotency_key}).")

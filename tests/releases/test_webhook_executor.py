@@ -237,10 +237,11 @@ def test_a_cd_system_that_is_not_there_fails_the_step(cd):
     assert result.output.startswith(f"POST http://127.0.0.1:{port}/start: ConnectError")
 
 
-def test_a_start_answer_without_a_job_id_fails_the_step(cd):
-    result = executor(cd, job_id_path="job.number").forward(STEP)
+@pytest.mark.parametrize("job_id_path", ["job.number", "job"])
+def test_a_start_answer_without_a_job_id_fails_the_step(cd, job_id_path):
+    result = executor(cd, job_id_path=job_id_path).forward(STEP)
     assert not result.ok
-    assert result.output.startswith('The start answer has no job id at job.number: {"job": {"id": "1"}}')
+    assert result.output.startswith(f'The start answer has no job id at {job_id_path}: {{"job": {{"id": "1"}}}}')
 
 
 @pytest.mark.parametrize(("state_path", "states"), [("status", ["Succeeded"]), ("status.missing", ["Succeeded"])])
