@@ -1,25 +1,32 @@
 """The deployments API: read deployments, their steps, checks and log; start, pause, resume, abort and approve the
-next wave of the ones Changeboard runs. Thin: validate, call one service, read the deployment back."""
+next wave of the ones Changeboard runs; read, make and replace deployment plans. Thin: validate, call one service, read
+the result back."""
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from governance.core.actors import acting_user
 from governance.core.api_permissions import ApiPermission
+from governance.core.credentials import request_scope, require_scope
 from governance.core.errors import Forbidden, InvalidInput
 from governance.core.serializers import validated
-from governance.deployments import selectors, services
+from governance.deployments import plans, selectors, services
 from governance.deployments.api.serializers import (
     AbortInputSerializer,
     DeploymentDetailSerializer,
+    DeploymentPlanDetailSerializer,
     DeploymentPlanSerializer,
     DeploymentSummarySerializer,
     PauseInputSerializer,
+    PlanCreateInputSerializer,
+    PlanInputSerializer,
     StartInputSerializer,
+    plan_input,
 )
 from governance.deployments.filters import DeploymentFilter
-from governance.deployments.permissions import can_read_deployments, can_run_deployments
+from governance.deployments.permissions import can_edit_plans, can_read_deployments, can_run_deployments
 from releases.models import Deployment, DeploymentPlan
 
 
@@ -107,9 +114,46 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         return self._detail(deployment)
 
 
+def _plan_editor_only(request) -> None:
+    # Checked before the body is read; the plan service checks it again.
+    if not can_edit_plans(request.user):
+        raise Forbidden("Only release managers and administrators make and edit deployment plans.")
+
+
 class DeploymentPlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """The plans a deployment may be started by, one per service and environment (written in the admin)."""
+    """The plans deployments run by, one per service and environment: read by those who read deployments, made
+    (POST) and replaced whole (PUT) by release managers and administrators, through the plan editor's service."""
 
     permission_classes = [DeploymentReader]
-    serializer_class = DeploymentPlanSerializer
-    queryset = selectors.plans_for()
+    http_method_names = ["get", "post", "put", "head", "options"]
+
+    def get_queryset(self):
+        return selectors.plans_for() if self.action == "list" else selectors.plans_listed()
+
+    def get_serializer_class(self):
+        return DeploymentPlanSerializer if self.action == "list" else DeploymentPlanDetailSerializer
+
+    def _detail(self, plan: DeploymentPlan, status_code: int = status.HTTP_200_OK) -> Response:
+        fresh = selectors.plans_listed().get(pk=plan.pk)
+        return Response(DeploymentPlanDetailSerializer(fresh).data, status=status_code)
+
+    @extend_schema(request=PlanCreateInputSerializer, responses={201: DeploymentPlanDetailSerializer})
+    def create(self, request):
+        """Make the plan for a service and environment (one each): 400 names every field at fault."""
+        _plan_editor_only(request)
+        data = validated(PlanCreateInputSerializer, request.data)
+        require_scope(request_scope(request), service=data["service"], environment=data["environment"])
+        plan = plans.deployment_plan_create(actor=acting_user(request.user), service=data["service"],
+                                            environment=data["environment"], plan=plan_input(data))
+        return self._detail(plan, status.HTTP_201_CREATED)
+
+    @extend_schema(request=PlanInputSerializer, responses=DeploymentPlanDetailSerializer)
+    def update(self, request, pk=None):
+        """Replace the plan's executor, waves, checks and migration with the body's; 409 while a deployment runs by
+        it and the body changes what its steps were laid out from."""
+        _plan_editor_only(request)
+        plan = self.get_object()
+        data = validated(PlanInputSerializer, request.data)
+        require_scope(request_scope(request), service=plan.service, environment=plan.environment)
+        return self._detail(plans.deployment_plan_update(actor=acting_user(request.user), plan=plan,
+                                                         given=plan_input(data)))

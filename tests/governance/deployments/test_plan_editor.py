@@ -4,7 +4,7 @@ here; no secret gets into a plan; the waves of a plan a deployment runs by stay 
 naming the field, and writes nothing; everyone else gets 403 on every plan page."""
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import pytest
 from django.test import Client
@@ -432,3 +432,77 @@ def test_the_page_says_why_the_waves_of_a_plan_in_use_stay_as_they_are(plan, rel
     assert response.status_code == 409 and 'data-field="waves"' in html and deployment.number in html
     assert 'data-field="migration"' in html  # the page removed it too
     assert plan.waves.count() == 2 and plan.health_checks.count() == 2
+
+
+# --- the API ---------------------------------------------------------------------------------------------------------
+
+def api_body(given: PlanInput = PLAN, **extra) -> dict:
+    body = asdict(given)
+    return {**body, **extra}
+
+
+def test_a_release_manager_makes_and_replaces_a_plan_through_the_api(api, where, release_manager, auditor):
+    client = api.as_user(release_manager)
+    made = client.post("/api/v1/deployment-plans/", api_body(service="shop-api", environment="staging"),
+                       format="json")
+    assert made.status_code == 201, made.content
+    body = made.json()
+    assert [(wave["position"], wave["name"]) for wave in body["waves"]] == [(1, "canary"), (2, "rest")]
+    assert body["migration"]["backward_schema_version"] == "0041" and body["executor_settings"] == COMMAND
+    replaced = client.put(f"/api/v1/deployment-plans/{body['id']}/", api_body(replace(PLAN, migration=None)),
+                          format="json")
+    assert replaced.status_code == 200 and replaced.json()["migration"] is None
+    read = api.as_user(auditor).get(f"/api/v1/deployment-plans/{body['id']}/").json()
+    assert [check["name"] for check in read["checks"]] == ["health", "errors"]  # by phase: smoke, then watch
+    assert [event.action for event in sealed(action__startswith="deployment_plan_")] == [
+        "deployment_plan_created", "deployment_plan_updated"]
+
+
+@pytest.mark.parametrize("persona", ["requester", "cab_member", "auditor", "pipeline", "outsider"])
+def test_only_plan_editors_write_plans_through_the_api(request, api, persona, plan):
+    client = api.as_user(request.getfixturevalue(persona))
+    before = plan_rows()
+    assert client.post("/api/v1/deployment-plans/", api_body(service="shop-api", environment="staging"),
+                       format="json").status_code == 403
+    assert client.put(f"/api/v1/deployment-plans/{plan.pk}/", api_body(), format="json").status_code == 403
+    assert plan_rows() == before
+
+
+API_BAD_INPUT = {
+    "a NUL in a wave's name": ({"waves": [{"name": "a\x00b", "targets": ["x"]}]}, "waves[0].name"),
+    "two waves of one name": ({"waves": [{"name": "a", "targets": ["x"]}, {"name": "a", "targets": ["y"]}]},
+                              "waves[1].name"),
+    "no wave": ({"waves": []}, "waves"),
+    "a wave of no targets": ({"waves": [{"name": "a", "targets": []}]}, "waves[0].targets"),
+    "an unknown field of a wave": ({"waves": [{"name": "a", "targets": ["x"], "size": 3}]}, "waves[0].size"),
+    "a secret in the settings": ({"executor_settings": {**COMMAND, "password": "x"}}, "executor_settings"),
+    "settings that are a list": ({"executor_settings": ["x"]}, "executor_settings"),
+    "an unknown executor": ({"executor": "helm"}, "executor"),
+    "a probe by ftp": ({"checks": [{"name": "h", "phase": "smoke", "url": "ftp://x/"}]}, "checks[0].url"),
+    "a threshold in words": ({"checks": [{"name": "e", "phase": "watch", "kind": "metric", "url": "http://p",
+                                          "query": "up", "threshold": "high"}]}, "checks[0].threshold"),
+    "a migration of no version": ({"migration": {"forward": ["migrate"], "forward_schema_version": ""}},
+                                  "migration.forward_schema_version"),
+}
+
+
+@pytest.mark.parametrize("case", API_BAD_INPUT, ids=list(API_BAD_INPUT))
+def test_bad_input_to_the_api_is_a_400_naming_the_field_and_writes_nothing(case, api, plan, release_manager):
+    change, field = API_BAD_INPUT[case]
+    before = plan_rows()
+    response = api.as_user(release_manager).put(f"/api/v1/deployment-plans/{plan.pk}/", api_body(**change),
+                                                format="json")
+    assert response.status_code == 400, response.content
+    assert field in {error["field"] for error in response.json()["errors"]}, response.json()
+    assert plan_rows() == before
+
+
+def test_the_api_refuses_changing_the_waves_of_a_plan_in_use_with_409(api, plan, release_manager):
+    deployment = _deployment_by(plan, DeploymentStatus.PAUSED)
+    response = api.as_user(release_manager).put(f"/api/v1/deployment-plans/{plan.pk}/",
+                                                api_body(replace(PLAN, waves=WAVES[:1])), format="json")
+    assert response.status_code == 409
+    [error] = response.json()["errors"]
+    assert error["field"] == "waves" and error["code"] == "plan_in_use" and deployment.number in error["message"]
+    assert api.as_user(release_manager).patch(f"/api/v1/deployment-plans/{plan.pk}/", {},
+                                              format="json").status_code == 405
