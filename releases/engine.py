@@ -5,7 +5,8 @@ step with a conditional UPDATE (pending, or running under a lease that ran out, 
 token), runs it while a thread renews the lease, and records the result with an UPDATE that matches only while it
 still holds the lease; then, after commit, it sends the task for the next step. A worker killed mid-step delays the
 deployment by one lease and never loses it: the beat job sends the task again, the next worker takes the step over.
-A step unsafe to repeat (a migration, a rollout the plan says is not repeatable) is then checked, not run again.
+A step unsafe to repeat (a migration, a rollout the plan says is not repeatable, or its rollback) is then checked,
+not run again.
 
 The engine knows nothing of approval. Governance hands it, as plain functions (`Hooks`), the check to make before
 each wave, what to do when a deployment ends, and how to send the next task.
@@ -16,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 import structlog
@@ -221,17 +222,19 @@ def _run(step: RolloutStep, deployment: Deployment, *, taken_over: bool) -> Step
         return _migrate(step, deployment, taken_over=taken_over)
     executor = executor_for(deployment.plan)
     context = _context(step, deployment)
-    if step.kind == StepKind.ROLLBACK_ROLLOUT:
-        return executor.backward(context)
+    backward = step.kind == StepKind.ROLLBACK_ROLLOUT
     if taken_over and step.unsafe_to_repeat:
-        happened = executor.check(context)
+        # A rollback is a rollout of the build that ran before: the check is asked whether that build is in place.
+        happened = executor.check(replace(context, artifact_digest=context.previous_digest,
+                                          previous_digest=context.artifact_digest) if backward else context)
+        what = "rollback" if backward else "rollout"
         if happened is None:
-            return StepResult(False, "The rollout was interrupted and the executor cannot tell whether it happened: "
+            return StepResult(False, f"The {what} was interrupted and the executor cannot tell whether it happened: "
                                      "it is not run again.")
         if happened:
-            return StepResult(True, "The rollout was interrupted after it happened (the executor's check says so): "
+            return StepResult(True, f"The {what} was interrupted after it happened (the executor's check says so): "
                                     "it is not run again.")
-    return executor.forward(context)
+    return executor.backward(context) if backward else executor.forward(context)
 
 
 @dataclass
@@ -409,8 +412,9 @@ def rollback_plan(deployment: Deployment) -> tuple[list[RolloutStep], str]:
     undo = []
     for rollout in reversed(rolled_out):
         sequence += 1
+        # Undoing a rollout the plan says is unsafe to repeat is no safer to repeat: it is checked too.
         undo.append(_step(deployment, sequence, rollout.wave_position, rollout.wave_name, StepKind.ROLLBACK_ROLLOUT,
-                          rollout.targets, False))
+                          rollout.targets, rollout.unsafe_to_repeat))
     if migration is not None:
         sequence += 1
         undo.append(_step(deployment, sequence, 0, "migration", StepKind.ROLLBACK_MIGRATE, [], True))

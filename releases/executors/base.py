@@ -40,5 +40,6 @@ class Executor(Protocol):
         ...
 
     def check(self, step: StepContext) -> bool | None:
-        """Whether an interrupted forward step already happened: True, False, or None when it cannot tell."""
+        """Whether an interrupted step unsafe to repeat already happened: True, False, or None when it cannot tell.
+        For a rollback the engine asks with the digests swapped: `step.artifact_digest` is the build it puts back."""
         ...

@@ -91,6 +91,32 @@ def test_an_interrupted_rollout_unsafe_to_repeat_is_checked_with_the_executor(de
             "rollback_rollout"]
 
 
+@pytest.mark.parametrize("happened", [True, False])
+def test_an_interrupted_rollback_of_a_rollout_unsafe_to_repeat_is_checked_for_the_build_it_puts_back(
+        deploy_world, release_manager, happened):
+    world = deploy_world
+    canary = world.waves["canary"][0]
+    # The service's check: exit 0 when the target serves the build the step puts in place.
+    check = [PY, "-c", f"import os, sys; sys.exit(open({str(canary.state_file)!r}).read() != "
+                       f"os.environ['CB_ARTIFACT_DIGEST'])"]
+    DeploymentPlan.objects.filter(pk=world.plan.pk).update(
+        rollout_repeatable=False, executor_settings={**world.plan.executor_settings, "check": check})
+    canary.broken.add(world.new.digest)
+    deployment = start(world, release_manager)
+    for _ in ("pre_check", "rollout", "smoke"):  # the smoke test fails: the canary is to be rolled back
+        advance(deployment.pk, owner="test-worker", hooks=HOOKS)
+    rollback = step(deployment, "rollback_rollout")
+    assert rollback.unsafe_to_repeat
+    if happened:  # the vanished worker's rollback had put the canary back
+        canary.state_file.write_text(world.old.digest)
+    lapsed(rollback)
+    assert advance(deployment.pk, owner="test-worker", hooks=HOOKS) == "succeeded"
+    rollback.refresh_from_db()
+    assert (("backward", "canary") in world.waves_in_journal()) is not happened
+    assert ("The rollback was interrupted after it happened" in rollback.output) is happened
+    assert canary.serves() == world.old.digest
+
+
 def _migration(world, tmp_path, *, reversible: bool) -> object:
     schema = tmp_path / "schema"
     schema.write_text("41")
