@@ -3,14 +3,15 @@ services whose build the deployment really changes."""
 
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from governance.calendar.services import lockdown_declare
 from governance.deployments.services import deployment_abort, rollout_start
 from governance.models import ChangeStatus
-from releases.models import Deployment, DeploymentStatus, PlanWave, RolloutStep
+from releases.models import Deployment, DeploymentPlan, DeploymentStatus, PlanWave, RolloutStep
 from tests.governance.deployments.world import ended, steps_of, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -85,25 +86,45 @@ def test_a_lockdown_declared_during_wave_one_stops_wave_two(
     assert world.change.status == ChangeStatus.ROLLED_BACK
 
 
-def test_two_starts_at_once_run_one_after_the_other(migration_data, celery_worker_process, deploy_world,
-                                                    release_manager):
-    world = deploy_world
-    barrier = threading.Barrier(2)
+def starts_at_once(plan: DeploymentPlan, start_one: Callable[[], Deployment]) -> list[Deployment]:
+    """Two starts, each in a thread on a database connection of its own, inside the service at the same moment: the
+    plan's row, where starts for a plan take turns, is held here until both wait for it, then let go."""
     started: list[Deployment] = []
+    errors: list[Exception] = []
 
-    def start() -> None:
+    def run() -> None:
         try:
-            barrier.wait()
-            started.append(rollout_start(actor=release_manager, change=world.change, plan=world.plan,
-                                         artifact=world.new))
+            started.append(start_one())
+        except Exception as exc:
+            errors.append(exc)
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=start) for _ in range(2)]
-    for thread in threads:
-        thread.start()
+    def waiting() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")  # the view is otherwise read once per transaction
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND cardinality(pg_blocking_pids(pid)) > 0")
+            return cursor.fetchone()[0]
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    with transaction.atomic():
+        DeploymentPlan.objects.select_for_update().get(pk=plan.pk)
+        for thread in threads:
+            thread.start()
+        wait_for("both starts to wait for the plan", lambda: errors or waiting() == 2, timeout=30)
     for thread in threads:
         thread.join()
+    if errors:
+        raise errors[0]
+    return started
+
+
+def test_two_starts_at_once_run_one_after_the_other(migration_data, celery_worker_process, deploy_world,
+                                                    release_manager):
+    world = deploy_world
+    started = starts_at_once(world.plan, lambda: rollout_start(actor=release_manager, change=world.change,
+                                                               plan=world.plan, artifact=world.new))
     assert sorted(d.status for d in started) == [DeploymentStatus.QUEUED, DeploymentStatus.STARTED]
     first, second = sorted(started, key=lambda d: d.status != DeploymentStatus.STARTED)
 
