@@ -199,6 +199,7 @@ def _wave_errors(errors: _Errors, waves: list[WaveInput]) -> None:
         errors.add("waves", f"A plan has at most {MAX_WAVES} waves.")
         return
     seen: set[str] = set()
+    deployed_by: dict[str, str] = {}
     for index, wave in enumerate(waves):
         where = f"waves[{index}]"
         _text(errors, f"{where}.name", wave.name, label="A wave's name", max_length=100)
@@ -215,8 +216,22 @@ def _wave_errors(errors: _Errors, waves: list[WaveInput]) -> None:
         else:
             for target in wave.targets:
                 _text(errors, f"{where}.targets", target, label="A target", max_length=200)
+                _target_once(errors, where, wave, target, deployed_by)
         _whole(errors, f"{where}.bake_seconds", wave.bake_seconds, label="The bake time (seconds)", low=0,
                high=LONGEST_STEP_SECONDS)
+
+
+def _target_once(errors: _Errors, where: str, wave: WaveInput, target: Any, deployed_by: dict[str, str]) -> None:
+    """A target is deployed by one wave: in two, the second would deploy it again, and a rollback undo it twice."""
+    if not isinstance(target, str) or not target.strip():
+        return
+    name, key = (wave.name.strip() if isinstance(wave.name, str) else ""), target.strip()
+    first = deployed_by.get(key)
+    if first is None:
+        deployed_by[key] = name
+        return
+    errors.add(f"{where}.targets", f"{key} is deployed by {'this wave' if first == name else repr(first)} already: a "
+                                   "target is in one wave, once.", "duplicate")
 
 
 def _check_errors(errors: _Errors, checks: list[CheckInput]) -> None:

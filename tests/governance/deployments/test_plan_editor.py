@@ -153,6 +153,9 @@ BROKEN = {
     "a wave without a name": (_wave(name="  "), "waves[0].name"),
     "a wave without targets": (_wave(targets=[]), "waves[0].targets"),
     "a blank target": (_wave(targets=["web-1", " "]), "waves[0].targets"),
+    "a target in two waves": (replace(PLAN, waves=[WAVES[0], replace(WAVES[1], targets=["web-2", "web-1"])]),
+                              "waves[1].targets"),
+    "a target twice in a wave": (_wave(targets=["web-1", "web-1 "]), "waves[0].targets"),
     "a bake longer than a step": (_wave(bake_seconds=3601), "waves[0].bake_seconds"),
     "a negative bake": (_wave(bake_seconds=-1), "waves[0].bake_seconds"),
     "a NUL in a wave's name": (_wave(name="can\x00ary"), "waves[0].name"),
@@ -506,3 +509,13 @@ def test_the_api_refuses_changing_the_waves_of_a_plan_in_use_with_409(api, plan,
     assert error["field"] == "waves" and error["code"] == "plan_in_use" and deployment.number in error["message"]
     assert api.as_user(release_manager).patch(f"/api/v1/deployment-plans/{plan.pk}/", {},
                                               format="json").status_code == 405
+
+
+def test_ids_beyond_any_column_are_refused_not_a_server_error(where, release_manager):
+    client = client_of(release_manager)
+    huge = "9" * 30
+    assert client.get(f"/deployments/plans/{huge}/").status_code == 404
+    response = client.post("/deployments/plans/new/", {**form_data(service=where[0], environment=where[1]),
+                                                       "service": huge, "environment": "-1"})
+    html = response.content.decode()
+    assert response.status_code == 400 and 'data-field="service"' in html and 'data-field="environment"' in html
