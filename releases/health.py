@@ -1,6 +1,8 @@
 """Health checks as the engine makes them: an HTTP probe against one target, with a bounded wait; and the
 dependency circuit breaker, which asks the CIs a service depends on (the CMDB's walk) whether they are healthy."""
 
+import functools
+import ssl
 import time
 from dataclasses import dataclass
 
@@ -46,9 +48,17 @@ def http_probe(check: HealthCheck, *, target: str, version: str, digest: str, cl
     return ProbeResult(not problems, f"{check.name} {url}: {verdict}", latency_ms)
 
 
+@functools.cache
+def tls_verification() -> ssl.SSLContext:
+    """httpx's default certificate verification, built once per process: loading the CA bundle takes about 25 ms
+    here, which every step that probes paid again for its client (tests/bench/bench_deployments.py)."""
+    return httpx.create_ssl_context(trust_env=False)
+
+
 def probe_client() -> httpx.Client:
     """One client per step: connections reused across its probes, redirects not followed, every wait bounded."""
-    return httpx.Client(timeout=httpx.Timeout(PROBE_TIMEOUT_SECONDS), follow_redirects=False, trust_env=False)
+    return httpx.Client(timeout=httpx.Timeout(PROBE_TIMEOUT_SECONDS), follow_redirects=False, trust_env=False,
+                        verify=tls_verification())
 
 
 @dataclass(frozen=True)
