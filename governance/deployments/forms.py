@@ -45,6 +45,13 @@ class DeploymentStartForm(forms.Form):
         plan.queryset = plans
         artifact.queryset = (Artifact.objects.filter(service__in=plans.values("service")).select_related("service")
                              .order_by("service__name", "-created_at"))
+        if change is not None:
+            # What there is to pick when the change leaves one choice: its one plan, its one approved build.
+            only_plans = list(plans[:2])
+            if len(only_plans) == 1:
+                plan.initial = only_plans[0].pk
+            if len(change.pinned_digests) == 1:
+                artifact.initial = change.pinned_digests[0]
 
     def clean_change(self) -> ChangeRequest:
         number = self.cleaned_data["change"].strip().upper()

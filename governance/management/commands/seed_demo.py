@@ -1,8 +1,10 @@
 import contextlib
 import secrets
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 from celery import Task
@@ -39,6 +41,13 @@ from governance.core.actors import ActingUser
 from governance.core.ed25519 import public_key_pem
 from governance.core.errors import DomainError
 from governance.core.secrets import secret_digest
+from governance.deployments.plans import (
+    CheckInput,
+    PlanInput,
+    WaveInput,
+    deployment_plan_create,
+    deployment_plan_update,
+)
 from governance.gate.services import change_for_deployment
 from governance.models import (
     ApiToken,
@@ -53,9 +62,20 @@ from governance.models import (
 )
 from governance.models import ChangeStatus as S
 from governance.models.calendar import MaintenanceEnforcement, Recurrence, Severity
+from governance.models.gate import DeploymentCheck, GateDecision
 from governance.roles import Role
-from releases.demo import DEMO_BUILDS, GATE_CHANGE
-from releases.models import Artifact, TrustedKey
+from releases import demo_fleet
+from releases.demo import DEMO_BUILDS, GATE_CHANGE, ROLLOUT_CHANGE, ROLLOUT_LIVE, GateChange
+from releases.models import (
+    Artifact,
+    CheckPhase,
+    Deployment,
+    DeploymentPlan,
+    DeploymentStatus,
+    ExecutorKind,
+    TrustedKey,
+)
+from releases.selectors import live_artifact
 from releases.services import artifact_promote, artifact_register, scan_attach, trusted_key_add
 
 DEMO_PEOPLE = {  # username -> (full name, roles, team maintained through an object permission)
@@ -208,8 +228,11 @@ class Command(BaseCommand):
         parser.add_argument("--password", help="Password for every demo user; one is generated if omitted.")
         parser.add_argument("--pipeline-token", help="The secret of the pipeline account's demo token "
                                                      "(cbt_...); without it the account gets no token.")
+        parser.add_argument("--demo-fleet", help="HOST:PORT,... of the demo fleet (releases/demo_fleet.py) the demo "
+                                                 "plan deploys to; without it there is no demo plan.")
+        parser.add_argument("--demo-fleet-state", help="The folder the demo fleet keeps what it serves in.")
 
-    def handle(self, *args, password, pipeline_token, **options):
+    def handle(self, *args, password, pipeline_token, demo_fleet, demo_fleet_state, **options):
         password = password or secrets.token_urlsafe(12)
         latest = ChangeRequest.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
         with transaction.atomic():
@@ -221,7 +244,9 @@ class Command(BaseCommand):
                 created = self._changes(users)
                 self._cab_meeting(users)
                 self._builds(users)
-                gate_change = self._gate_change(users)
+                gate_change = self._change_open_now(users, GATE_CHANGE)
+                rollout_change = (self._rollout_demo(users, demo_fleet.split(","), demo_fleet_state)
+                                  if demo_fleet else None)
                 if pipeline_token:
                     self._pipeline_token(users["pipeline"], pipeline_token)
             # Of the mail the demo's history would have sent, only the approval requests of the changes it leaves
@@ -232,6 +257,10 @@ class Command(BaseCommand):
         self.stdout.write(f"Changes: {created} created.")
         self.stdout.write(f"Demo users ({', '.join(DEMO_PEOPLE)}) have the password: {password}")
         build, environment = GATE_CHANGE.build, GATE_CHANGE.environment
+        if rollout_change is not None:
+            self.stdout.write(f"Rollout: {rollout_change.number} deploys {ROLLOUT_CHANGE.build.service} "
+                              f"{ROLLOUT_CHANGE.build.version} to {ROLLOUT_CHANGE.environment} in waves: "
+                              f"/deployments/start/?change={rollout_change.number}")
         self.stdout.write(f"Gate: {gate_change.number} lets {build.service} {build.version} into {environment} "
                           f"now: sh changeboard-gate {gate_change.number} {build.service} {environment} "
                           f"{build.digest}")
@@ -316,27 +345,72 @@ class Command(BaseCommand):
         trusted_key_add(actor=admin, team=team, name=name, public_key_pem=public_key_pem(private.public_key()))
         return private
 
-    def _gate_change(self, users: dict) -> ChangeRequest:
-        """An approved change the gate allows now; a run after its window closed makes a new one."""
-        build = GATE_CHANGE.build
+    def _change_open_now(self, users: dict, spec: GateChange) -> ChangeRequest:
+        """An approved change whose window is open now for `spec`'s build; a run after its window closed makes a
+        new one."""
+        build = spec.build
         service = ConfigurationItem.objects.get(name=build.service)
-        environment = Environment.objects.get(name=GATE_CHANGE.environment)
+        environment = Environment.objects.get(name=spec.environment)
         now = timezone.now()
         open_now = change_for_deployment(service, environment, now, build.digest)
         if open_now is not None and open_now.planned_end and open_now.planned_end >= now + timedelta(hours=1):
             return open_now
         requester, passed = users["requester"], build.passed[-1]
         change = change_request_create(
-            actor=requester, cis=[service], title=GATE_CHANGE.title, implementer=requester,
+            actor=requester, cis=[service], title=spec.title, implementer=requester,
             description=f"Promote {build.service} {build.version}, which passed {passed}, to {environment.name}.",
             environment=environment, planned_start=now - timedelta(minutes=5),
-            planned_end=now + timedelta(hours=12), implementation_plan="The pipeline deploys the pinned build.",
+            planned_end=now + timedelta(hours=12), implementation_plan=spec.implementation,
             backout_plan="Redeploy the build that ran before.", test_evidence=f"Green in {passed}; DAST clean.",
             pinned_digests=[build.digest])
         change = change_request_transition(actor=requester, change=change, target=S.SUBMITTED)
         self._approve(change, users)
         change.refresh_from_db()
         return change
+
+    def _rollout_demo(self, users: dict, fleet: list[str], state: str) -> ChangeRequest:
+        """The demo plan: notifications to staging in three waves over the local fleet, with the build running
+        there as a pipeline once reported it, and an approved change for the next build."""
+        service = ConfigurationItem.objects.get(name=ROLLOUT_CHANGE.build.service)
+        staging = Environment.objects.get(name=ROLLOUT_CHANGE.environment)
+        if live_artifact(service, staging) is None:
+            self._reported_long_ago(users["pipeline"], service, staging,
+                                    Artifact.objects.get(digest=ROLLOUT_LIVE.digest))
+        # -P: the script's own folder (releases/, whose selectors.py would shadow the standard library's) is not
+        # put on the import path.
+        fleet_command = [sys.executable, "-P", str(Path(demo_fleet.__file__).resolve())]
+        health = "http://{target}/health"
+        given = PlanInput(
+            executor=ExecutorKind.COMMAND, rollout_repeatable=False,
+            executor_settings={"forward": [*fleet_command, "forward", state, "{targets}"],
+                               "backward": [*fleet_command, "backward", state, "{targets}"],
+                               "check": [*fleet_command, "check", state, "{targets}"], "timeout_seconds": 120},
+            waves=[WaveInput("canary", fleet[:1], bake_seconds=10), WaveInput("eu-west", fleet[1:3], bake_seconds=5),
+                   WaveInput("us-east", fleet[3:], bake_seconds=5, manual_gate=True)],
+            checks=[CheckInput("healthy before", CheckPhase.PRE, url=health),
+                    CheckInput("serves the new build", CheckPhase.SMOKE, url=health, body_contains="{digest}"),
+                    CheckInput("healthy while baking", CheckPhase.WATCH, url=health, max_latency_ms=1000)])
+        plan = DeploymentPlan.objects.filter(service=service, environment=staging).first()
+        manager = users["release_manager"]
+        try:
+            if plan is None:
+                deployment_plan_create(actor=manager, service=service, environment=staging, plan=given)
+            else:  # the fleet listens on new ports each run
+                deployment_plan_update(actor=manager, plan=plan, given=given)
+        except DomainError as refusal:  # a deployment from an earlier run still holds the plan
+            self.stdout.write(f"Demo plan kept as it was: {refusal}")
+        return self._change_open_now(users, ROLLOUT_CHANGE)
+
+    @staticmethod
+    def _reported_long_ago(pipeline, service, environment, artifact) -> None:
+        """History: the build a pipeline deployed last week under an allowed check of the gate."""
+        at = timezone.now() - timedelta(days=7)
+        check = DeploymentCheck.objects.create(service=service, environment=environment, digest=artifact.digest,
+                                               artifact=artifact, decision=GateDecision.ALLOW, asked_by=pipeline,
+                                               asked_at=at, valid_until=at + timedelta(minutes=5))
+        Deployment.objects.create(service=service, environment=environment, artifact=artifact, check_id=check.pk,
+                                  reported_by=pipeline, status=DeploymentStatus.SUCCEEDED, started_at=at,
+                                  finished_at=at + timedelta(minutes=4))
 
     def _estate(self, *, actor: ActingUser) -> None:
         teams = {}
