@@ -116,15 +116,17 @@ def attach_actor_to_task(headers=None, **kwargs) -> None:
         return
     actor = current_actor()
     if actor.user_id is not None:
-        headers["changeboard_actor"] = {"user_id": actor.user_id, "name": actor.name,
-                                        "request_id": actor.request_id}
+        # A task queued by a task (a deployment's next step) acts for the person who queued the first one.
+        person = actor.context.get("for", actor.name) if actor.kind == ActorKind.TASK else actor.name
+        headers["changeboard_actor"] = {"user_id": actor.user_id, "name": person, "request_id": actor.request_id}
 
 
 def enter_task_context(task_id=None, task=None, **kwargs) -> None:
     queued_by = getattr(task.request, "changeboard_actor", None) or {}
     name = f"task:{task.name}" + (f" for {queued_by['name']}" if queued_by.get("name") else "")
     actor = Actor(kind=ActorKind.TASK, name=name[:200], user_id=queued_by.get("user_id"),
-                  request_id=queued_by.get("request_id", ""), context={"task_id": task_id})
+                  request_id=queued_by.get("request_id", ""),
+                  context={"task_id": task_id, **({"for": queued_by["name"]} if queued_by.get("name") else {})})
     task.request.changeboard_audit_token = _source.set(actor)
 
 

@@ -11,6 +11,7 @@ urlpatterns = [
     path("deployments/plans/executor-help/", views.plan_executor_help, name="plan_executor_help"),
     path("deployments/plans/<int:pk>/", views.plan_edit, name="plan_edit"),
     path("deployments/start/", views.deployment_start, name="deployment_start"),
+    path("deployments/of-change/<str:number>/", views.change_deployments, name="change_deployments"),
     path("deployments/<str:number>/", views.deployment_detail, name="deployment_detail"),
     path("deployments/<str:number>/live/", views.deployment_live, name="deployment_live"),
     path("deployments/<str:number>/pause/", views.deployment_pause, name="deployment_pause"),

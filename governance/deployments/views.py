@@ -30,7 +30,7 @@ from governance.deployments.forms import (
     plan_initial,
 )
 from governance.deployments.permissions import can_edit_plans, can_read_deployments, can_run_deployments
-from governance.models.changes import ChangeRequest
+from governance.models.changes import APPROVED_STATES, ChangeRequest
 from releases.models import (
     ROLLBACK_KINDS,
     Deployment,
@@ -38,6 +38,7 @@ from releases.models import (
     DeploymentPlan,
     DeploymentStatus,
     ExecutorKind,
+    RolloutStep,
     StepKind,
     StepState,
 )
@@ -93,14 +94,44 @@ def deployment_start(request):
     return render(request, "governance/deployments/deployment_start.html", {"form": form, "change": change})
 
 
+@login_required
+@require_GET
+def change_deployments(request, number: str):
+    """The change page's deployments panel, loaded by htmx: what ran or runs under the change, and for a release
+    manager, while the change is approved, the start form with its plans."""
+    _reader(request)
+    change = get_object_or_404(ChangeRequest.objects.prefetch_related("affected_cis"), number=number)
+    form = (DeploymentStartForm(change=change)
+            if can_run_deployments(request.user) and change.status in APPROVED_STATES else None)
+    return render(request, "governance/deployments/_change_deployments.html", {
+        "change": change, "form": form,
+        "deployments": list(selectors.deployments_listed().filter(change_number=change.number).order_by("-pk")),
+    })
+
+
+def _waves_laid_out(deployment: Deployment, steps: list[RolloutStep]) -> list[dict]:
+    """The waves as the deployment's steps were laid out when it was started: its plan may have changed since. The
+    bake time comes from the plan while its wave still has that place and name."""
+    planned = {(wave.position, wave.name): wave for wave in (deployment.plan.waves.all() if deployment.plan else [])}
+    waves: dict[int, dict] = {}
+    for step in steps:
+        if step.wave_position not in waves:
+            plan_wave = planned.get((step.wave_position, step.wave_name))
+            waves[step.wave_position] = {"position": step.wave_position, "name": step.wave_name,
+                                         "targets": step.targets, "manual_gate": False,
+                                         "bake_seconds": plan_wave.bake_seconds if plan_wave else 0}
+        waves[step.wave_position]["manual_gate"] |= step.kind == StepKind.MANUAL_GATE
+    return [waves[position] for position in sorted(waves)]
+
+
 def _live_context(request, deployment: Deployment) -> dict:
     steps = list(deployment.steps.all())
     # The step the deployment goes on with: a wave's approval when it waits at a manual gate.
     waiting = [step for step in steps if step.state == StepState.PENDING][:1]
     gate_waits = bool(waiting) and waiting[0].kind == StepKind.MANUAL_GATE
     waves = []
-    for wave in (deployment.plan.waves.all() if deployment.plan is not None else []):
-        mine = [step for step in steps if step.wave_position == wave.position]
+    for wave in _waves_laid_out(deployment, steps):
+        mine = [step for step in steps if step.wave_position == wave["position"]]
         states = {step.state for step in mine}
         undone = {step.state for step in mine if step.kind in ROLLBACK_KINDS}
         state = ("failed" if StepState.FAILED in states

@@ -8,9 +8,11 @@ from collections.abc import Callable
 import pytest
 from django.db import connection, transaction
 
+from governance.audit.context import Actor, acting_as
+from governance.audit.ledger import audit_seal
 from governance.calendar.services import lockdown_declare
 from governance.deployments.services import deployment_abort, rollout_start
-from governance.models import ChangeStatus
+from governance.models import AuditEvent, ChangeStatus
 from releases.models import Deployment, DeploymentPlan, DeploymentStatus, PlanWave, RolloutStep
 from tests.governance.deployments.world import ended, steps_of, wait_for
 
@@ -20,7 +22,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_three_waves_deploy_the_new_build_to_every_target_and_complete_the_change(
         migration_data, celery_worker_process, deploy_world, release_manager):
     world = deploy_world
-    deployment = rollout_start(actor=release_manager, change=world.change, plan=world.plan, artifact=world.new)
+    with acting_as(Actor(kind="user", name="release_manager", user_id=release_manager.pk)):
+        deployment = rollout_start(actor=release_manager, change=world.change, plan=world.plan, artifact=world.new)
     assert deployment.status == DeploymentStatus.STARTED and deployment.previous_artifact == world.old
     world.change.refresh_from_db()
     assert world.change.status == ChangeStatus.IMPLEMENTING
@@ -34,6 +37,12 @@ def test_three_waves_deploy_the_new_build_to_every_target_and_complete_the_chang
     assert smoke.output.count(": ok (200") == 2 and smoke.attempt == 1 and smoke.duration is not None
     world.change.refresh_from_db()
     assert world.change.status == ChangeStatus.COMPLETED
+    # The chain of steps, each task queued by the one before, acts for the release manager who started it.
+    audit_seal()
+    [completed] = [event for event in AuditEvent.objects.filter(object_type="governance.changerequest",
+                                                                object_id=str(world.change.pk))
+                   if event.changes.get("status", {}).get("after") == "completed"]
+    assert completed.actor_name == "task:governance.tasks.deployment_advance for release_manager"
 
 
 def test_a_failing_smoke_test_in_wave_two_rolls_back_waves_two_and_one_in_that_order(

@@ -152,3 +152,33 @@ def test_a_deployment_a_pipeline_reported_has_a_page_without_steps_or_buttons(de
     html = client_of(release_manager).get(f"/deployments/{reported.number}/").content.decode()
     assert "its steps and log are the pipeline's" in html
     assert "hx-trigger" not in html and "<button" not in html.split('id="deployment-live"')[1]
+
+
+def test_a_deployment_page_shows_the_waves_it_was_started_with_after_its_plan_changed(deploy_world,
+                                                                                    release_manager):
+    deployment = started(deploy_world, release_manager)
+    Deployment.objects.filter(pk=deployment.pk).update(status=DeploymentStatus.SUCCEEDED)
+    PlanWave.objects.filter(plan=deploy_world.plan, name="us-east").delete()
+    PlanWave.objects.filter(plan=deploy_world.plan, name="eu-west").update(name="europe", bake_seconds=30)
+    html = client_of(release_manager).get(f"/deployments/{deployment.number}/").content.decode()
+    assert [f'data-wave="{wave}"' in html for wave in ("canary", "eu-west", "us-east", "europe")] == [
+        True, True, True, False]
+    assert "bakes 30 s" not in html  # europe's bake time is not eu-west's
+
+
+def test_the_change_page_panel_lists_its_deployments_and_offers_the_start_to_a_release_manager(
+        deploy_world, release_manager, auditor, django_assert_max_num_queries):
+    deployment = started(deploy_world, release_manager)
+    url = f"/deployments/of-change/{deploy_world.change.number}/"
+    client = client_of(release_manager)
+    started(deploy_world, release_manager)  # a second one, queued: the count stays
+    client.get(url)
+    with django_assert_max_num_queries(13):
+        panel = client.get(url).content.decode()
+    assert f'data-deployment="{deployment.number}"' in panel and ">Deploy</button>" in panel
+    assert f'value="{deploy_world.plan.pk}" selected' in panel  # the change's one plan, picked
+    as_auditor = client_of(auditor).get(url).content.decode()
+    assert deployment.number in as_auditor and ">Deploy</button>" not in as_auditor  # reads, starts nothing
+    assert client_of(auditor).get("/deployments/of-change/CHG9999999/").status_code == 404
+    change_page = client.get(f"/changes/{deploy_world.change.number}/").content.decode()
+    assert f'hx-get="{url}"' in change_page
