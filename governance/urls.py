@@ -16,6 +16,7 @@ api_v1 = [
     path("", include("governance.changes.api.urls")),
     path("", include("governance.calendar.api.urls")),
     path("", include("governance.deployments.api.urls")),
+    path("", include("governance.evidence.api.urls")),
 ]
 
 urlpatterns = [
@@ -33,6 +34,7 @@ urlpatterns = [
     # The gate is governance's, so are its log and the ending of deployments; they sit beside the builds.
     path("releases/", include("governance.gate.urls")),
     path("", include("governance.deployments.urls")),
+    path("", include("governance.evidence.urls")),
     path("admin/", admin.site.urls),
     path("calendar/feed/<str:secret>.ics", calendar_feed, name="calendar_feed"),
     path("api/v1/", include(api_v1)),

@@ -67,6 +67,10 @@ GOVERNED: dict[str, Governed] = {
     "releases.databasemigration": Governed(label="forward_schema_version"),
     # A step's lease is renewed every few seconds while it runs; its claims, attempts and results are recorded.
     "releases.rolloutstep": Governed(label="idempotency_key", ignore=("lease_expires_at",)),
+    # Exports are recorded as ledger events when asked for; the bundle's progress ticks are not worth a row each.
+    "governance.evidencebundle": Governed(ignore=("progress", "stage")),
+    "governance.auditsample": Governed(label="seed"),
+    "governance.auditornote": Governed(label="exception_key"),
     "auth.user": Governed(label="username", ignore=("last_login",), redact=("password",)),
     "auth.group": Governed(label="name"),
     "auth.user_groups": Governed(),

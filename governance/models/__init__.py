@@ -24,6 +24,7 @@ from governance.models.changes import (
     RiskLevel,
     StandardChangeTemplate,
 )
+from governance.models.evidence import AuditorNote, AuditSample, EvidenceBundle, EvidenceScope
 from governance.models.gate import DeploymentCheck, GateDecision, GitHubReview
 
 __all__ = [
@@ -34,6 +35,8 @@ __all__ = [
     "AuditCapture",
     "AuditCheckpoint",
     "AuditEvent",
+    "AuditorNote",
+    "AuditSample",
     "CabAgendaItem",
     "CabMeeting",
     "CalendarFeed",
@@ -43,6 +46,8 @@ __all__ = [
     "ChangeType",
     "Decision",
     "DeploymentCheck",
+    "EvidenceBundle",
+    "EvidenceScope",
     "FreezeWindow",
     "GateDecision",
     "GitHubReview",
