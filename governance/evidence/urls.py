@@ -1,4 +1,8 @@
-from django.urls import path  # noqa: F401 (the pages are added here)
+from django.urls import path
+
+from governance.evidence import views_notes
 
 app_name = "evidence"
-urlpatterns: list = []
+urlpatterns: list = [
+    path("audit/evidence/notes/<str:key>/", views_notes.exception_notes, name="exception_notes"),
+]

@@ -1,3 +1,8 @@
-from django.urls import path  # noqa: F401 (the endpoints are added here)
+from django.urls import path
 
-urlpatterns: list = []
+from governance.evidence.api import views_access
+
+urlpatterns: list = [
+    path("audit/access-review/", views_access.AccessReviewView.as_view(), name="audit-access-review"),
+    path("audit/notes/", views_access.AuditorNoteListView.as_view(), name="audit-note-list"),
+]

@@ -1,0 +1,232 @@
+"""The access review: who held which role, and which API tokens could act for which services and environments, at
+any moment, replayed from the ledger's events (role memberships are rows of auth.user_groups, a token and its
+scope rows of governance.apitoken and its services and environments), never from today's tables, which may have
+changed or lost the rows since."""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.contrib.auth.models import Group, User
+
+from cmdb.models import ConfigurationItem, Environment
+from governance.audit.selectors import audit_events
+from governance.evidence.period import Period
+from governance.models import AuditEvent
+from governance.roles import Role
+
+# A token with no scope of services (or of environments) acts for any: shown as this one name.
+ANY = "*"
+ACCESS_COLUMNS = ("subject", "kind", "grant", "services", "environments", "held_from", "held_until", "source")
+
+MEMBERSHIP = "auth.user_groups"
+ISSUED = "governance.apitoken"
+SCOPE_SERVICES = "governance.apitoken_services"
+SCOPE_ENVIRONMENTS = "governance.apitoken_environments"
+# The events that name what the ids of the others meant when they were written.
+NAMES = {"auth.user": "username", "auth.group": "name", "cmdb.configurationitem": "name",
+         "cmdb.environment": "name"}
+
+
+@dataclass(frozen=True)
+class AccessRow:
+    """One grant held without change from `held_from` to `held_until` (None: still held); `source` names the
+    ledger events it was read from."""
+
+    subject: str
+    kind: str  # "role" | "token"
+    grant: str
+    services: tuple[str, ...]
+    environments: tuple[str, ...]
+    held_from: datetime | None
+    held_until: datetime | None
+    source: str
+
+    def as_dict(self) -> dict:
+        return {"subject": self.subject, "kind": self.kind, "grant": self.grant, "services": list(self.services),
+                "environments": list(self.environments),
+                "held_from": self.held_from.isoformat() if self.held_from else None,
+                "held_until": self.held_until.isoformat() if self.held_until else None, "source": self.source}
+
+
+def access_review(period: Period) -> list[AccessRow]:
+    """Every grant that was held at some moment of the period, with when it began and ended."""
+    return [row for row in _grants()
+            if (row.held_from is None or row.held_from < period.end)
+            and (row.held_until is None or row.held_until > period.start)]
+
+
+def access_at(at: datetime) -> list[AccessRow]:
+    """The grants held at `at`."""
+    return [row for row in _grants()
+            if (row.held_from is None or row.held_from <= at) and (row.held_until is None or row.held_until > at)]
+
+
+def _after(event: AuditEvent, name: str):
+    change = event.changes.get(name)
+    return change.get("after") if isinstance(change, dict) else None
+
+
+def _before(event: AuditEvent, name: str):
+    change = event.changes.get(name)
+    return change.get("before") if isinstance(change, dict) else None
+
+
+def _moment(value) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+@dataclass
+class _Names:
+    """What each id was called, as the ledger last recorded it; today's tables only for rows written before the
+    ledger began (the role groups made by migrations)."""
+
+    known: dict[str, dict[str, str]] = field(default_factory=lambda: {label: {} for label in NAMES})
+
+    def learn(self, event: AuditEvent) -> None:
+        name = _after(event, NAMES[event.object_type]) or _before(event, NAMES[event.object_type])
+        if name:
+            self.known[event.object_type][event.object_id] = str(name)
+
+    def of(self, label: str, ids: Iterable) -> dict[str, str]:
+        wanted = {str(each) for each in ids if each is not None}
+        missing = wanted - set(self.known[label])
+        if missing:
+            model = {"auth.user": User, "auth.group": Group, "cmdb.configurationitem": ConfigurationItem,
+                     "cmdb.environment": Environment}[label]
+            for pk, name in model.objects.filter(pk__in=missing).values_list("pk", NAMES[label]):
+                self.known[label][str(pk)] = name
+        return {each: self.known[label].get(each, f"#{each}") for each in wanted}
+
+
+@dataclass
+class _Token:
+    """A token as the ledger replays it: its row's values and its scope rows, each change a new segment."""
+
+    values: dict
+    opened_seq: int
+    services: dict[str, str] = field(default_factory=dict)  # scope row id -> CI id
+    environments: dict[str, str] = field(default_factory=dict)
+    segments: list[tuple[datetime, int, tuple, tuple, bool, bool]] = field(default_factory=list)
+    deleted_at: datetime | None = None
+    closed_seq: int | None = None
+
+    def mark(self, at: datetime, seq: int) -> None:
+        """The scope as it stands from `at`; a later mark at the same moment replaces it."""
+        state = (at, seq, tuple(sorted(self.services.values())), tuple(sorted(self.environments.values())),
+                 bool(self.values.get("services_scoped")), bool(self.values.get("environments_scoped")))
+        if self.segments and self.segments[-1][0] == at:
+            self.segments[-1] = state
+        else:
+            self.segments.append(state)
+
+
+def _grants() -> list[AccessRow]:
+    types = [MEMBERSHIP, ISSUED, SCOPE_SERVICES, SCOPE_ENVIRONMENTS, *NAMES]
+    names = _Names()
+    memberships: dict[str, tuple[str, str, datetime, int]] = {}  # row id -> (user, group, since, seq)
+    held: list[tuple[str, str, datetime | None, datetime | None, int, int | None]] = []
+    tokens: dict[str, _Token] = {}
+    scope_owner: dict[str, str] = {}  # "services:<row id>" -> token id
+    events = audit_events().filter(object_type__in=types).order_by("seq")
+    for event in events.only("seq", "occurred_at", "action", "object_type", "object_id", "changes").iterator():
+        kind, row, at = event.object_type, event.object_id, event.occurred_at
+        if kind in NAMES:
+            names.learn(event)
+        elif kind == MEMBERSHIP:
+            if event.action in ("update", "delete") and row in memberships:
+                user, group, since, seq = memberships.pop(row)
+                held.append((user, group, since, at, seq, event.seq))
+            if event.action in ("create", "update"):
+                memberships[row] = (str(_after(event, "user_id")), str(_after(event, "group_id")), at, event.seq)
+        elif kind == ISSUED:
+            _token_event(tokens, event)
+        else:
+            _scope_event(tokens, scope_owner, event)
+    held.extend((user, group, since, None, seq, None) for user, group, since, seq in memberships.values())
+    return _role_rows(held, names) + _token_rows(tokens, names)
+
+
+def _token_event(tokens: dict[str, _Token], event: AuditEvent) -> None:
+    row = event.object_id
+    if event.action == "create":
+        tokens[row] = _Token(values={name: change.get("after") for name, change in event.changes.items()
+                                     if isinstance(change, dict)}, opened_seq=event.seq)
+        tokens[row].mark(event.occurred_at, event.seq)
+    elif row in tokens and event.action == "update":
+        token = tokens[row]
+        token.values.update({name: change.get("after") for name, change in event.changes.items()
+                             if isinstance(change, dict)})
+        if "revoked_at" in event.changes:
+            token.closed_seq = event.seq
+        token.mark(event.occurred_at, event.seq)
+    elif row in tokens and event.action == "delete":
+        tokens[row].deleted_at, tokens[row].closed_seq = event.occurred_at, event.seq
+
+
+def _scope_event(tokens: dict[str, _Token], scope_owner: dict[str, str], event: AuditEvent) -> None:
+    services = event.object_type == SCOPE_SERVICES
+    column = "configurationitem_id" if services else "environment_id"
+    key = f"{'services' if services else 'environments'}:{event.object_id}"
+    if event.action in ("update", "delete"):
+        owner = scope_owner.pop(key, None)
+        if owner in tokens:
+            (tokens[owner].services if services else tokens[owner].environments).pop(event.object_id, None)
+            tokens[owner].mark(event.occurred_at, event.seq)
+    if event.action in ("create", "update"):
+        owner = str(_after(event, "apitoken_id"))
+        if owner in tokens:
+            scope_owner[key] = owner
+            (tokens[owner].services if services else tokens[owner].environments)[event.object_id] = str(
+                _after(event, column))
+            tokens[owner].mark(event.occurred_at, event.seq)
+
+
+def _role_rows(held, names: _Names) -> list[AccessRow]:
+    users = names.of("auth.user", [user for user, *_ in held])
+    groups = names.of("auth.group", [group for _, group, *_ in held])
+    rows = []
+    for user, group, since, until, opened, closed in held:
+        if groups[group] not in Role.values:
+            continue  # a group that is no role grants nothing the review is about
+        rows.append(AccessRow(subject=users[user], kind="role", grant=groups[group], services=(ANY,),
+                              environments=(ANY,), held_from=since, held_until=until,
+                              source=_source(MEMBERSHIP, opened, closed)))
+    return sorted(rows, key=_order)
+
+
+def _token_rows(tokens: dict[str, _Token], names: _Names) -> list[AccessRow]:
+    users = names.of("auth.user", [token.values.get("user_id") for token in tokens.values()])
+    cis = names.of("cmdb.configurationitem", [ci for token in tokens.values() for segment in token.segments
+                                              for ci in segment[2]])
+    environments = names.of("cmdb.environment", [env for token in tokens.values() for segment in token.segments
+                                                 for env in segment[3]])
+    rows = []
+    for token in tokens.values():
+        ends = [moment for moment in (_moment(token.values.get("revoked_at")), _moment(token.values.get("expires_at")),
+                                      token.deleted_at) if moment is not None]
+        end = min(ends) if ends else None
+        grant = f"{token.values.get('name', '')} ({token.values.get('prefix', '')}…)"
+        subject = users.get(str(token.values.get("user_id")), "")
+        for index, (since, seq, ci_ids, env_ids, services_scoped, environments_scoped) in enumerate(token.segments):
+            until = token.segments[index + 1][0] if index + 1 < len(token.segments) else end
+            if end is not None and (until is None or until > end):
+                until = end
+            if until is not None and until <= since:
+                continue
+            last = index + 1 == len(token.segments)
+            rows.append(AccessRow(
+                subject=subject, kind="token", grant=grant,
+                services=tuple(sorted(cis[each] for each in ci_ids)) if services_scoped else (ANY,),
+                environments=tuple(sorted(environments[each] for each in env_ids)) if environments_scoped else (ANY,),
+                held_from=since, held_until=until,
+                source=_source(ISSUED, seq, token.closed_seq if last else None)))
+    return sorted(rows, key=_order)
+
+
+def _source(kind: str, opened: int, closed: int | None) -> str:
+    return f"ledger {kind} #{opened}" + (f" to #{closed}" if closed is not None else "")
+
+
+def _order(row: AccessRow) -> tuple:
+    return (row.subject, row.grant, row.held_from or datetime.min)
