@@ -8,15 +8,7 @@ from rest_framework.test import APIClient
 from governance.models import AuditCapture
 from releases.models import Deployment, DeploymentStatus, PlanWave, RolloutStep
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def no_worker(monkeypatch):
-    """The services' tasks are only collected here; the tests with a real worker run them."""
-    sent: list[int] = []
-    monkeypatch.setattr("governance.deployments.orchestration.deployment_advance.delay", sent.append)
-    return sent
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sent")]
 
 
 def start(api, world, user, **override):

@@ -16,16 +16,8 @@ from releases.executors import StepResult
 from releases.models import DatabaseMigration, Deployment, DeploymentPlan, DeploymentStatus, RolloutStep
 from tests.governance.deployments.world import drive, start
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sent")]
 PY = sys.executable
-
-
-@pytest.fixture(autouse=True)
-def sent(monkeypatch):
-    """The tasks the engine sends, collected: these tests advance the deployment themselves."""
-    collected: list[int] = []
-    monkeypatch.setattr("governance.deployments.orchestration.deployment_advance.delay", collected.append)
-    return collected
 
 
 def lapsed(step: RolloutStep, *, by: str = "vanished-worker") -> None:

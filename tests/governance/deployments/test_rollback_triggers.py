@@ -17,18 +17,15 @@ from tests.factories import make_ci
 from tests.governance.deployments.world import drive, start, steps_of
 from tests.releases.prometheus_server import error_rate, serving, vector
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sent")]
 
 ERRORS = '100 * sum(rate(http_requests_total{code=~"5.."}[1m])) / sum(rate(http_requests_total[1m]))'
 
 
 @pytest.fixture(autouse=True)
-def sent(monkeypatch):
-    """The tasks the engine sends, collected: these tests advance the deployment themselves; and a quick watch."""
-    collected: list[int] = []
-    monkeypatch.setattr("governance.deployments.orchestration.deployment_advance.delay", collected.append)
+def quick_watch(monkeypatch):
+    """A watch round every 50 ms, so a few seconds of bake make many rounds."""
     monkeypatch.setattr("releases.engine.WATCH_INTERVAL_SECONDS", 0.05)
-    return collected
 
 
 @pytest.fixture

@@ -29,15 +29,7 @@ from releases.models import (
 from releases.services import deployment_end
 from tests.factories import make_environment
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def no_worker(monkeypatch):
-    """The services' tasks are only collected here; the tests with a real worker run them."""
-    sent: list[int] = []
-    monkeypatch.setattr("governance.deployments.orchestration.deployment_advance.delay", sent.append)
-    return sent
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sent")]
 
 
 def refusal(world, actor) -> DomainError:
@@ -127,13 +119,13 @@ def test_a_plan_with_bad_executor_settings_is_refused_naming_the_plan(deploy_wor
     assert "forward must be a list of arguments" in error.message
 
 
-def test_a_start_creates_its_steps_and_sends_the_first_task_after_commit(deploy_world, release_manager, no_worker,
+def test_a_start_creates_its_steps_and_sends_the_first_task_after_commit(deploy_world, release_manager, sent,
                                                                         django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         deployment = rollout_start(actor=release_manager, change=deploy_world.change, plan=deploy_world.plan,
                                    artifact=deploy_world.new)
-        assert no_worker == []  # nothing is sent before the transaction commits
-    assert no_worker == [deployment.pk]
+        assert sent == []  # nothing is sent before the transaction commits
+    assert sent == [deployment.pk]
     assert deployment.number.startswith("DEP") and deployment.kind == "run"
     steps = list(RolloutStep.objects.filter(deployment=deployment).order_by("sequence"))
     assert [(s.wave_position, s.kind) for s in steps] == [

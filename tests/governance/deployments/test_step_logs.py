@@ -7,15 +7,7 @@ from governance.deployments.orchestration import HOOKS
 from releases.engine import advance
 from tests.governance.deployments.world import drive, start
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def sent(monkeypatch):
-    """These tests advance the deployment themselves: the tasks the engine sends are only collected."""
-    collected: list[int] = []
-    monkeypatch.setattr("governance.deployments.orchestration.deployment_advance.delay", collected.append)
-    return collected
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sent")]
 
 
 def test_each_step_is_a_json_event_naming_what_it_acted_on(deploy_world, release_manager, json_log):

@@ -7,15 +7,7 @@ from django.test import Client
 from governance.deployments.services import rollout_start
 from releases.models import Deployment, DeploymentStatus, HealthCheck, PlanWave, RolloutStep
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def no_worker(monkeypatch):
-    """The services' tasks are only collected here; the browser test runs them on a real worker."""
-    sent: list[int] = []
-    monkeypatch.setattr("governance.deployments.orchestration.deployment_advance.delay", sent.append)
-    return sent
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sent")]
 
 
 def client_of(user) -> Client:

@@ -100,6 +100,15 @@ class World:
 
 
 @pytest.fixture
+def sent(monkeypatch) -> list[int]:
+    """The deployments whose next step the engine sends, collected instead of queued: tests that use it advance the
+    deployment themselves, with no worker."""
+    collected: list[int] = []
+    monkeypatch.setattr("governance.deployments.orchestration.deployment_advance.delay", collected.append)
+    return collected
+
+
+@pytest.fixture
 def deploy_world(tmp_path, release_manager):
     state = tmp_path / "state"
     state.mkdir()
