@@ -23,6 +23,8 @@ MEMBERSHIP = "auth.user_groups"
 ISSUED = "governance.apitoken"
 SCOPE_SERVICES = "governance.apitoken_services"
 SCOPE_ENVIRONMENTS = "governance.apitoken_environments"
+# Who acted, and in which request: events alike in these are one act (see _Token.mark).
+ACT = ("actor_kind", "actor_id", "token_id", "request_id")
 # The events that name what the ids of the others meant when they were written.
 NAMES = {"auth.user": "username", "auth.group": "name", "cmdb.configurationitem": "name",
          "cmdb.environment": "name"}
@@ -94,7 +96,7 @@ class _Names:
         if missing:
             model = {"auth.user": User, "auth.group": Group, "cmdb.configurationitem": ConfigurationItem,
                      "cmdb.environment": Environment}[label]
-            for pk, name in model.objects.filter(pk__in=missing).values_list("pk", NAMES[label]):
+            for pk, name in model._default_manager.filter(pk__in=missing).values_list("pk", NAMES[label]):
                 self.known[label][str(pk)] = name
         return {each: self.known[label].get(each, f"#{each}") for each in wanted}
 
@@ -110,15 +112,21 @@ class _Token:
     segments: list[tuple[datetime, int, tuple, tuple, bool, bool]] = field(default_factory=list)
     deleted_at: datetime | None = None
     closed_seq: int | None = None
+    last_act: tuple = ()
+    last_position: int = -2
 
-    def mark(self, at: datetime, seq: int) -> None:
-        """The scope as it stands from `at`; a later mark at the same moment replaces it."""
-        state = (at, seq, tuple(sorted(self.services.values())), tuple(sorted(self.environments.values())),
+    def mark(self, event: AuditEvent, position: int) -> None:
+        """The scope as it stands after `event`, the `position`th token event replayed. One service call writes a
+        token's row and its scope rows one by one, each an event; the ledger keeps no transaction id, so events
+        on one token next to each other, by the same actor in the same request, are taken as one change."""
+        act = tuple(getattr(event, name) for name in ACT)
+        state = (tuple(sorted(self.services.values())), tuple(sorted(self.environments.values())),
                  bool(self.values.get("services_scoped")), bool(self.values.get("environments_scoped")))
-        if self.segments and self.segments[-1][0] == at:
-            self.segments[-1] = state
+        if self.segments and act == self.last_act and position == self.last_position + 1:
+            self.segments[-1] = (*self.segments[-1][:2], *state)
         else:
-            self.segments.append(state)
+            self.segments.append((event.occurred_at, event.seq, *state))
+        self.last_act, self.last_position = act, position
 
 
 def _grants() -> list[AccessRow]:
@@ -128,8 +136,9 @@ def _grants() -> list[AccessRow]:
     held: list[tuple[str, str, datetime | None, datetime | None, int, int | None]] = []
     tokens: dict[str, _Token] = {}
     scope_owner: dict[str, str] = {}  # "services:<row id>" -> token id
+    position = 0
     events = audit_events().filter(object_type__in=types).order_by("seq")
-    for event in events.only("seq", "occurred_at", "action", "object_type", "object_id", "changes").iterator():
+    for event in events.only("seq", "occurred_at", "action", "object_type", "object_id", "changes", *ACT).iterator():
         kind, row, at = event.object_type, event.object_id, event.occurred_at
         if kind in NAMES:
             names.learn(event)
@@ -140,31 +149,34 @@ def _grants() -> list[AccessRow]:
             if event.action in ("create", "update"):
                 memberships[row] = (str(_after(event, "user_id")), str(_after(event, "group_id")), at, event.seq)
         elif kind == ISSUED:
-            _token_event(tokens, event)
+            position += 1
+            _token_event(tokens, event, position)
         else:
-            _scope_event(tokens, scope_owner, event)
+            position += 1
+            _scope_event(tokens, scope_owner, event, position)
     held.extend((user, group, since, None, seq, None) for user, group, since, seq in memberships.values())
     return _role_rows(held, names) + _token_rows(tokens, names)
 
 
-def _token_event(tokens: dict[str, _Token], event: AuditEvent) -> None:
+def _token_event(tokens: dict[str, _Token], event: AuditEvent, position: int) -> None:
     row = event.object_id
     if event.action == "create":
         tokens[row] = _Token(values={name: change.get("after") for name, change in event.changes.items()
                                      if isinstance(change, dict)}, opened_seq=event.seq)
-        tokens[row].mark(event.occurred_at, event.seq)
+        tokens[row].mark(event, position)
     elif row in tokens and event.action == "update":
         token = tokens[row]
         token.values.update({name: change.get("after") for name, change in event.changes.items()
                              if isinstance(change, dict)})
         if "revoked_at" in event.changes:
             token.closed_seq = event.seq
-        token.mark(event.occurred_at, event.seq)
+        token.mark(event, position)
     elif row in tokens and event.action == "delete":
         tokens[row].deleted_at, tokens[row].closed_seq = event.occurred_at, event.seq
 
 
-def _scope_event(tokens: dict[str, _Token], scope_owner: dict[str, str], event: AuditEvent) -> None:
+def _scope_event(tokens: dict[str, _Token], scope_owner: dict[str, str], event: AuditEvent,
+                 position: int) -> None:
     services = event.object_type == SCOPE_SERVICES
     column = "configurationitem_id" if services else "environment_id"
     key = f"{'services' if services else 'environments'}:{event.object_id}"
@@ -172,14 +184,14 @@ def _scope_event(tokens: dict[str, _Token], scope_owner: dict[str, str], event: 
         owner = scope_owner.pop(key, None)
         if owner in tokens:
             (tokens[owner].services if services else tokens[owner].environments).pop(event.object_id, None)
-            tokens[owner].mark(event.occurred_at, event.seq)
+            tokens[owner].mark(event, position)
     if event.action in ("create", "update"):
         owner = str(_after(event, "apitoken_id"))
         if owner in tokens:
             scope_owner[key] = owner
             (tokens[owner].services if services else tokens[owner].environments)[event.object_id] = str(
                 _after(event, column))
-            tokens[owner].mark(event.occurred_at, event.seq)
+            tokens[owner].mark(event, position)
 
 
 def _role_rows(held, names: _Names) -> list[AccessRow]:
@@ -209,18 +221,18 @@ def _token_rows(tokens: dict[str, _Token], names: _Names) -> list[AccessRow]:
         grant = f"{token.values.get('name', '')} ({token.values.get('prefix', '')}…)"
         subject = users.get(str(token.values.get("user_id")), "")
         for index, (since, seq, ci_ids, env_ids, services_scoped, environments_scoped) in enumerate(token.segments):
-            until = token.segments[index + 1][0] if index + 1 < len(token.segments) else end
-            if end is not None and (until is None or until > end):
-                until = end
+            following = token.segments[index + 1] if index + 1 < len(token.segments) else None
+            until, closed = (following[0], following[1]) if following else (None, None)
+            if end is not None and (until is None or until >= end):
+                # Revoked or deleted: that event ends it; expired: no event does.
+                until, closed = end, token.closed_seq if end != _moment(token.values.get("expires_at")) else None
             if until is not None and until <= since:
                 continue
-            last = index + 1 == len(token.segments)
             rows.append(AccessRow(
                 subject=subject, kind="token", grant=grant,
                 services=tuple(sorted(cis[each] for each in ci_ids)) if services_scoped else (ANY,),
                 environments=tuple(sorted(environments[each] for each in env_ids)) if environments_scoped else (ANY,),
-                held_from=since, held_until=until,
-                source=_source(ISSUED, seq, token.closed_seq if last else None)))
+                held_from=since, held_until=until, source=_source(ISSUED, seq, closed)))
     return sorted(rows, key=_order)
 
 

@@ -41,7 +41,8 @@ class AccessRowSerializer(serializers.Serializer):
                                          help_text='The environments it reaches; "*": any.')
     held_from = serializers.DateTimeField(allow_null=True)
     held_until = serializers.DateTimeField(allow_null=True, help_text="null: still held.")
-    source = serializers.CharField(help_text="The ledger events it was read from.")
+    # Named like Field's `source` argument: DRF's metaclass takes it out of the class, mypy does not know that.
+    source = serializers.CharField(help_text="The ledger events it was read from.")  # type: ignore[assignment]
 
 
 class AccessReviewSerializer(serializers.Serializer):
