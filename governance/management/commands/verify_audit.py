@@ -8,6 +8,7 @@ from django.db import DatabaseError
 from governance.audit import signing
 from governance.audit.ledger import audit_seal, audit_verify
 from governance.core import ed25519
+from governance.evidence.verifier import verify_bundle
 from governance.models import AuditCheckpoint
 
 # Exit codes: 1 the ledger is broken (CommandError's default), 2 it could not be checked.
@@ -29,8 +30,16 @@ class Command(BaseCommand):
             "configured one; repeatable.",
         )
         parser.add_argument("--no-seal", action="store_true", help="Verify only what is sealed; do not seal first.")
+        parser.add_argument(
+            "--bundle",
+            type=Path,
+            help="Check an evidence bundle (its zip or extracted folder) offline instead of the database, as its "
+            "own verifier does: the manifest's signature, every file's hash, the chain of its ledger events.",
+        )
 
-    def handle(self, *args, public_key, no_seal, **options):
+    def handle(self, *args, public_key, no_seal, bundle, **options):
+        if bundle is not None:
+            return self._verify_bundle(bundle, public_key)
         try:
             keys = _trusted_keys(public_key)
             if not no_seal:
@@ -49,6 +58,21 @@ class Command(BaseCommand):
             f"(head {report.head_hash[:16]}…), {report.checkpoints} signed checkpoints, "
             f"{report.pending} awaiting seal; {elapsed:.2f} s, {rate:,.0f} events/s."
         )
+
+    def _verify_bundle(self, bundle: Path, public_keys: list[Path] | None) -> None:
+        """The bundle's own verifier, run here: no database is read."""
+        if not bundle.exists():
+            raise CommandError(f"--bundle: {bundle} does not exist", returncode=CANNOT_VERIFY)
+        if public_keys and len(public_keys) > 1:
+            raise CommandError("--bundle takes one --public-key", returncode=CANNOT_VERIFY)
+        try:
+            pem = public_keys[0].read_bytes() if public_keys else None
+        except OSError as exc:
+            raise CommandError(f"--public-key: {exc}", returncode=CANNOT_VERIFY) from None
+        report = verify_bundle.verify(bundle, pem)
+        self.stdout.write("\n".join(report.lines()))
+        if not report.ok:
+            raise CommandError(f"EVIDENCE BUNDLE BROKEN: {report.failures[0]}")
 
 
 def _trusted_keys(paths: list[Path] | None) -> list:
