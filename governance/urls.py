@@ -17,6 +17,7 @@ api_v1 = [
     path("", include("governance.calendar.api.urls")),
     path("", include("governance.deployments.api.urls")),
     path("", include("governance.evidence.api.urls")),
+    path("", include("governance.itsm.api.urls")),
 ]
 
 urlpatterns = [
@@ -35,6 +36,7 @@ urlpatterns = [
     path("releases/", include("governance.gate.urls")),
     path("", include("governance.deployments.urls")),
     path("", include("governance.evidence.urls")),
+    path("", include("governance.itsm.urls")),
     path("admin/", admin.site.urls),
     path("calendar/feed/<str:secret>.ics", calendar_feed, name="calendar_feed"),
     path("api/v1/", include(api_v1)),

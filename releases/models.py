@@ -169,6 +169,9 @@ class Deployment(models.Model):
                                    related_name="+")
     halt_reason = models.TextField(blank=True, help_text="Why it paused, failed or was stopped, in words.")
     manual_steps = models.TextField(blank=True, help_text="What a person must do by hand where a rollback stopped.")
+    caused_failure = models.BooleanField(default=False, help_text="A release manager confirmed it caused an "
+                                                                  "incident: it counts in its service's change "
+                                                                  "failure history.")
     # The change's rollback triggers, copied as plain data when the deployment is created (releases knows nothing of
     # changes): the watch while a wave bakes rolls the deployment back when one trips. Empty: no such trigger.
     rollback_error_rate_pct = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True,

@@ -71,6 +71,12 @@ GOVERNED: dict[str, Governed] = {
     "governance.evidencebundle": Governed(ignore=("progress", "stage")),
     "governance.auditsample": Governed(label="seed"),
     "governance.auditornote": Governed(label="exception_key"),
+    # The outbox's delivery bookkeeping (attempts, leases) is the relay's, not a governed decision: what is sent is
+    # the change's own moves, which are governed; the remote records, incidents and their suspects are.
+    "governance.itsmrecord": Governed(label="remote_number"),
+    "governance.incident": Governed(label="number", ignore=("updated_at",)),
+    "governance.incident_affected_cis": Governed(),
+    "governance.incidentsuspect": Governed(),
     "auth.user": Governed(label="username", ignore=("last_login",), redact=("password",)),
     "auth.group": Governed(label="name"),
     "auth.user_groups": Governed(),
@@ -90,6 +96,9 @@ NOT_GOVERNED = {
     "contenttypes.contenttype": "created by migrations from the code",
     "sessions.session": "login sessions; logins and logouts are recorded as events",
     "admin.logentry": "the admin's own log; the ledger records the writes themselves",
+    "governance.outboxmessage": "the delivery queue of the change updates the ledger already holds as the change's "
+                                "own writes",
+    "governance.webhookreceipt": "signatures of deliveries taken, kept against replay; refusals are ledger events",
 }
 
 CAPTURE_FUNCTION = r"""

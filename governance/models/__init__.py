@@ -26,6 +26,15 @@ from governance.models.changes import (
 )
 from governance.models.evidence import AuditorNote, AuditSample, EvidenceBundle, EvidenceScope
 from governance.models.gate import DeploymentCheck, GateDecision, GitHubReview
+from governance.models.itsm import (
+    Incident,
+    IncidentSuspect,
+    ItsmRecord,
+    OutboxMessage,
+    OutboxState,
+    SuspectStatus,
+    WebhookReceipt,
+)
 
 __all__ = [
     "ApiToken",
@@ -51,12 +60,19 @@ __all__ = [
     "FreezeWindow",
     "GateDecision",
     "GitHubReview",
+    "Incident",
+    "IncidentSuspect",
+    "ItsmRecord",
     "Lockdown",
     "MaintenanceWindow",
+    "OutboxMessage",
+    "OutboxState",
     "Occurrence",
     "PolicyRequirement",
     "ReleaseStrategy",
     "RiskLevel",
     "Severity",
     "StandardChangeTemplate",
+    "SuspectStatus",
+    "WebhookReceipt",
 ]
