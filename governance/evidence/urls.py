@@ -1,8 +1,11 @@
 from django.urls import path
 
-from governance.evidence import views_notes
+from governance.evidence import views, views_notes
 
 app_name = "evidence"
 urlpatterns: list = [
+    path("audit/evidence/samples/", views.samples, name="samples"),
+    path("audit/evidence/changes/<str:number>/", views.change_evidence, name="change_evidence"),
+    path("audit/evidence/changes/<str:number>/pdf/", views.change_evidence_pdf, name="change_evidence_pdf"),
     path("audit/evidence/notes/<str:key>/", views_notes.exception_notes, name="exception_notes"),
 ]
