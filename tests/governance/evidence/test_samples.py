@@ -136,6 +136,9 @@ def test_the_auditor_draws_a_sample_on_the_page_and_finds_it_listed_with_its_cha
     assert response.status_code == 302
     sample = AuditSample.objects.get()
     assert (sample.seed, sample.drawn_by, sample.population_size) == (777, auditor, 3)
+    audit_seal()
+    recorded = AuditEvent.objects.get(object_type="governance.auditsample", object_id=str(sample.pk))
+    assert (recorded.action, recorded.actor_name) == ("create", "auditor")
     page = client.get(reverse("evidence:samples")).content.decode()
     for change in changes:
         assert reverse("evidence:change_evidence", args=[change.number]) in page
