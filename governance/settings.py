@@ -292,6 +292,8 @@ GITHUB_REVIEW_RETRY_SECONDS = env_int("GITHUB_REVIEW_RETRY_SECONDS", 5)
 # The Ed25519 key that signs audit checkpoints: PEM or base64 seed in AUDIT_SIGNING_KEY, or a PEM file.
 AUDIT_SIGNING_KEY = env_str("AUDIT_SIGNING_KEY", "")
 AUDIT_SIGNING_KEY_FILE = env_str("AUDIT_SIGNING_KEY_FILE", "")
+# Where evidence bundles are written, one zip each (the bundle's row keeps its size and SHA-256).
+EVIDENCE_DIR = env_str("EVIDENCE_DIR", str(BASE_DIR / "data" / "evidence"))
 # Trust X-Forwarded-For for the client address recorded in the ledger (only behind your own proxy).
 USE_X_FORWARDED_FOR = env_bool("USE_X_FORWARDED_FOR", False)
 
