@@ -59,13 +59,12 @@ class RoleHistory:
         for object_type, action, changes, at in events:
             side = "before" if action == "delete" else "after"
             row = {name: (change or {}).get(side) for name, change in changes.items()}
-            if object_type == "auth.user_groups":
-                role = groups.get(row.get("group_id"))
-            else:
-                role = team_roles.get(row.get("permission_id"))
-            if role is None or row.get("user_id") is None or action == "update":
+            granted = row.get("group_id") if object_type == "auth.user_groups" else row.get("permission_id")
+            names = groups if object_type == "auth.user_groups" else team_roles
+            role, user_id = names.get(granted or 0), row.get("user_id")
+            if role is None or user_id is None or action == "update":
                 continue
-            self._spans[(row["user_id"], role)].append((at, action == "create"))
+            self._spans[(user_id, role)].append((at, action == "create"))
         for spans in self._spans.values():
             spans.sort(key=lambda span: span[0])
 

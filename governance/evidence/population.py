@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from itertools import islice
+from uuid import UUID
 
 from django.db.models import Prefetch, QuerySet
 
@@ -86,8 +87,9 @@ def _matched_chunk(chunk: list[Deployment]) -> Iterator[Matched]:
                .select_related("requester", "implementer")
                .prefetch_related(Prefetch("approvals", queryset=given, to_attr="given"))} if numbers else {}
     check_ids = {d.check_id for d in chunk if d.check_id}
-    checks = {c.pk: c for c in DeploymentCheck.objects.filter(pk__in=check_ids, decision=GateDecision.ALLOW)
-              } if check_ids else {}
+    checks: dict[UUID | None, DeploymentCheck] = {
+        c.pk: c for c in DeploymentCheck.objects.filter(pk__in=check_ids, decision=GateDecision.ALLOW)
+    } if check_ids else {}
     for deployment in chunk:
         change = changes.get(deployment.change_number)
         approvals = tuple(a for a in change.given if a.revision == change.revision) if change else ()
