@@ -41,6 +41,8 @@ def logging_config(*, level: str, fmt: str) -> dict:
         }},
         "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
         "root": {"handlers": ["console"], "level": level},
+        # WeasyPrint narrates each PDF it renders (ten lines a change evidence PDF): its warnings are enough.
+        "loggers": {"weasyprint": {"level": "WARNING"}, "fontTools": {"level": "WARNING"}},
     }
 
 
