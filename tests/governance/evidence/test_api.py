@@ -4,7 +4,17 @@ read the evidence; bad input is a 400 naming the field."""
 from urllib.parse import urlencode
 
 import pytest
+import schemathesis
+from django.core.signals import request_finished, request_started
+from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
+from governance.access.services import api_token_create
 from governance.roles import Role
 from tests.factories import make_user
 from tests.governance.evidence.population_world import World, build_world
@@ -70,6 +80,24 @@ def test_an_auditor_reads_the_period_as_json(api, world: World):
         ("gate_check", str(world.idle_check.pk)), ("change", world.changes["never_deployed"].number),
         ("deployment", world.deployments["no_change"].number),
         ("deployment", world.deployments["denied_check"].number)}
+
+
+def test_the_answers_match_the_published_schema(world: World):
+    request_started.disconnect(close_old_connections)  # the requests keep the test's transaction, as the client does
+    request_finished.disconnect(close_old_connections)
+    try:
+        schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application())
+        token = api_token_create(actor=world.auditor, owner=world.auditor, name="schema").secret
+        for endpoint in ENDPOINTS:
+            case = schema[f"/api/v1/audit/{endpoint}/"]["GET"].Case(
+                headers={"Authorization": f"Bearer {token}"}, query=period_params(world))
+            response = case.call()
+            assert response.status_code == 200, response.text
+            case.validate_response(response, checks=[status_code_conformance, content_type_conformance,
+                                                      response_schema_conformance])
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
 
 
 def test_a_phi_scope_lists_only_deployments_of_phi_services(api, world: World):
