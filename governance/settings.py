@@ -53,6 +53,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "governance.audit.middleware.AuditContextMiddleware",
+    "governance.evidence.read_only.AuditorReadOnlyMiddleware",  # after the session and the token's owner are known
 ]
 
 ROOT_URLCONF = "governance.urls"

@@ -3,14 +3,19 @@ known moments, each step through the real services or the group membership the t
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from governance.access.services import api_token_create, api_token_revoke, api_token_scope_set
+from governance.calendar.services import calendar_feed_create
+from governance.evidence.notes import auditor_note_add
+from governance.models import AuditSample, CabMeeting, EvidenceBundle, GitHubReview
 from governance.roles import Role
+from releases.models import GatePolicy
 from tests.factories import make_ci, make_environment, make_team, make_user
+from tests.governance.api_world import build_api_world
 
 
 @dataclass
@@ -51,3 +56,26 @@ def build_access_history(admin) -> AccessHistory:
     api_token_scope_set(actor=alice, token=own, services=[database], environments=[dev])
     moments.append(moment())
     return AccessHistory(moments=moments)
+
+
+def build_read_only_world(admin, auditor) -> dict:
+    """A row behind every path parameter of the site and every model of the admin, so that each write the auditor
+    could try reaches a real record: the API's world, plus a CAB meeting, a GitHub review, another person's API
+    token and calendar feed, an auditor's note, a bundle and a sample."""
+    world = build_api_world(admin)
+    now = timezone.now()
+    world["gate_policy"] = GatePolicy.objects.create(environment=world["prod"], require_signature=True)
+    world["meeting"] = CabMeeting.objects.create(title="Weekly CAB", starts_at=now, organiser=admin)
+    world["review"] = GitHubReview.objects.create(
+        delivery="d-1", repository="acme/payments", environment_name="prod", installation_id=1,
+        callback_url="https://api.github.com/repos/acme/payments/actions/runs/1/deployment_protection_rule",
+        state=GitHubReview.State.APPROVED, comment="ok")
+    world["token"] = api_token_create(actor=admin, owner=admin, name="admin-laptop").token
+    world["feed"] = calendar_feed_create(actor=admin, name="Admin's calendar").feed
+    world["note"] = auditor_note_add(actor=auditor, exception_key="self_approval:CHG0000001", text="Seen.")
+    world["bundle"] = EvidenceBundle.objects.create(period_start=now - timedelta(days=30), period_end=now, seed=7,
+                                                    requested_by=auditor)
+    world["sample"] = AuditSample.objects.create(period_start=now - timedelta(days=30), period_end=now, seed=7,
+                                                 rule="all of a population of 1", population_size=1,
+                                                 change_numbers=[world["approved"].number], drawn_by=auditor)
+    return world
