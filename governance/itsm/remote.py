@@ -1,0 +1,140 @@
+"""What every connector's client shares: the result of a delivery and the rule that sorts an answer into done, try
+again (when) or give up; the HTTP client with its timeouts; credentials read from the environment when used and kept
+out of every word a delivery says."""
+
+import base64
+import email.utils
+import math
+import os
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from governance.itsm.config import ConnectorConfig
+from releases.executors.remote import excerpt
+from releases.health import tls_verification
+
+CONNECT_SECONDS = 5.0
+REQUEST_SECONDS = 20.0
+# Answers worth another try: the remote is overloaded or briefly unable (Retry-After may say when).
+BUSY = (429, 503)
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """How a delivery went. `retry` says whether sending it again may succeed, `retry_after` (seconds) when the
+    remote asked to wait; `remote_id` and `remote_number` name the remote record (empty when there is none);
+    `detail` says what happened in words, never with a credential."""
+
+    ok: bool
+    retry: bool
+    retry_after: float | None = None
+    remote_id: str = ""
+    remote_number: str = ""
+    detail: str = ""
+
+
+class RemoteRefused(Exception):
+    """A call that did not succeed, already sorted into a DeliveryResult."""
+
+    def __init__(self, result: DeliveryResult):
+        super().__init__(result.detail)
+        self.result = result
+
+
+class MissingCredential(Exception):
+    """An environment variable the connector names is not set on this worker."""
+
+
+def credential(config: ConnectorConfig, key: str) -> str:
+    variable = config.credentials[key]
+    value = os.environ.get(variable, "")
+    if not value:
+        raise MissingCredential(f"The environment variable {variable} ({key[:-4]} of connector {config.name}) is not "
+                                f"set on this worker.")
+    return value
+
+
+def secrets_of(config: ConnectorConfig) -> list[str]:
+    """The credential values set for the connector, as they could be echoed back: to take out of any text."""
+    values = [os.environ.get(variable, "") for variable in config.credentials.values()]
+    values = [value for value in values if value]
+    if {"username_env", "password_env"} <= set(config.credentials) and len(values) == 2:
+        values.append(base64.b64encode(":".join(values).encode()).decode())
+    return values
+
+
+def redacted(text: str, config: ConnectorConfig) -> str:
+    for secret in sorted(secrets_of(config), key=len, reverse=True):
+        text = text.replace(secret, "[redacted]")
+    return text
+
+
+def http_client(config: ConnectorConfig) -> httpx.Client:
+    """A client for one delivery, authenticated as the connector's credentials say. Redirects are not followed: the
+    credentials go to the configured host, nowhere else."""
+    auth: httpx.Auth | None = None
+    headers = {"Accept": "application/json"}
+    if "token_env" in config.credentials:
+        headers["Authorization"] = f"Bearer {credential(config, 'token_env')}"
+    elif "username_env" in config.credentials:
+        auth = httpx.BasicAuth(credential(config, "username_env"), credential(config, "password_env"))
+    return httpx.Client(headers=headers, auth=auth, follow_redirects=False, trust_env=False,
+                        timeout=httpx.Timeout(REQUEST_SECONDS, connect=CONNECT_SECONDS), verify=tls_verification())
+
+
+def call(client: httpx.Client, config: ConnectorConfig, method: str, path: str, **kwargs) -> httpx.Response:
+    """The remote's successful answer to `path` under the connector's URL; anything else raises RemoteRefused with
+    the result it amounts to."""
+    try:
+        response = client.request(method, config.url + path, **kwargs)
+    except httpx.TimeoutException:
+        raise RemoteRefused(DeliveryResult(ok=False, retry=True, detail=redacted(
+            f"{method} {config.url}{path}: no answer within {REQUEST_SECONDS:g} s.", config))) from None
+    except httpx.HTTPError as exc:
+        raise RemoteRefused(DeliveryResult(ok=False, retry=True, detail=redacted(
+            f"{method} {config.url}{path}: {type(exc).__name__}: {excerpt(str(exc))}", config))) from None
+    if response.is_success:
+        return response
+    raise RemoteRefused(refusal(response, config))
+
+
+def refusal(response: httpx.Response, config: ConnectorConfig) -> DeliveryResult:
+    """A failed answer sorted: 429 and 503 are tried again when Retry-After says (or by backoff), other 5xx by
+    backoff; a 4xx is the request's fault and is not tried again; a redirect is not followed, so it is neither."""
+    status = response.status_code
+    detail = redacted(f"{response.request.method} {response.request.url} answered {status}: "
+                      f"{excerpt(response.text)}", config)
+    if status in BUSY:
+        return DeliveryResult(ok=False, retry=True, retry_after=retry_after(response.headers.get("Retry-After")),
+                              detail=detail)
+    return DeliveryResult(ok=False, retry=status >= 500, detail=detail)
+
+
+def retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds from now: given as seconds or as an HTTP date (RFC 9110); None when absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def answer_json(response: httpx.Response, config: ConnectorConfig):
+    """The JSON of a successful answer; a body that is not JSON (a login page, a proxy's error) is tried again."""
+    try:
+        return response.json()
+    except ValueError:
+        raise RemoteRefused(DeliveryResult(ok=False, retry=True, detail=redacted(
+            f"{response.request.method} {response.request.url} answered {response.status_code} with a body that is "
+            f"not JSON: {excerpt(response.text)}", config))) from None

@@ -1,0 +1,111 @@
+"""A ServiceNow instance's Table API, the part Changeboard uses, kept in memory: `GET /api/now/table/<table>` with
+`sysparm_query` (field=value, !=, >=, <=, >, <, joined by ^, and ORDERBY/ORDERBYDESC), `sysparm_fields`,
+`sysparm_limit` and `sysparm_offset`; `POST` to create (201, the record under "result" with its sys_id and number);
+`GET` and `PATCH` of `/api/now/table/<table>/<sys_id>` (404 when there is no such record). Like ServiceNow, it keeps
+no uniqueness on correlation_id: a connector that creates twice leaves two records, and a test sees it.
+
+`writes` keeps every applied create and update per correlation_id, in order, so a test can assert the order and
+that each update was applied once; `records(table)` lists what the tables hold."""
+
+import re
+import uuid
+from datetime import UTC, datetime
+
+from tests.governance.itsm.standin import Answer, StandIn
+
+PREFIX = {"change_request": "CHG", "incident": "INC"}
+TABLE_PATH = re.compile(r"/api/now/table/(?P<table>\w+)(?:/(?P<sys_id>[0-9a-f]{32}))?/?")
+CONDITION = re.compile(r"(?P<field>\w+)(?P<op>!=|>=|<=|=|>|<)(?P<value>.*)")
+OPERATORS = {"=": lambda a, b: a == b, "!=": lambda a, b: a != b, ">=": lambda a, b: a >= b,
+             "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, "<": lambda a, b: a < b}
+
+
+def now_text() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class ServiceNowStandIn(StandIn):
+    def __init__(self, **credentials):
+        super().__init__(**credentials)
+        self.tables: dict[str, dict[str, dict]] = {"change_request": {}, "incident": {}}
+        self.writes: dict[str, list[dict]] = {}
+        self._numbers: dict[str, int] = {}
+
+    def records(self, table: str = "change_request") -> list[dict]:
+        with self.lock:
+            return [dict(record) for record in self.tables.get(table, {}).values()]
+
+    def changes_for(self, correlation_id: str) -> list[dict]:
+        return [record for record in self.records() if record.get("correlation_id") == correlation_id]
+
+    def add_incident(self, **fields) -> dict:
+        """An incident as ServiceNow would hold it (for the pull to find), with its number and times filled in."""
+        with self.lock:
+            return dict(self._create("incident", fields))
+
+    def route(self, method, path, query, body, headers, raw):
+        match = TABLE_PATH.fullmatch(path)
+        if not match or match["table"] not in self.tables:
+            raise Answer(400, {"error": {"message": "Invalid table", "detail": path}, "status": "failure"})
+        table, sys_id = match["table"], match["sys_id"]
+        with self.lock:
+            if sys_id is None and method == "GET":
+                return 200, {"result": self._list(table, query)}
+            if sys_id is None and method == "POST":
+                return 201, {"result": self._shown(self._create(table, self._fields(body)), query)}
+            record = self.tables[table].get(sys_id or "")
+            if record is None:
+                raise Answer(404, {"error": {"message": "No Record found",
+                                             "detail": "Record doesn't exist or ACL restricts the record retrieval"},
+                                   "status": "failure"})
+            if method == "GET":
+                return 200, {"result": self._shown(record, query)}
+            if method in ("PATCH", "PUT"):
+                return 200, {"result": self._shown(self._update(table, record, self._fields(body)), query)}
+        raise Answer(405, {"error": {"message": "Method not supported"}, "status": "failure"})
+
+    def _fields(self, body) -> dict:
+        if not isinstance(body, dict):
+            raise Answer(400, {"error": {"message": "Exception while reading request",
+                                         "detail": "The payload is not a JSON object"}, "status": "failure"})
+        return {key: value for key, value in body.items() if key not in ("sys_id", "number")}
+
+    def _create(self, table: str, fields: dict) -> dict:
+        self._numbers[table] = self._numbers.get(table, 0) + 1
+        stamp = now_text()
+        record = {"sys_created_on": stamp, "sys_updated_on": stamp, **fields, "sys_id": uuid.uuid4().hex,
+                  "number": f"{PREFIX.get(table, 'REC')}{self._numbers[table] + 1000000:07d}"}
+        self.tables[table][record["sys_id"]] = record
+        self._written("create", table, record, fields)
+        return record
+
+    def _update(self, table: str, record: dict, fields: dict) -> dict:
+        record.update(fields, sys_updated_on=now_text())
+        self._written("update", table, record, fields)
+        return record
+
+    def _written(self, operation: str, table: str, record: dict, fields: dict) -> None:
+        if table == "change_request":
+            self.writes.setdefault(record.get("correlation_id", ""), []).append(
+                {"operation": operation, "sys_id": record["sys_id"], **fields})
+
+    def _list(self, table: str, query: dict[str, str]) -> list[dict]:
+        records = list(self.tables[table].values())
+        for term in filter(None, query.get("sysparm_query", "").split("^")):
+            if term.startswith("ORDERBYDESC"):
+                records.sort(key=lambda r, f=term[11:]: str(r.get(f, "")), reverse=True)
+            elif term.startswith("ORDERBY"):
+                records.sort(key=lambda r, f=term[7:]: str(r.get(f, "")))
+            else:
+                condition = CONDITION.fullmatch(term)
+                if condition is None:
+                    raise Answer(400, {"error": {"message": f"Invalid query term {term}"}, "status": "failure"})
+                test = OPERATORS[condition["op"]]
+                records = [r for r in records if test(str(r.get(condition["field"], "")), condition["value"])]
+        offset = int(query.get("sysparm_offset", 0))
+        limit = int(query.get("sysparm_limit", 10000))
+        return [self._shown(record, query) for record in records[offset:offset + limit]]
+
+    def _shown(self, record: dict, query: dict[str, str]) -> dict:
+        fields = [f for f in query.get("sysparm_fields", "").split(",") if f]
+        return {f: record.get(f, "") for f in fields} if fields else dict(record)
