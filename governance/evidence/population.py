@@ -93,7 +93,14 @@ def _matched_chunk(chunk: list[Deployment]) -> Iterator[Matched]:
     for deployment in chunk:
         change = changes.get(deployment.change_number)
         approvals = tuple(a for a in change.given if a.revision == change.revision) if change else ()
-        yield Matched(deployment, change, approvals, checks.get(deployment.check_id))
+        check = checks.get(deployment.check_id)
+        yield Matched(deployment, change, approvals, check if check and covers(check, deployment) else None)
+
+
+def covers(check: DeploymentCheck, deployment: Deployment) -> bool:
+    """An allowing check allows what it was asked about only: this build of this service to this environment."""
+    return (check.service_id == deployment.service_id and check.environment_id == deployment.environment_id
+            and check.digest == deployment.artifact.digest)
 
 
 def population(period: Period, *, chunk_size: int = CHUNK_SIZE) -> Iterator[PopulationRow]:

@@ -61,7 +61,10 @@ def reconcile(period: Period) -> Reconciliation:
         unpaired.append({"side": "gate_check", "record": str(check_id),
                          "reason": f"The gate allowed {service} into production at {asked_at.isoformat()} and no "
                                    "deployment was reported under that check."})
-    allowing = DeploymentCheck.objects.filter(pk=OuterRef("check_id"), decision=GateDecision.ALLOW)
+    # As population.covers has it: the check allowed this build of this service to this environment.
+    allowing = DeploymentCheck.objects.filter(pk=OuterRef("check_id"), decision=GateDecision.ALLOW,
+                                              service=OuterRef("service"), environment=OuterRef("environment"),
+                                              digest=OuterRef("artifact__digest"))
     known = ChangeRequest.objects.filter(number=OuterRef("change_number"))
     for number, kind, has_check, has_change in (
             deployments.annotate(has_check=Exists(allowing), has_change=Exists(known))

@@ -6,6 +6,7 @@ from django.contrib.auth.models import Group
 from governance.audit.ledger import audit_seal
 from governance.evidence.controls import control_tests
 from governance.evidence.exceptions import period_exceptions
+from governance.evidence.reconciliation import reconcile
 from governance.models import Approval
 from governance.roles import Role
 from tests.factories import make_user
@@ -68,6 +69,15 @@ def test_an_approval_after_the_deployment_started_is_found_whoever_gave_it(world
     audit_seal()
     found = {e.key for e in period_exceptions(world.period())}
     assert found - world.expected_keys() == {f"approval_after_start:{world.deployments['clean_run'].number}"}
+
+
+def test_a_check_that_allowed_another_build_allows_nothing_else(world: World):
+    allowed_build = world.build()
+    deployment = world.reported("other_check", world.changes["clean_run"], check=world.check(allowed_build))
+    unpaired = {(u["side"], u["record"]) for u in reconcile(world.period()).unpaired}
+    found = {e.key for e in period_exceptions(world.period())}
+    assert found - world.expected_keys() == {f"no_allowing_check:{deployment.number}"}
+    assert ("deployment", deployment.number) in unpaired
 
 
 def test_the_controls_fail_on_their_own_exceptions_and_pass_without_them(world: World):
