@@ -36,11 +36,12 @@ class DeliveryResult:
 
 
 class RemoteRefused(Exception):
-    """A call that did not succeed, already sorted into a DeliveryResult."""
+    """A call that did not succeed, already sorted into a DeliveryResult; `status` is the remote's answer, None when
+    there was none."""
 
-    def __init__(self, result: DeliveryResult):
+    def __init__(self, result: DeliveryResult, status: int | None = None):
         super().__init__(result.detail)
-        self.result = result
+        self.result, self.status = result, status
 
 
 class MissingCredential(Exception):
@@ -97,7 +98,7 @@ def call(client: httpx.Client, config: ConnectorConfig, method: str, path: str, 
             f"{method} {config.url}{path}: {type(exc).__name__}: {excerpt(str(exc))}", config))) from None
     if response.is_success:
         return response
-    raise RemoteRefused(refusal(response, config))
+    raise RemoteRefused(refusal(response, config), response.status_code)
 
 
 def refusal(response: httpx.Response, config: ConnectorConfig) -> DeliveryResult:

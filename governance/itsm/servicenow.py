@@ -84,7 +84,7 @@ class ServiceNowClient:
 
     def _deliver(self, client, message: OutboxMessage, record: ItsmRecord | None) -> DeliveryResult:
         number = message.payload["correlation_id"]
-        found = self._current(client, record) if record else self._find(client, number)
+        found = self._current(client, record, number) if record else self._find(client, number)
         if found and found.get("correlation_display") == message.idempotency_key:
             return self._result(found, f"{found['number']} already has update {message.idempotency_key}.")
         body = {**message.payload, "correlation_display": message.idempotency_key}
@@ -108,9 +108,15 @@ class ServiceNowClient:
         found = answer_json(response, self.config).get("result") or []
         return found[0] if found else None
 
-    def _current(self, client, record: ItsmRecord) -> dict:
-        response = call(client, self.config, "GET", f"{CHANGES}/{record.remote_id}",
-                         params={"sysparm_fields": "sys_id,number,correlation_display"})
+    def _current(self, client, record: ItsmRecord, number: str) -> dict | None:
+        """The record the change was mirrored to; if it was deleted there, whichever carries the change's number."""
+        try:
+            response = call(client, self.config, "GET", f"{CHANGES}/{record.remote_id}",
+                            params={"sysparm_fields": "sys_id,number,correlation_display"})
+        except RemoteRefused as refused:
+            if refused.status != 404:
+                raise
+            return self._find(client, number)
         return answer_json(response, self.config).get("result") or {}
 
     def _result(self, written: dict, detail: str) -> DeliveryResult:

@@ -142,6 +142,15 @@ def test_an_update_delivered_again_is_not_applied_again(servicenow, servicenow_c
     assert len(servicenow.writes["CHG0000123"]) == 1
 
 
+def test_a_record_deleted_in_servicenow_is_made_again(servicenow, servicenow_connector):
+    first = deliver(servicenow_connector, payload_for("servicenow", change()), "servicenow:CHG0000123:1")
+    del servicenow.tables["change_request"][first.remote_id]
+    again = deliver(servicenow_connector, payload_for("servicenow", change(status=S.CAB_REVIEW)),
+                    "servicenow:CHG0000123:2", record_of(servicenow_connector, first))
+    assert again.ok and again.remote_id != first.remote_id
+    assert [r["state"] for r in servicenow.changes_for("CHG0000123")] == [-3]
+
+
 @pytest.mark.parametrize(("status", "state", "approval"), [
     (S.DRAFT, -5, "not requested"), (S.SUBMITTED, -4, "not requested"), (S.ASSESSED, -4, "not requested"),
     (S.CAB_REVIEW, -3, "requested"), (S.APPROVED, -2, "approved"), (S.SCHEDULED, -2, "approved"),
