@@ -87,8 +87,9 @@ def patterns(resolver: URLResolver | None = None, prefix: str = "", namespace: s
 PARAMETER = re.compile(r"<(?:\w+:)?(\w+)>|\(\?P<(\w+)>[^)]*\)")
 
 
-def record_of(route: str, name: str, world: dict):
-    """The record a route's `pk` or `object_id` names, by the route's resource."""
+def record_of(route: str, world: dict):
+    """The record a route's `pk` or `object_id` names, by the route's resource; None for a resource the world
+    does not hold."""
     admin_model = re.match(r"admin/(\w+)/(\w+)/", route)
     if admin_model:
         for model in admin.site._registry:
@@ -113,7 +114,9 @@ def record_of(route: str, name: str, world: dict):
     for resource, record in resources.items():
         if path.startswith(resource):
             return record()
-    raise AssertionError(f"no record of the world fills the route {route!r} ({name}): add one")
+    # A route this world knows no record of gets an id that may name none: a 404 is no refusal here, so the test
+    # still fails unless the write is refused before the record is looked for.
+    return None
 
 
 def url_of(route: str, name: str, world: dict) -> str:
@@ -129,9 +132,8 @@ def url_of(route: str, name: str, world: dict) -> str:
                  "content_type_id": str(ContentType.objects.get_for_model(world["service"]).pk)}
         if parameter in fixed and not (parameter == "object_id" and re.match(r"admin/\w+/\w+/", route)):
             return fixed[parameter]
-        record = record_of(route, name, world)
-        assert record is not None, f"the world has no record for {route!r} ({name})"
-        return str(record.pk)
+        record = record_of(route, world)
+        return str(record.pk) if record is not None else "1"
 
     path = PARAMETER.sub(value, route).replace("^", "").replace("$", "")
     return "/" + path
@@ -243,3 +245,8 @@ def test_an_auditors_api_token_is_refused_at_the_door_and_the_refusal_is_in_the_
 def test_the_door_stops_only_auditors(world, api, admin_user):
     response = api.as_user(admin_user).post("/api/v1/teams/", {"slug": "search", "name": "Search"}, format="json")
     assert response.status_code == 201, response.json()
+
+
+def test_each_write_allowed_to_auditors_names_a_url_of_the_site():
+    names = {name for _, name in patterns()}
+    assert set(AUDITOR_WRITES) - names == set()
