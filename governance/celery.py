@@ -11,4 +11,4 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 # Governance is one Django app in areas: each area's tasks module is found here.
 app.autodiscover_tasks(["governance.access", "governance.audit", "governance.calendar", "governance.changes",
-                        "governance.gate", "governance.deployments", "governance.evidence"])
+                        "governance.gate", "governance.deployments", "governance.evidence", "governance.itsm"])

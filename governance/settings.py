@@ -5,11 +5,19 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.functional import SimpleLazyObject
 
 from governance.core.env import env_bool, env_int, env_list, env_str
 from governance.core.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+def _itsm_connectors(path: str) -> list:
+    """Read when first used, not as the settings load: its checks (URLs, variable names) import the apps' models."""
+    from governance.itsm.config import connectors_load
+
+    return connectors_load(path)
+
 
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY")
@@ -167,6 +175,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env_int("AUDIT_CHECKPOINT_SECONDS", 600),
     },
     "deployments-resume-stalled": {"task": "governance.tasks.deployments_resume_stalled", "schedule": 30.0},
+    # Wakes the ITSM updates whose task was lost (Redis down, a worker killed) or whose backoff is over.
+    "itsm-sweep": {"task": "governance.tasks.itsm_sweep", "schedule": 10.0},
 }
 
 # The largest request body in bytes, uploaded files aside (Django's default): the API answers 413 beyond it.
@@ -272,6 +282,11 @@ API_AREAS: dict[str, tuple[str, tuple[str, ...]]] = {
         "log; start, pause, resume, abort and approve the next wave. The plans they run by.",
         ("rollouts", "deployment-plans"),
     ),
+    "ITSM": (
+        "Incidents brought in from the ITSM tools, the deployments suspected of causing them, and the connectors "
+        "that keep the tools in step.",
+        ("incidents", "itsm"),
+    ),
 }
 SPECTACULAR_SETTINGS["TAGS"] = [{"name": name, "description": text} for name, (text, _) in API_AREAS.items()]
 
@@ -295,6 +310,17 @@ AUDIT_SIGNING_KEY = env_str("AUDIT_SIGNING_KEY", "")
 AUDIT_SIGNING_KEY_FILE = env_str("AUDIT_SIGNING_KEY_FILE", "")
 # Where evidence bundles are written, one zip each (the bundle's row keeps its size and SHA-256).
 EVIDENCE_DIR = env_str("EVIDENCE_DIR", str(BASE_DIR / "data" / "evidence"))
+# ITSM connectors (governance/itsm/config.py): a JSON file lists them, their credentials the names of environment
+# variables; without the file, none. Read once, when first used (a mistake in it names the connector and field).
+ITSM_CONFIG_FILE = env_str("ITSM_CONFIG_FILE", "")
+ITSM_CONNECTORS = SimpleLazyObject(lambda: _itsm_connectors(ITSM_CONFIG_FILE))
+# The outbound relay (governance/itsm/relay.py): attempts before an update is failed and waits for an administrator,
+# the backoff between attempts (full jitter over base * 2**n, capped; a longer Retry-After wins), and how long a
+# worker holds updates it delivers before another may take them over.
+ITSM_MAX_ATTEMPTS = env_int("ITSM_MAX_ATTEMPTS", 8)
+ITSM_RETRY_BASE_MS = env_int("ITSM_RETRY_BASE_MS", 2000)
+ITSM_RETRY_CAP_SECONDS = env_int("ITSM_RETRY_CAP_SECONDS", 600)
+ITSM_LEASE_SECONDS = env_int("ITSM_LEASE_SECONDS", 60)
 # Trust X-Forwarded-For for the client address recorded in the ledger (only behind your own proxy).
 USE_X_FORWARDED_FOR = env_bool("USE_X_FORWARDED_FOR", False)
 

@@ -41,6 +41,7 @@ from governance.core.actors import ActingUser
 from governance.core.errors import Conflict, Forbidden, InvalidInput
 from governance.core.fields import field_label
 from governance.core.inputs import MAX_NAMES_PER_LIST
+from governance.itsm.outbox import outbox_enqueue
 from governance.models.calendar import MaintenanceEnforcement, Severity
 from governance.models.changes import (
     READY_STATES,
@@ -113,6 +114,7 @@ def _move(change: ChangeRequest, target: str, *, actor: ActingUser | None, reaso
     if target == S.DRAFT:  # a resubmission is reviewed afresh: earlier requirements and approvals stop counting
         change.revision += 1
     change.save()
+    outbox_enqueue(change, target)  # the ITSM tools' copies follow the move, committed with it
     if target in TOLD_TO_REQUESTER:
         requester_notify_queued.delay_on_commit(change.pk, target, actor.pk if actor is not None else None)
 
@@ -154,6 +156,7 @@ def change_request_create(*, actor: ActingUser, cis: list[ConfigurationItem], **
         _refuse_outside_template(change, cis)
         change.save()
         change.affected_cis.set(cis)
+        outbox_enqueue(change, "created")
     return change
 
 
@@ -209,6 +212,7 @@ def change_request_update(*, actor: ActingUser, change: ChangeRequest, cis: list
                 changed.append("affected CIs")
             change.affected_cis.set(cis)
         change.save()
+        outbox_enqueue(change, "updated")
         if changed and (change.status == S.CAB_REVIEW or change.status in READY_STATES):
             _approvals_go_stale(change, actor=actor, what=changed, now=now)
     return change

@@ -1,0 +1,207 @@
+"""The relay: delivers a change's outbox updates to one connector, in sequence order, each at most once by the remote.
+
+PostgreSQL holds the truth; a task only says "deliver change 42's updates to servicenow". `deliver_change` claims
+the lowest updates not yet delivered (the head of the change's queue and those right behind it) with
+SELECT ... FOR UPDATE SKIP LOCKED, marks them delivering under a lease (owner, expiry, and `attempts` as the fencing
+token), and commits; it delivers them one by one outside any transaction, and records each result with an UPDATE
+that matches only while its lease still holds. Update n+1 is never claimed while n is not delivered, so the remote
+sees them in order; a failed one (its attempts used up) holds the change's later ones back until an administrator
+retries it.
+
+A worker killed mid-delivery leaves its updates delivering under a lease that runs out; the beat job's sweep sends
+the task again and the next worker takes them over (a new attempt, the same idempotency key, so a remote that had
+applied it recognises it). A remote that fails is tried again after an exponential backoff with full jitter, or
+after its Retry-After when that is longer.
+"""
+
+import logging
+import os
+import random
+import socket
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef, Q
+from django.utils import timezone
+
+from governance.itsm.connectors import ConnectorConfig, DeliveryResult, connector_client, connector_named
+from governance.itsm.outbox import send
+from governance.itsm.remote import redacted
+from governance.models import ItsmRecord, OutboxMessage, OutboxState
+
+logger = logging.getLogger(__name__)
+
+# How many of a change's updates one claim takes: a change's updates come a few at a time (a submission moves it
+# three times in one transaction), and one claim for them saves two round trips each.
+CLAIM_BATCH = 20
+# A retry due sooner than this is sent with a countdown by the worker that failed; a later one waits for the sweep.
+COUNTDOWN_LIMIT_SECONDS = 60
+# The most (connector, change) pairs one sweep sends tasks for, so a long outage's backlog is woken in bounded bites.
+SWEEP_LIMIT = 500
+ERROR_LIMIT = 2000
+
+
+def lease() -> timedelta:
+    return timedelta(seconds=settings.ITSM_LEASE_SECONDS)
+
+
+def owner_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """An update this worker holds: its row and the attempt (fencing token) it was claimed as."""
+
+    message: OutboxMessage
+    attempt: int
+
+
+def backoff_seconds(attempts: int, retry_after: float | None) -> float:
+    """Full jitter over an exponential window (base * 2**(attempts - 1), capped), or the remote's Retry-After if
+    that is longer: a remote that is back does not get every worker's retries at the same instant."""
+    window = min(settings.ITSM_RETRY_CAP_SECONDS, settings.ITSM_RETRY_BASE_MS / 1000 * 2 ** max(attempts - 1, 0))
+    return max(random.uniform(0, window), retry_after or 0.0)  # noqa: S311 (spreading retries, not a secret)
+
+
+def claimable(now: datetime) -> Q:
+    """An update a worker may take: pending and due, or delivering under a lease that ran out (its worker died)."""
+    return (Q(state=OutboxState.PENDING, next_attempt_at__lte=now)
+            | Q(state=OutboxState.DELIVERING, lease_expires_at__lt=now))
+
+
+def claim(connector: str, change_id: int, owner: str) -> list[Claimed]:
+    """Take the head of this change's queue for this connector and the claimable updates right behind it, in
+    sequence order; none if the head is not claimable (held by a live lease, waiting out its backoff, or failed)."""
+    now = timezone.now()
+    undelivered = OutboxMessage.objects.filter(connector=connector, change_id=change_id).exclude(
+        state=OutboxState.DELIVERED)
+    with transaction.atomic():
+        rows = list(undelivered.select_for_update(skip_locked=True).order_by("sequence")[:CLAIM_BATCH])
+        if not rows or undelivered.filter(sequence__lt=rows[0].sequence).exists():
+            return []  # the head is locked by another worker claiming it (skipped): it is theirs
+        taken = []
+        for row in rows:
+            if (taken and row.sequence != taken[-1].sequence + 1) or not _claimable(row, now):
+                break  # a row skipped as locked, or one that must wait: nothing behind it may pass it
+            taken.append(row)
+        if not taken:
+            return []
+        expires = now + lease()
+        OutboxMessage.objects.filter(pk__in=[row.pk for row in taken]).update(
+            state=OutboxState.DELIVERING, lease_owner=owner[:200], lease_expires_at=expires,
+            attempts=F("attempts") + 1)
+    for row in taken:
+        row.state, row.lease_owner, row.lease_expires_at = OutboxState.DELIVERING, owner[:200], expires
+        row.attempts += 1
+    return [Claimed(row, row.attempts) for row in taken]
+
+
+def _claimable(row: OutboxMessage, now: datetime) -> bool:
+    if row.state == OutboxState.PENDING:
+        return row.next_attempt_at <= now
+    return row.state == OutboxState.DELIVERING and row.lease_expires_at is not None and row.lease_expires_at < now
+
+
+def deliver_change(connector: str, change_id: int, *, owner: str) -> int:
+    """Deliver this change's due updates to `connector`, in order, until none is left or one fails. Safe to call
+    twice, or from two workers at once: how many it delivered."""
+    config = connector_named(connector)
+    if config is None:
+        logger.warning("No ITSM connector is named %s any more: change %s's updates to it wait.", connector,
+                       change_id)
+        return 0
+    client = connector_client(config)
+    delivered = 0
+    record = ItsmRecord.objects.filter(connector=connector, change_id=change_id).first()
+    while batch := claim(connector, change_id, owner):
+        for index, held in enumerate(batch):
+            if index and held.message.lease_expires_at - timezone.now() < lease() / 2:
+                _renew(batch[index:])
+            result = _delivered(client, config, held.message, record)
+            if not _record(held, result, record, config):
+                return delivered  # the lease ran out and another worker took over: its results count
+            if result.ok and record is None:
+                record = ItsmRecord.objects.filter(connector=connector, change_id=change_id).first()
+            if not result.ok:
+                _release(batch[index + 1:])
+                return delivered
+            delivered += 1
+    return delivered
+
+
+def _delivered(client, config: ConnectorConfig, message: OutboxMessage, record: ItsmRecord | None) -> DeliveryResult:
+    try:
+        return client.deliver(message, record)
+    except Exception as exc:  # a client that breaks is a failed attempt, counted and retried like any other
+        logger.exception("The %s connector broke delivering %s.", config.name, message.idempotency_key)
+        return DeliveryResult(ok=False, retry=True, retry_after=None, remote_id="", remote_number="",
+                              detail=f"The connector broke: {type(exc).__name__}: {exc}")
+
+
+def _renew(held: list[Claimed]) -> None:
+    """Extend the lease of the updates still to deliver in this batch (the ones before took a while)."""
+    expires = timezone.now() + lease()
+    for one in held:
+        if OutboxMessage.objects.filter(pk=one.message.pk, state=OutboxState.DELIVERING,
+                                        attempts=one.attempt).update(lease_expires_at=expires):
+            one.message.lease_expires_at = expires
+
+
+def _record(held: Claimed, result: DeliveryResult, record: ItsmRecord | None, config: ConnectorConfig) -> bool:
+    """Record how the delivery went if the lease still holds; False when another worker took the update over."""
+    message, now = held.message, timezone.now()
+    mine = OutboxMessage.objects.filter(pk=message.pk, state=OutboxState.DELIVERING, attempts=held.attempt)
+    with transaction.atomic():
+        if result.ok:
+            held_still = mine.update(state=OutboxState.DELIVERED, delivered_at=now, last_error="", lease_owner="",
+                                     lease_expires_at=None)
+            if held_still:
+                _remember_remote(message, result, record, now)
+            return bool(held_still)
+        give_up = not result.retry or held.attempt >= settings.ITSM_MAX_ATTEMPTS
+        delay = backoff_seconds(held.attempt, result.retry_after)
+        held_still = mine.update(state=OutboxState.FAILED if give_up else OutboxState.PENDING,
+                                 next_attempt_at=now + timedelta(seconds=delay),
+                                 last_error=redacted(result.detail, config)[:ERROR_LIMIT], lease_owner="",
+                                 lease_expires_at=None)
+        if held_still and not give_up and delay < COUNTDOWN_LIMIT_SECONDS:
+            transaction.on_commit(lambda: send(message.connector, message.change_id, countdown=delay))
+    logger.warning("ITSM update %s to %s failed (attempt %s%s): %s", message.idempotency_key, config.name,
+                   held.attempt, ", given up" if give_up else f", again in {delay:.1f} s",
+                   redacted(result.detail, config))
+    return bool(held_still)
+
+
+def _remember_remote(message: OutboxMessage, result: DeliveryResult, record: ItsmRecord | None, now: datetime) -> None:
+    """The remote record's number and id, from the first delivery that created it. (Later deliveries leave the row
+    alone: it is governed, and a ledger event per update would say nothing the outbox does not.)"""
+    if record is None and result.remote_id:
+        ItsmRecord.objects.get_or_create(connector=message.connector, change_id=message.change_id, defaults={
+            "remote_id": result.remote_id, "remote_number": result.remote_number, "synced_at": now})
+
+
+def _release(held: list[Claimed]) -> None:
+    """Updates claimed behind one that failed were not tried: they go back as they were, attempt not counted."""
+    for one in held:
+        OutboxMessage.objects.filter(pk=one.message.pk, state=OutboxState.DELIVERING, attempts=one.attempt).update(
+            state=OutboxState.PENDING, attempts=F("attempts") - 1, lease_owner="", lease_expires_at=None)
+
+
+def outbox_sweep(*, now: datetime | None = None) -> int:
+    """The beat job: send the task for each change whose next update is due and not moving (its task lost with
+    Redis, its worker killed, its backoff over). How many tasks it sent."""
+    now = now or timezone.now()
+    earlier_undelivered = OutboxMessage.objects.filter(
+        connector=OuterRef("connector"), change_id=OuterRef("change_id"), sequence__lt=OuterRef("sequence"),
+    ).exclude(state=OutboxState.DELIVERED)
+    heads = (OutboxMessage.objects.filter(claimable(now)).exclude(Exists(earlier_undelivered))
+             .order_by("next_attempt_at").values_list("connector", "change_id")[:SWEEP_LIMIT])
+    sent = 0
+    for connector, change_id in heads:
+        send(connector, change_id)
+        sent += 1
+    return sent
