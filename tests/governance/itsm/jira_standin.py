@@ -5,13 +5,15 @@ issueKey), `GET /request` (searchTerm matched in the summary, serviceDeskId), `G
 status it leads to; its additionalComment becomes a comment) and `GET /request/{idOrKey}/comment`, paged with start
 and limit.
 
-`writes` keeps every applied create and transition per change number (the summary's first word), in order."""
+`writes` keeps every applied create and transition per change number (the summary's first word), in order, and
+`applied_keys(number)` the idempotency keys of the transitions."""
 
 import re
 
 from tests.governance.itsm.standin import Answer, StandIn
 
 REQUEST_PATH = re.compile(r"/rest/servicedeskapi/request(?:/(?P<issue>[\w-]+)(?:/(?P<part>transition|comment))?)?/?")
+UPDATE_KEY = re.compile(r"\(update ([^)]+)\)")
 TRANSITIONS = {"11": "Waiting for approval", "21": "Approved", "31": "In progress", "41": "Done", "51": "Canceled"}
 
 
@@ -26,6 +28,13 @@ class JiraStandIn(StandIn):
     def requests_for(self, number: str) -> list[dict]:
         with self.lock:
             return [dict(issue) for issue in self.issues.values() if issue["summary"].split(":")[0] == number]
+
+    def applied_keys(self, number: str) -> list[str]:
+        """The idempotency keys of the transitions applied to the change's requests, in order (the connector writes
+        each update's key in the transition's comment): a key twice is an update applied twice."""
+        with self.lock:
+            return [key.group(1) for write in self.writes.get(number, []) if write["operation"] == "transition"
+                    for key in [UPDATE_KEY.search(write["comment"])] if key]
 
     def route(self, method, path, query, body, headers, raw):
         match = REQUEST_PATH.fullmatch(path)

@@ -4,8 +4,9 @@
 `GET` and `PATCH` of `/api/now/table/<table>/<sys_id>` (404 when there is no such record). Like ServiceNow, it keeps
 no uniqueness on correlation_id: a connector that creates twice leaves two records, and a test sees it.
 
-`writes` keeps every applied create and update per correlation_id, in order, so a test can assert the order and
-that each update was applied once; `records(table)` lists what the tables hold."""
+`writes` keeps every applied create and update per correlation_id, in order, and `applied_keys(correlation_id)` their
+idempotency keys, so a test can assert the order and that each update was applied once; `records(table)` lists what
+the tables hold, `add_incident()` puts an incident there for the pull to find."""
 
 import re
 import uuid
@@ -37,6 +38,12 @@ class ServiceNowStandIn(StandIn):
 
     def changes_for(self, correlation_id: str) -> list[dict]:
         return [record for record in self.records() if record.get("correlation_id") == correlation_id]
+
+    def applied_keys(self, correlation_id: str) -> list[str]:
+        """The idempotency keys of the writes applied to the change's record, in order (the connector sends each
+        update's key in correlation_display): a key twice is an update applied twice."""
+        with self.lock:
+            return [write.get("correlation_display", "") for write in self.writes.get(correlation_id, [])]
 
     def add_incident(self, **fields) -> dict:
         """An incident as ServiceNow would hold it (for the pull to find), with its number and times filled in."""

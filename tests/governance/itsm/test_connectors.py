@@ -139,7 +139,7 @@ def test_an_update_delivered_again_is_not_applied_again(servicenow, servicenow_c
     assert again.ok and again_with_record.ok
     assert again.remote_id == again_with_record.remote_id == first.remote_id
     assert "already has update servicenow:CHG0000123:1" in again.detail
-    assert len(servicenow.writes["CHG0000123"]) == 1
+    assert servicenow.applied_keys("CHG0000123") == ["servicenow:CHG0000123:1"]
 
 
 def test_a_record_deleted_in_servicenow_is_made_again(servicenow, servicenow_connector):
@@ -290,6 +290,7 @@ def test_a_jira_request_is_created_then_transitioned_once_per_update(jira, jira_
     assert [(w["operation"], w.get("transition")) for w in jira.writes["CHG0000123"]] == [
         ("create", None), ("transition", JIRA_TRANSITIONS["cab_review"])]
     assert jira.requests_for("CHG0000123")[0]["status"] == "Waiting for approval"
+    assert jira.applied_keys("CHG0000123") == ["jira:CHG0000123:2"]
 
 
 def test_a_jira_create_sent_again_finds_the_request_it_made(jira, jira_connector):
