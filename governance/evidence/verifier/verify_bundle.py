@@ -19,9 +19,11 @@ import io
 import json
 import sys
 import zipfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -85,7 +87,8 @@ class Report:
 
 
 class _Bundle:
-    """The bundle's files by their names in the manifest, from a zip or an extracted folder."""
+    """The bundle's files by their names in the manifest, from a zip or an extracted folder, read as streams so a
+    bundle of any size is checked in little memory."""
 
     def __init__(self, path: Path):
         self.zip = zipfile.ZipFile(path) if path.is_file() else None
@@ -97,15 +100,28 @@ class _Bundle:
         return {p.relative_to(self.root).as_posix() for p in self.root.rglob("*")
                 if p.is_file() and "__pycache__" not in p.parts}
 
-    def read(self, name: str) -> bytes | None:
+    def open(self, name: str) -> IO[bytes] | None:
         if PurePosixPath(name).is_absolute() or ".." in PurePosixPath(name).parts:
             return None
         try:
             if self.zip is not None:
-                return self.zip.read(name)
-            return (self.root / name).read_bytes()
+                return self.zip.open(name)
+            return (self.root / name).open("rb")
         except (KeyError, OSError):
             return None
+
+    def read(self, name: str) -> bytes | None:
+        file = self.open(name)
+        if file is None:
+            return None
+        with file:
+            return file.read()
+
+    def text_lines(self, name: str) -> Iterator[str]:
+        file = self.open(name)
+        if file is not None:
+            with io.TextIOWrapper(file, encoding="utf-8", errors="replace", newline="") as text:
+                yield from text
 
 
 def verify(path, public_key_pem: bytes | None = None) -> Report:
@@ -165,16 +181,17 @@ def _check_files(bundle: _Bundle, manifest: dict, report: Report) -> None:
     for name in sorted(bundle.names() - set(listed) - {MANIFEST, SIGNATURE}):
         report.failures.append(f"{name}: present but not listed in the manifest")
     for name, entry in sorted(listed.items()):
-        data = bundle.read(name)
-        if data is None:
+        measured = _measure(bundle, name)
+        if measured is None:
             report.failures.append(f"{name}: listed in the manifest but missing")
             continue
-        problems, digest = [], hashlib.sha256(data).hexdigest()
+        digest, size = measured
+        problems = []
         if digest != entry.get("sha256"):
             problems.append(f"its SHA-256 is {digest}, the manifest says {entry.get('sha256')}")
-        if len(data) != entry.get("size"):
-            problems.append(f"it has {len(data)} bytes, the manifest says {entry.get('size')}")
-        rows = _rows_of(name, data)
+        if size != entry.get("size"):
+            problems.append(f"it has {size} bytes, the manifest says {entry.get('size')}")
+        rows = _rows_of(bundle, name)
         if rows is not None and entry.get("rows") is not None and rows != entry["rows"]:
             problems.append(f"it has {rows} rows, the manifest says {entry['rows']}")
         if problems:
@@ -184,32 +201,57 @@ def _check_files(bundle: _Bundle, manifest: dict, report: Report) -> None:
             report.checked.append(f"{name}: SHA-256 and size{' and row count' if counted else ''} match{counted}")
 
 
-def _rows_of(name: str, data: bytes) -> int | None:
+def _measure(bundle: _Bundle, name: str) -> tuple[str, int] | None:
+    file = bundle.open(name)
+    if file is None:
+        return None
+    digest, size = hashlib.sha256(), 0
+    with file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _rows_of(bundle: _Bundle, name: str) -> int | None:
     """Data rows of a CSV (header aside) or lines of a JSONL file; None for other kinds."""
     if name.endswith(".csv"):
-        return max(sum(1 for _ in csv.reader(io.StringIO(data.decode("utf-8", errors="replace")))) - 1, 0)
+        return max(sum(1 for _ in csv.reader(bundle.text_lines(name))) - 1, 0)
     if name.endswith(".jsonl"):
-        return sum(1 for line in data.splitlines() if line.strip())
+        return sum(1 for line in bundle.text_lines(name) if line.strip())
     return None
 
 
+@dataclass
+class _Chain:
+    """What walking the events found: the first and last seq, the first event's previous hash, and the hash of
+    each event a checkpoint names (only those are kept, so a bundle of any size is walked in little memory)."""
+
+    events: int = 0
+    first: int = 0
+    last: int = 0
+    first_prev: str = ""
+    hashes_at: dict[int, str] = field(default_factory=dict)
+
+
 def _check_ledger(bundle: _Bundle, key: Ed25519PublicKey, report: Report) -> None:
-    events_bytes, checkpoints_bytes = bundle.read(EVENTS), bundle.read(CHECKPOINTS)
-    if events_bytes is None or checkpoints_bytes is None:
-        report.failures.append(f"{EVENTS if events_bytes is None else CHECKPOINTS}: missing; the ledger chain "
+    checkpoints_bytes = bundle.read(CHECKPOINTS)
+    if EVENTS not in bundle.names() or checkpoints_bytes is None:
+        report.failures.append(f"{CHECKPOINTS if checkpoints_bytes is None else EVENTS}: missing; the ledger chain "
                                "cannot be checked")
         return
     try:
         checkpoints = json.loads(checkpoints_bytes)["checkpoints"]
+        wanted = {int(checkpoint["seq"]) for checkpoint in checkpoints}
     except (ValueError, KeyError, TypeError) as exc:
         report.failures.append(f"{CHECKPOINTS}: unreadable ({exc})")
         return
-    hashes, first_prev, count = _walk_chain(events_bytes, report)
-    if count == 0:
+    chain = _walk_chain(bundle.text_lines(EVENTS), wanted, report)
+    if chain.events == 0:
         report.checked.append(f"{EVENTS}: no events in the period")
         return
-    first, last = min(hashes), max(hashes)
-    anchored_start = first == 1 and first_prev == GENESIS_HASH
+    first, last = chain.first, chain.last
+    anchored_start = first == 1 and chain.first_prev == GENESIS_HASH
     anchored_end = False
     trusted = key_id(key)
     for checkpoint in checkpoints:
@@ -220,13 +262,13 @@ def _check_ledger(bundle: _Bundle, key: Ed25519PublicKey, report: Report) -> Non
             report.failures.append(f"{CHECKPOINTS}: {name} is not validly signed by this key")
             continue
         if seq == first - 1:
-            if head != first_prev:
+            if head != chain.first_prev:
                 report.failures.append(f"{CHECKPOINTS}: {name} does not anchor event #{first}: it signs "
-                                       f"{head[:16]}…, event #{first} names {first_prev[:16]}… as previous")
+                                       f"{head[:16]}…, event #{first} names {chain.first_prev[:16]}… as previous")
                 continue
             anchored_start = True
-        elif seq in hashes:
-            if hashes[seq] != head:
+        elif first <= seq <= last:
+            if chain.hashes_at.get(seq) != head:
                 report.failures.append(f"{EVENTS}: event #{seq} does not match the {name}: the events up to it "
                                        "were rewritten")
                 continue
@@ -243,13 +285,12 @@ def _check_ledger(bundle: _Bundle, key: Ed25519PublicKey, report: Report) -> Non
                                "after it may have been dropped)")
 
 
-def _walk_chain(events_bytes: bytes, report: Report) -> tuple[dict[int, str], str, int]:
-    """Recompute each event's hash from its texts and check its link to the one before; returns the hash of each
-    event (as recomputed), the first event's previous hash, and how many events were read."""
-    hashes: dict[int, str] = {}
-    first_prev, prev_hash, broken = "", "", 0
+def _walk_chain(lines: Iterable[str], wanted: set[int], report: Report) -> _Chain:
+    """Recompute each event's hash from its texts and check its link to the one before."""
+    chain = _Chain()
+    prev_hash = ""
     prev_seq: int | None = None
-    for line_number, line in enumerate(events_bytes.decode("utf-8", errors="replace").splitlines(), start=1):
+    for line_number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
@@ -258,10 +299,9 @@ def _walk_chain(events_bytes: bytes, report: Report) -> tuple[dict[int, str], st
             stored_prev, stored_hash = event["prev_hash"], event["hash"]
         except (ValueError, KeyError, TypeError) as exc:
             report.failures.append(f"{EVENTS}: line {line_number} is not an event ({exc})")
-            broken += 1
             continue
         if prev_seq is None:
-            first_prev = stored_prev
+            chain.first, chain.first_prev = seq, stored_prev
         elif seq != prev_seq + 1:
             report.failures.append(f"{EVENTS}: event #{prev_seq + 1} is missing: the events go from #{prev_seq} "
                                    f"to #{seq}" if seq > prev_seq else
@@ -273,12 +313,15 @@ def _walk_chain(events_bytes: bytes, report: Report) -> tuple[dict[int, str], st
         recomputed = event_hash(stored_prev, seq, texts)
         if recomputed != stored_hash:
             report.failures.append(f"{EVENTS}: event #{seq} was altered: its fields no longer match its hash")
-        hashes[seq] = recomputed
+        if seq in wanted:
+            chain.hashes_at[seq] = recomputed
+        chain.events += 1
+        chain.last = max(chain.last, seq)
         prev_seq, prev_hash = seq, recomputed
-    if hashes:
-        report.checked.append(f"{EVENTS}: {len(hashes)} events, #{min(hashes)} to #{max(hashes)}, each hash "
+    if chain.events:
+        report.checked.append(f"{EVENTS}: {chain.events} events, #{chain.first} to #{chain.last}, each hash "
                               "recomputed from its fields and linked to the one before")
-    return hashes, first_prev, len(hashes) + broken
+    return chain
 
 
 def main(argv=None) -> int:

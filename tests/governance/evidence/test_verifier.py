@@ -192,7 +192,7 @@ def test_the_verifier_imports_nothing_of_the_project():
     imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
                  and node.module}
     assert imported <= {"argparse", "csv", "hashlib", "io", "json", "sys", "zipfile", "dataclasses", "datetime",
-                        "pathlib", "cryptography"}, imported
+                        "pathlib", "typing", "collections", "cryptography"}, imported
 
 
 def test_the_verifier_hashes_events_as_the_ledger_does():
