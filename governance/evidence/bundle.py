@@ -95,10 +95,12 @@ def bundle_download(*, actor, bundle: EvidenceBundle) -> BinaryIO:
     return file
 
 
-def bundle_build(bundle_id: int) -> None:
+def bundle_build(bundle_id: int, *, again: bool = False) -> None:
     """Build a queued bundle's zip; the row ends ready with the file's size and SHA-256, or failed with the error.
-    A second delivery of the task finds the bundle no longer queued and does nothing."""
-    if not EvidenceBundle.objects.filter(pk=bundle_id, status=EvidenceBundle.Status.QUEUED).update(
+    A second delivery of the task finds the bundle no longer queued and does nothing, unless it is `again`: the
+    broker handing back the message of a worker that died while building, which is built anew from the start."""
+    claimable = [EvidenceBundle.Status.QUEUED, *([EvidenceBundle.Status.BUILDING] if again else [])]
+    if not EvidenceBundle.objects.filter(pk=bundle_id, status__in=claimable).update(
             status=EvidenceBundle.Status.BUILDING, progress=0, stage="starting"):
         return
     bundle = EvidenceBundle.objects.get(pk=bundle_id)

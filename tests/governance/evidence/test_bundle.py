@@ -13,7 +13,7 @@ from django.db import transaction
 from governance.audit.context import acting_as
 from governance.audit.ledger import audit_seal
 from governance.core.errors import Forbidden, InvalidInput
-from governance.evidence.bundle import bundle_path, bundle_request
+from governance.evidence.bundle import bundle_build, bundle_path, bundle_request
 from governance.evidence.verifier import verify_bundle
 from governance.models import AuditEvent, EvidenceBundle
 from tests.governance.evidence.bundle_world import (
@@ -128,3 +128,15 @@ def test_a_worker_builds_the_bundle_with_progress_to_ready(migration_data, evide
     assert any(status == EvidenceBundle.Status.BUILDING and 0 < progress < 100 for status, progress in seen), seen
     audit_seal()
     assert AuditEvent.objects.filter(action="export", object_id=str(bundle.pk)).count() == 1
+
+
+def test_a_bundle_left_building_by_a_dead_worker_is_built_again_only_on_redelivery(world, auditor):
+    with acting_as(as_user(auditor)):
+        bundle = bundle_request(actor=auditor, period=world.period, seed=4)
+    EvidenceBundle.objects.filter(pk=bundle.pk).update(status=EvidenceBundle.Status.BUILDING, progress=40)
+    bundle_build(bundle.pk)  # a duplicate message: the build under way is left alone
+    bundle.refresh_from_db()
+    assert (bundle.status, bundle.progress) == (EvidenceBundle.Status.BUILDING, 40)
+    bundle_build(bundle.pk, again=True)  # the message of the worker that died, handed back by the broker
+    bundle.refresh_from_db()
+    assert (bundle.status, bundle.progress) == (EvidenceBundle.Status.READY, 100)
