@@ -58,11 +58,12 @@ def credential(config: ConnectorConfig, key: str) -> str:
 
 
 def secrets_of(config: ConnectorConfig) -> list[str]:
-    """The credential values set for the connector, as they could be echoed back: to take out of any text."""
-    values = [os.environ.get(variable, "") for variable in config.credentials.values()]
-    values = [value for value in values if value]
-    if {"username_env", "password_env"} <= set(config.credentials) and len(values) == 2:
-        values.append(base64.b64encode(":".join(values).encode()).decode())
+    """The secret values set for the connector, as they could be echoed back (the basic header's encoding too), to
+    take out of any text. A user name is no secret, and redacting one would garble the words around it."""
+    env = {key: os.environ.get(variable, "") for key, variable in config.credentials.items()}
+    values = [env[key] for key in ("password_env", "token_env", "secret_env") if env.get(key)]
+    if env.get("username_env") and env.get("password_env"):
+        values.append(base64.b64encode(f"{env['username_env']}:{env['password_env']}".encode()).decode())
     return values
 
 

@@ -20,7 +20,7 @@ from governance.itsm.remote import RemoteRefused, retry_after
 from governance.itsm.servicenow import ServiceNowClient
 from governance.models import ChangeRequest, ChangeStatus, ChangeStatusChange, ItsmRecord, OutboxMessage
 from tests.factories import make_change, make_user
-from tests.governance.itsm.conftest import JIRA_TRANSITIONS, jira_entry
+from tests.governance.itsm.conftest import JIRA_TRANSITIONS, jira_entry, servicenow_entry
 
 S = ChangeStatus
 
@@ -240,6 +240,15 @@ def test_credentials_never_appear_in_a_result(servicenow, servicenow_connector):
     assert servicenow.authorizations == [f"Basic {basic}"]
     assert "Authorization: Basic [redacted]" in result.detail
     assert servicenow.password not in result.detail and basic not in result.detail
+
+
+def test_the_basic_header_is_redacted_whatever_order_the_file_names_the_credentials(servicenow, itsm_configure):
+    [config] = itsm_configure(servicenow_entry(servicenow) | {"credentials": {
+        "password_env": "ITSM_TEST_SERVICENOW_PASSWORD", "username_env": "ITSM_TEST_SERVICENOW_USER"}},
+        env={"ITSM_TEST_SERVICENOW_USER": servicenow.username, "ITSM_TEST_SERVICENOW_PASSWORD": servicenow.password})
+    servicenow.fail_next(1, status=403)
+    result = deliver(config, payload_for("servicenow", change()), "servicenow:CHG0000123:1")
+    assert "Authorization: Basic [redacted]" in result.detail
 
 
 def test_a_wrong_password_is_refused_without_being_shown(servicenow, servicenow_connector, monkeypatch):
