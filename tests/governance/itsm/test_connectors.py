@@ -253,10 +253,10 @@ def test_the_basic_header_is_redacted_whatever_order_the_file_names_the_credenti
 
 def test_a_wrong_password_is_refused_without_being_shown(servicenow, servicenow_connector, monkeypatch):
     monkeypatch.setenv("ITSM_TEST_SERVICENOW_PASSWORD", "wrong-password-31c7")
-    servicenow.fail_next(1, status=401)
     result = deliver(servicenow_connector, payload_for("servicenow", change()), "servicenow:CHG0000123:1")
     assert (result.ok, result.retry) == (False, False)
-    assert "answered 401" in result.detail and "wrong-password-31c7" not in result.detail
+    assert "answered 401" in result.detail and "User Not Authenticated" in result.detail
+    assert "wrong-password-31c7" not in result.detail and servicenow.records() == []
 
 
 def test_a_missing_credential_names_the_variable_not_a_value(servicenow_connector, monkeypatch):
