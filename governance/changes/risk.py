@@ -2,7 +2,17 @@
 
 from dataclasses import dataclass
 
-from governance.models.changes import ChangeType, ReleaseStrategy, RiskLevel
+from django.db.models import QuerySet
+
+from governance.models.changes import (
+    ChangeRequest,
+    ChangeStatus,
+    ChangeStatusChange,
+    ChangeType,
+    ReleaseStrategy,
+    RiskLevel,
+)
+from releases.models import Deployment
 
 LEVELS = [(75, RiskLevel.CRITICAL), (50, RiskLevel.HIGH), (25, RiskLevel.MEDIUM), (0, RiskLevel.LOW)]
 CRITICALITY_POINTS = {1: 30, 2: 20, 3: 10, 4: 0}
@@ -35,6 +45,15 @@ class Assessment:
     factors: list[dict]  # [{"factor", "detail", "points"}]
     recommended_strategy: str
     strategy_reason: str
+
+
+def failed_among(recent: QuerySet[ChangeRequest]) -> set[int]:
+    """The ids of the changes among `recent` that failed: moved to failed or rolled back, or one of whose
+    deployments a release manager confirmed as the cause of an incident (it went out, then broke production)."""
+    moved = ChangeStatusChange.objects.filter(change__in=recent,
+                                              to_status__in=[ChangeStatus.FAILED, ChangeStatus.ROLLED_BACK])
+    caused = recent.filter(number__in=Deployment.objects.filter(caused_failure=True).values("change_number"))
+    return {*moved.values_list("change_id", flat=True), *caused.values_list("pk", flat=True)}
 
 
 def assess(facts: RiskFacts) -> Assessment:

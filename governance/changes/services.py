@@ -431,8 +431,7 @@ def _assessment(change: ChangeRequest, *, now: datetime, fresh: bool = False) ->
         affected_cis__in=ci_ids, status__in=[S.COMPLETED, S.FAILED, S.ROLLED_BACK, S.CLOSED],
         updated_at__gte=now - timedelta(days=RECENT_DAYS),
     ).exclude(pk=change.pk).distinct()
-    failed_ids = set(ChangeStatusChange.objects.filter(change__in=recent, to_status__in=[S.FAILED, S.ROLLED_BACK])
-                     .values_list("change_id", flat=True))
+    failed_ids = risk.failed_among(recent)
     inside, near = [], []
     if change.planned_start and change.planned_end:
         inside = freezes_covering(cis, change.environment_id, change.planned_start, change.planned_end)

@@ -1,3 +1,12 @@
-from django.urls import path  # noqa: F401 (the endpoints are added here)
+from django.urls import path
+from rest_framework.routers import SimpleRouter
 
-urlpatterns: list = []
+from governance.itsm.api import views
+
+router = SimpleRouter()
+router.register("incidents", views.IncidentViewSet, basename="incident")
+
+urlpatterns = [
+    path("incidents/webhook/<slug:source>/", views.IncidentWebhookView.as_view(), name="incident-webhook"),
+    *router.urls,
+]
