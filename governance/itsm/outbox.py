@@ -6,6 +6,7 @@ state the change went through, in order, however late the delivery. Its idempote
 change and its place in the change's updates (not the attempt), so the remote recognises a second delivery.
 """
 
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -60,7 +61,7 @@ def outbox_enqueue(change: ChangeRequest, event: str) -> list[OutboxMessage]:
             next_attempt_at=now, created_at=now))
     OutboxMessage.objects.bulk_create(messages)
     for config in configs:
-        transaction.on_commit(lambda name=config.name: send(name, change.pk))
+        transaction.on_commit(functools.partial(send, config.name, change.pk))
     return messages
 
 

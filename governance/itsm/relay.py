@@ -54,10 +54,11 @@ def owner_name() -> str:
 
 @dataclass(frozen=True)
 class Claimed:
-    """An update this worker holds: its row and the attempt (fencing token) it was claimed as."""
+    """An update this worker holds: its row, the attempt (fencing token) it was claimed as, until when."""
 
     message: OutboxMessage
     attempt: int
+    expires: datetime
 
 
 def backoff_seconds(attempts: int, retry_after: float | None) -> float:
@@ -83,7 +84,7 @@ def claim(connector: str, change_id: int, owner: str) -> list[Claimed]:
         rows = list(undelivered.select_for_update(skip_locked=True).order_by("sequence")[:CLAIM_BATCH])
         if not rows or undelivered.filter(sequence__lt=rows[0].sequence).exists():
             return []  # the head is locked by another worker claiming it (skipped): it is theirs
-        taken = []
+        taken: list[OutboxMessage] = []
         for row in rows:
             if (taken and row.sequence != taken[-1].sequence + 1) or not _claimable(row, now):
                 break  # a row skipped as locked, or one that must wait: nothing behind it may pass it
@@ -95,9 +96,8 @@ def claim(connector: str, change_id: int, owner: str) -> list[Claimed]:
             state=OutboxState.DELIVERING, lease_owner=owner[:200], lease_expires_at=expires,
             attempts=F("attempts") + 1)
     for row in taken:
-        row.state, row.lease_owner, row.lease_expires_at = OutboxState.DELIVERING, owner[:200], expires
-        row.attempts += 1
-    return [Claimed(row, row.attempts) for row in taken]
+        row.state, row.lease_owner, row.attempts = OutboxState.DELIVERING, owner[:200], row.attempts + 1
+    return [Claimed(row, row.attempts, expires) for row in taken]
 
 
 def _claimable(row: OutboxMessage, now: datetime) -> bool:
@@ -118,9 +118,10 @@ def deliver_change(connector: str, change_id: int, *, owner: str) -> int:
     delivered = 0
     record = ItsmRecord.objects.filter(connector=connector, change_id=change_id).first()
     while batch := claim(connector, change_id, owner):
-        for index, held in enumerate(batch):
-            if index and held.message.lease_expires_at - timezone.now() < lease() / 2:
-                _renew(batch[index:])
+        for index in range(len(batch)):
+            if index and batch[index - 1].expires - timezone.now() < lease() / 2:
+                batch[index:] = _renewed(batch[index:])
+            held = batch[index]
             result = _delivered(client, config, held.message, record)
             if not _record(held, result, record, config):
                 return delivered  # the lease ran out and another worker took over: its results count
@@ -142,13 +143,15 @@ def _delivered(client, config: ConnectorConfig, message: OutboxMessage, record: 
                               detail=f"The connector broke: {type(exc).__name__}: {exc}")
 
 
-def _renew(held: list[Claimed]) -> None:
-    """Extend the lease of the updates still to deliver in this batch (the ones before took a while)."""
+def _renewed(held: list[Claimed]) -> list[Claimed]:
+    """The updates still to deliver in this batch (the ones before took a while), their lease extended. One whose
+    lease ran out meanwhile keeps its old expiry: its record will find it taken over."""
     expires = timezone.now() + lease()
+    mine = Q()
     for one in held:
-        if OutboxMessage.objects.filter(pk=one.message.pk, state=OutboxState.DELIVERING,
-                                        attempts=one.attempt).update(lease_expires_at=expires):
-            one.message.lease_expires_at = expires
+        mine |= Q(pk=one.message.pk, attempts=one.attempt)
+    OutboxMessage.objects.filter(mine, state=OutboxState.DELIVERING).update(lease_expires_at=expires)
+    return [Claimed(one.message, one.attempt, expires) for one in held]
 
 
 def _record(held: Claimed, result: DeliveryResult, record: ItsmRecord | None, config: ConnectorConfig) -> bool:
