@@ -6,6 +6,7 @@ webhook signed so its receiver verifies it; incidents read by time of update."""
 
 import base64
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from types import SimpleNamespace
@@ -99,6 +100,11 @@ def test_no_file_is_no_connector_and_a_team_gets_the_connectors_naming_it_or_eve
         servicenow_config(), servicenow_config(name="everyone", teams=["*"]),
         servicenow_config(name="others", teams=["search"])])
     assert [config.name for config in connectors_for_team("payments")] == ["snow", "everyone"]
+
+
+def test_a_connector_fixture_gives_a_worker_started_after_it_the_same_connectors(servicenow_connector, settings):
+    assert connectors_load(os.environ["ITSM_CONFIG_FILE"]) == settings.ITSM_CONNECTORS == [servicenow_connector]
+    assert os.environ[servicenow_connector.credentials["password_env"]]
 
 
 # ServiceNow
