@@ -7,19 +7,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
 
-from cmdb.models import ConfigurationItem, Environment
+from cmdb.models import ConfigurationItem, Environment, Team
 from governance.audit.selectors import audit_events
 from governance.evidence.period import Period
-from governance.models import AuditEvent
-from governance.roles import Role
+from governance.models import AuditEvent, EvidenceScope
+from governance.roles import Role, team_role_codename
 
 # A token with no scope of services (or of environments) acts for any: shown as this one name.
 ANY = "*"
 ACCESS_COLUMNS = ("subject", "kind", "grant", "services", "environments", "held_from", "held_until", "source")
 
 MEMBERSHIP = "auth.user_groups"
+# An approver role held for one team only: a django-guardian permission on a cmdb team, of a user or of a group.
+USER_TEAM_ROLE = "guardian.userobjectpermission"
+GROUP_TEAM_ROLE = "guardian.groupobjectpermission"
+GRANTS = (MEMBERSHIP, USER_TEAM_ROLE, GROUP_TEAM_ROLE)
 ISSUED = "governance.apitoken"
 SCOPE_SERVICES = "governance.apitoken_services"
 SCOPE_ENVIRONMENTS = "governance.apitoken_environments"
@@ -27,13 +31,16 @@ SCOPE_ENVIRONMENTS = "governance.apitoken_environments"
 ACT = ("actor_kind", "actor_id", "token_id", "request_id")
 # The events that name what the ids of the others meant when they were written.
 NAMES = {"auth.user": "username", "auth.group": "name", "cmdb.configurationitem": "name",
-         "cmdb.environment": "name"}
+         "cmdb.environment": "name", "cmdb.team": "name"}
+# The flags of a CI that put it in an evidence scope, as the ledger last recorded them.
+SCOPE_FLAGS: dict[str, str] = {EvidenceScope.SOX: "sox_scoped", EvidenceScope.PHI: "phi"}
 
 
 @dataclass(frozen=True)
 class AccessRow:
     """One grant held without change from `held_from` to `held_until` (None: still held); `source` names the
-    ledger events it was read from."""
+    ledger events it was read from. A role held for one team reaches that team's CIs: its services are
+    ("team <name>",); a team role granted to a group is held by its members, the subject "members of <group>"."""
 
     subject: str
     kind: str  # "role" | "token"
@@ -52,8 +59,9 @@ class AccessRow:
 
 
 def access_review(period: Period) -> list[AccessRow]:
-    """Every grant that was held at some moment of the period, with when it began and ended."""
-    return [row for row in _grants()
+    """Every grant that was held at some moment of the period, with when it began and ended; in a SOX or PHI
+    review, a token scoped to services none of which are in scope is left out (roles reach every CI of theirs)."""
+    return [row for row in _grants(period.scope)
             if (row.held_from is None or row.held_from < period.end)
             and (row.held_until is None or row.held_until > period.start)]
 
@@ -84,18 +92,33 @@ class _Names:
     ledger began (the role groups made by migrations)."""
 
     known: dict[str, dict[str, str]] = field(default_factory=lambda: {label: {} for label in NAMES})
+    flags: dict[str, dict[str, bool]] = field(default_factory=dict)  # CI id -> its scope flags
 
     def learn(self, event: AuditEvent) -> None:
         name = _after(event, NAMES[event.object_type]) or _before(event, NAMES[event.object_type])
         if name:
             self.known[event.object_type][event.object_id] = str(name)
+        if event.object_type == "cmdb.configurationitem" and event.action != "delete":
+            flags = self.flags.setdefault(event.object_id, {})
+            flags.update({flag: bool(_after(event, flag)) for flag in SCOPE_FLAGS.values() if flag in event.changes})
+
+    def in_scope(self, ci_ids: Iterable[str], scope: str) -> bool:
+        """Was any of these CIs in `scope`, as last recorded?"""
+        flag = SCOPE_FLAGS.get(scope)
+        if flag is None:
+            return True
+        wanted = set(ci_ids)
+        missing = [each for each in wanted if flag not in self.flags.get(each, {})]
+        for pk, value in ConfigurationItem.objects.filter(pk__in=missing).values_list("pk", flag):
+            self.flags.setdefault(str(pk), {})[flag] = value
+        return any(self.flags.get(each, {}).get(flag, False) for each in wanted)
 
     def of(self, label: str, ids: Iterable) -> dict[str, str]:
         wanted = {str(each) for each in ids if each is not None}
         missing = wanted - set(self.known[label])
         if missing:
             model = {"auth.user": User, "auth.group": Group, "cmdb.configurationitem": ConfigurationItem,
-                     "cmdb.environment": Environment}[label]
+                     "cmdb.environment": Environment, "cmdb.team": Team}[label]
             for pk, name in model._default_manager.filter(pk__in=missing).values_list("pk", NAMES[label]):
                 self.known[label][str(pk)] = name
         return {each: self.known[label].get(each, f"#{each}") for each in wanted}
@@ -129,11 +152,11 @@ class _Token:
         self.last_act, self.last_position = act, position
 
 
-def _grants() -> list[AccessRow]:
-    types = [MEMBERSHIP, ISSUED, SCOPE_SERVICES, SCOPE_ENVIRONMENTS, *NAMES]
+def _grants(scope: str = EvidenceScope.ALL) -> list[AccessRow]:
+    types = [*GRANTS, ISSUED, SCOPE_SERVICES, SCOPE_ENVIRONMENTS, *NAMES]
     names = _Names()
-    memberships: dict[str, tuple[str, str, datetime, int]] = {}  # row id -> (user, group, since, seq)
-    held: list[tuple[str, str, datetime | None, datetime | None, int, int | None]] = []
+    granted: dict[tuple[str, str], tuple[dict, datetime, int]] = {}  # (table, row id) -> (row, since, seq)
+    held: list[tuple[str, dict, datetime | None, datetime | None, int, int | None]] = []
     tokens: dict[str, _Token] = {}
     scope_owner: dict[str, str] = {}  # "services:<row id>" -> token id
     position = 0
@@ -142,20 +165,22 @@ def _grants() -> list[AccessRow]:
         kind, row, at = event.object_type, event.object_id, event.occurred_at
         if kind in NAMES:
             names.learn(event)
-        elif kind == MEMBERSHIP:
-            if event.action in ("update", "delete") and row in memberships:
-                user, group, since, seq = memberships.pop(row)
-                held.append((user, group, since, at, seq, event.seq))
+        elif kind in GRANTS:
+            if event.action in ("update", "delete") and (kind, row) in granted:
+                values, since, seq = granted.pop((kind, row))
+                held.append((kind, values, since, at, seq, event.seq))
             if event.action in ("create", "update"):
-                memberships[row] = (str(_after(event, "user_id")), str(_after(event, "group_id")), at, event.seq)
+                values = {name: change.get("after") for name, change in event.changes.items()
+                          if isinstance(change, dict)}
+                granted[(kind, row)] = (values, at, event.seq)
         elif kind == ISSUED:
             position += 1
             _token_event(tokens, event, position)
         else:
             position += 1
             _scope_event(tokens, scope_owner, event, position)
-    held.extend((user, group, since, None, seq, None) for user, group, since, seq in memberships.values())
-    return _role_rows(held, names) + _token_rows(tokens, names)
+    held.extend((kind, values, since, None, seq, None) for (kind, _), (values, since, seq) in granted.items())
+    return _role_rows(held, names) + _token_rows(tokens, names, scope)
 
 
 def _token_event(tokens: dict[str, _Token], event: AuditEvent, position: int) -> None:
@@ -195,19 +220,30 @@ def _scope_event(tokens: dict[str, _Token], scope_owner: dict[str, str], event: 
 
 
 def _role_rows(held, names: _Names) -> list[AccessRow]:
-    users = names.of("auth.user", [user for user, *_ in held])
-    groups = names.of("auth.group", [group for _, group, *_ in held])
+    users = names.of("auth.user", [values.get("user_id") for _, values, *_ in held])
+    groups = names.of("auth.group", [values.get("group_id") for _, values, *_ in held])
+    teams = names.of("cmdb.team", [values.get("object_pk") for kind, values, *_ in held if kind != MEMBERSHIP])
+    # Permissions are made by migrations from the code, not written by anyone: today's table names them.
+    team_roles = {str(pk): codename.removeprefix(team_role_codename("")) for pk, codename in Permission.objects.filter(
+        codename__in=[team_role_codename(role) for role in Role.values], content_type__app_label="cmdb",
+        content_type__model="team").values_list("pk", "codename")}
     rows = []
-    for user, group, since, until, opened, closed in held:
-        if groups[group] not in Role.values:
-            continue  # a group that is no role grants nothing the review is about
-        rows.append(AccessRow(subject=users[user], kind="role", grant=groups[group], services=(ANY,),
-                              environments=(ANY,), held_from=since, held_until=until,
-                              source=_source(MEMBERSHIP, opened, closed)))
+    for kind, values, since, until, opened, closed in held:
+        if kind == MEMBERSHIP:
+            subject, grant, reach = users[str(values.get("user_id"))], groups[str(values.get("group_id"))], (ANY,)
+        else:
+            grant = team_roles.get(str(values.get("permission_id")), "")
+            reach = (f"team {teams[str(values.get('object_pk'))]}",)
+            subject = (users[str(values.get("user_id"))] if kind == USER_TEAM_ROLE
+                       else f"members of {groups[str(values.get('group_id'))]}")
+        if grant not in Role.values:
+            continue  # a group or permission that is no role grants nothing the review is about
+        rows.append(AccessRow(subject=subject, kind="role", grant=grant, services=reach, environments=(ANY,),
+                              held_from=since, held_until=until, source=_source(kind, opened, closed)))
     return sorted(rows, key=_order)
 
 
-def _token_rows(tokens: dict[str, _Token], names: _Names) -> list[AccessRow]:
+def _token_rows(tokens: dict[str, _Token], names: _Names, scope: str) -> list[AccessRow]:
     users = names.of("auth.user", [token.values.get("user_id") for token in tokens.values()])
     cis = names.of("cmdb.configurationitem", [ci for token in tokens.values() for segment in token.segments
                                               for ci in segment[2]])
@@ -226,7 +262,7 @@ def _token_rows(tokens: dict[str, _Token], names: _Names) -> list[AccessRow]:
             if end is not None and (until is None or until >= end):
                 # Revoked or deleted: that event ends it; expired: no event does.
                 until, closed = end, token.closed_seq if end != _moment(token.values.get("expires_at")) else None
-            if until is not None and until <= since:
+            if (until is not None and until <= since) or (services_scoped and not names.in_scope(ci_ids, scope)):
                 continue
             rows.append(AccessRow(
                 subject=subject, kind="token", grant=grant,

@@ -7,12 +7,13 @@ from datetime import datetime, timedelta
 
 from django.contrib.auth.models import Group
 from django.utils import timezone
+from guardian.shortcuts import assign_perm
 
 from governance.access.services import api_token_create, api_token_revoke, api_token_scope_set
 from governance.calendar.services import calendar_feed_create
 from governance.evidence.notes import auditor_note_add
 from governance.models import AuditSample, CabMeeting, EvidenceBundle, GitHubReview
-from governance.roles import Role
+from governance.roles import Role, team_role_permission
 from releases.models import GatePolicy
 from tests.factories import make_ci, make_environment, make_team, make_user
 from tests.governance.api_world import build_api_world
@@ -34,13 +35,13 @@ def moment() -> datetime:
 
 
 def build_access_history(admin) -> AccessHistory:
-    """0: alice holds no role; 1: alice is a CAB member, and build-bot's token deploys payments-api to prod;
-    2: alice is a release manager instead, and has an unscoped token of her own; 3: build-bot's token is
-    revoked and alice's is scoped to payments-db in dev."""
+    """0: alice holds no role; 1: alice is a CAB member, and build-bot's token deploys payments-api (SOX scoped)
+    to prod; 2: alice is a release manager instead, an SRE for the Payments team, and has an unscoped token of
+    her own; 3: build-bot's token is revoked and alice's is scoped to payments-db (not SOX scoped) in dev."""
     team = make_team("payments", name="Payments")
     prod = make_environment("prod", 1, is_production=True)
     dev = make_environment("dev", 0)
-    service = make_ci("payments-api", team=team, environment=prod)
+    service = make_ci("payments-api", team=team, environment=prod, sox_scoped=True)
     database = make_ci("payments-db", team=team, ci_type="database", environment=prod)
     alice = make_user("alice")
     bot = make_user("build-bot", Role.SERVICE_ACCOUNT)
@@ -51,6 +52,7 @@ def build_access_history(admin) -> AccessHistory:
     alice.groups.remove(Group.objects.get(name=Role.CAB_MEMBER))
     alice.groups.add(Group.objects.get(name=Role.RELEASE_MANAGER))
     own = api_token_create(actor=alice, owner=alice, name="laptop").token
+    assign_perm(team_role_permission(Role.SRE), alice, team)
     moments.append(moment())
     api_token_revoke(actor=admin, token=deploy)
     api_token_scope_set(actor=alice, token=own, services=[database], environments=[dev])

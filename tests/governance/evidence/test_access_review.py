@@ -1,18 +1,21 @@
 """The access review tells who held which role and what each token could act for at any moment, from the ledger:
 it still tells it after today's rows are deleted or changed."""
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group, User
 from django.db import connection
+from guardian.models import UserObjectPermission
+from guardian.shortcuts import assign_perm, remove_perm
 
-from cmdb.models import ConfigurationItem
+from cmdb.models import ConfigurationItem, Team
 from governance.evidence.access_review import ANY, access_at, access_review
 from governance.evidence.period import Period
 from governance.models import ApiToken
-from governance.roles import Role
-from tests.governance.evidence.access_world import build_access_history
+from governance.roles import Role, team_role_permission
+from tests.governance.evidence.access_world import build_access_history, moment
 
 pytestmark = pytest.mark.django_db
 
@@ -31,8 +34,10 @@ def grants(rows, subject: str) -> set[tuple]:
 ALICE_AT = [
     set(),
     {("role", Role.CAB_MEMBER, (ANY,), (ANY,))},
-    {("role", Role.RELEASE_MANAGER, (ANY,), (ANY,)), ("token", "laptop", (ANY,), (ANY,))},
-    {("role", Role.RELEASE_MANAGER, (ANY,), (ANY,)), ("token", "laptop", ("payments-db",), ("dev",))},
+    {("role", Role.RELEASE_MANAGER, (ANY,), (ANY,)), ("role", Role.SRE, ("team Payments",), (ANY,)),
+     ("token", "laptop", (ANY,), (ANY,))},
+    {("role", Role.RELEASE_MANAGER, (ANY,), (ANY,)), ("role", Role.SRE, ("team Payments",), (ANY,)),
+     ("token", "laptop", ("payments-db",), ("dev",))},
 ]
 BOT_AT = [
     {("role", Role.SERVICE_ACCOUNT, (ANY,), (ANY,))},
@@ -51,6 +56,7 @@ def test_access_at_each_moment_is_what_was_held_then(history):
 
 def test_the_review_still_tells_what_was_held_after_todays_rows_are_deleted_and_changed(history):
     ApiToken.objects.all().delete()
+    UserObjectPermission.objects.all().delete()
     User.objects.get(username="alice").groups.clear()
     User.objects.get(username="build-bot").groups.set([Group.objects.get(name=Role.ADMIN)])
     ConfigurationItem.objects.filter(name="payments-api").delete()
@@ -61,6 +67,14 @@ def test_the_review_still_tells_what_was_held_after_todays_rows_are_deleted_and_
         assert grants(rows, "alice") == ALICE_AT[index], index
         assert grants(rows, "build-bot") == BOT_AT[index], index
     assert grants(access_at(history.moments[-1] + timedelta(days=1)), "alice") == set()
+
+
+def test_a_role_held_for_one_team_names_the_team_as_the_ledger_last_recorded_it(history):
+    Team.objects.filter(slug="payments").update(name="Checkout")
+    held = access_at(history.moments[2])
+    assert ("role", Role.SRE, ("team Checkout",), (ANY,)) in grants(held, "alice")
+    [sre] = [row for row in held if row.grant == Role.SRE]
+    assert sre.source.startswith("ledger guardian.userobjectpermission #")
 
 
 def test_the_review_of_a_period_gives_every_grant_overlapping_it_with_when_it_began_and_ended(history):
@@ -91,6 +105,18 @@ def test_a_period_before_anything_was_granted_reviews_only_what_was_held_then(hi
     assert grants(rows, "build-bot") == BOT_AT[0]
 
 
+def test_a_sox_review_leaves_out_a_token_that_reached_no_sox_scoped_service(history):
+    t0, *_, t3 = history.moments
+    period = Period(start=t0, end=t3 + timedelta(days=1))
+    everything = {(row.grant.split(" (")[0], row.services) for row in access_review(period) if row.kind == "token"}
+    sox = {(row.grant.split(" (")[0], row.services) for row in access_review(replace(period, scope="sox"))
+           if row.kind == "token"}
+    assert ("laptop", ("payments-db",)) in everything and ("laptop", ("payments-db",)) not in sox
+    assert {("deploy", ("payments-api",)), ("laptop", (ANY,))} <= sox
+    assert {(row.subject, row.grant) for row in access_review(replace(period, scope="phi")) if row.kind == "token"
+            and row.services != (ANY,)} == set()
+
+
 REVIEW = "/api/v1/audit/access-review/"
 
 
@@ -102,10 +128,10 @@ def test_the_api_gives_the_review_for_a_period_and_at_a_moment(api, auditor, his
     body = period.json()
     assert body["columns"][:3] == ["subject", "kind", "grant"]
     alice = {(row["kind"], row["grant"].split(" (")[0]) for row in body["rows"] if row["subject"] == "alice"}
-    assert alice == {("role", Role.CAB_MEMBER), ("role", Role.RELEASE_MANAGER), ("token", "laptop")}
+    assert alice == {("role", Role.CAB_MEMBER), ("role", Role.RELEASE_MANAGER), ("role", Role.SRE), ("token", "laptop")}
     at = client.get(REVIEW, {"at": t3.isoformat()}).json()
     assert {(row["kind"], tuple(row["services"])) for row in at["rows"] if row["subject"] == "alice"} == {
-        ("role", (ANY,)), ("token", ("payments-db",))}
+        ("role", (ANY,)), ("role", ("team Payments",)), ("token", ("payments-db",))}
 
 
 def test_an_administrator_reads_the_review_and_a_release_manager_does_not(api, admin_user, release_manager):
@@ -124,3 +150,15 @@ def test_bad_input_is_a_400_naming_the_field(api, auditor, params, field):
     response = api.as_user(auditor).get(REVIEW, params)
     assert response.status_code == 400, response.content
     assert field in [error["field"] for error in response.json()["errors"]], response.json()
+
+
+def test_a_team_role_granted_to_a_group_is_held_by_its_members_until_withdrawn(history):
+    approvers = Group.objects.create(name="payments-approvers")
+    team = Team.objects.get(slug="payments")
+    assign_perm(team_role_permission(Role.CAB_MEMBER), approvers, team)
+    during = moment()
+    remove_perm(team_role_permission(Role.CAB_MEMBER), approvers, team)
+    after = moment()
+    assert grants(access_at(during), "members of payments-approvers") == {
+        ("role", Role.CAB_MEMBER, ("team Payments",), (ANY,))}
+    assert grants(access_at(after), "members of payments-approvers") == set()
