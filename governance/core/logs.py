@@ -41,8 +41,9 @@ def logging_config(*, level: str, fmt: str) -> dict:
         }},
         "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
         "root": {"handlers": ["console"], "level": level},
-        # WeasyPrint narrates each PDF it renders (ten lines a change evidence PDF): its warnings are enough.
-        "loggers": {"weasyprint": {"level": "WARNING"}, "fontTools": {"level": "WARNING"}},
+        # WeasyPrint narrates each PDF it renders (ten lines a change evidence PDF), httpx each request an executor,
+        # a probe or an ITSM connector makes (they log their own outcome): their warnings are enough.
+        "loggers": {name: {"level": "WARNING"} for name in ("weasyprint", "fontTools", "httpx", "httpcore")},
     }
 
 
