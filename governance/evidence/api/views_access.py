@@ -14,21 +14,12 @@ from governance.core.serializers import InputSerializer
 from governance.evidence.access_review import ACCESS_COLUMNS, access_at, access_review
 from governance.evidence.notes import auditor_note_add, exception_key_refusal
 from governance.evidence.period import period_from
-from governance.evidence.permissions import can_note, can_read_evidence
+from governance.evidence.permissions import can_read_evidence
 from governance.models import AuditorNote, EvidenceScope
 
 
 class EvidenceReader(ApiPermission):
     def allows(self, request, view) -> bool:
-        return can_read_evidence(request.user)
-
-
-class NoteWriter(ApiPermission):
-    """Evidence readers read the notes; only auditors write them."""
-
-    def allows(self, request, view) -> bool:
-        if request.method == "POST":
-            return can_note(request.user)
         return can_read_evidence(request.user)
 
 
@@ -96,10 +87,10 @@ class AuditorNoteInputSerializer(InputSerializer):
 
 
 class AuditorNoteListView(APIView):
-    """GET: the auditors' notes, oldest first, those on one exception with `exception_key`. POST (auditors only):
-    a note on an exception."""
+    """GET: the auditors' notes, oldest first, those on one exception with `exception_key`. POST (auditors only,
+    which the service decides once the note is read): a note on an exception."""
 
-    permission_classes = [NoteWriter]
+    permission_classes = [EvidenceReader]
 
     @extend_schema(responses=AuditorNoteSerializer(many=True), parameters=[
         OpenApiParameter("exception_key", str, description="Only the notes on this exception.")])
