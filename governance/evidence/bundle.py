@@ -168,8 +168,8 @@ def _members(build: Build) -> Iterator[tuple]:
     """The zip's entries in order, each file measured as it streams; the manifest and its signature come last."""
     build.head_seq, build.head_hash = (AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
                                        or (0, ""))
-    for index, part in enumerate(PARTS):
-        _progress(build.bundle, index * 95 // len(PARTS), f"writing the {part.name}")
+    for part in PARTS:
+        _progress(build.bundle, _part_progress(part.name, 0, 1), f"writing the {part.name}")
         for bundle_file in part.files(build):
             yield bundle_file.name, ENTRY_TIME, ENTRY_MODE, ZIP_64, _measured(build, bundle_file)
     _progress(build.bundle, 97, "signing the manifest")
@@ -347,31 +347,36 @@ def access_review_files(build: Build) -> Iterator[BundleFile]:
 
 
 def sample_files(build: Build) -> Iterator[BundleFile]:
-    """The sample drawn from the population with the bundle's seed, and each sampled change's evidence as PDF."""
+    """The sample drawn from the population with the bundle's seed, and each sampled change's evidence as PDF. The
+    population is read twice rather than held: once for each change's stratum, once by the draw."""
     period, seed = build.period, build.bundle.seed
-    rows = list(population.population(period))
-    drawn = samples.sample_draw(rows, seed)
-    size, rule = samples.sample_size(len(rows))
-    strata = {row.change_number: (row.risk_level, row.change_type) for row in rows}
+    strata: dict[str, tuple[str, str]] = {}
+    for row in population.population(period):
+        if row.change_number:
+            strata.setdefault(row.change_number, (row.risk_level, row.change_type))
+    drawn = samples.sample_draw(population.population(period), seed)
+    size, rule = samples.sample_size(len(strata))
     sampled = [{"position": position, "change_number": number, "risk_level": strata[number][0],
                 "change_type": strata[number][1]} for position, number in enumerate(drawn, start=1)]
     parameters = {**_period_parameters(period), "seed": seed}
     query = "governance.evidence.samples.sample_draw(population(period), seed): stratified by risk and change type"
     yield csv_file("sample.csv", ("position", "change_number", "risk_level", "change_type"), lambda: sampled,
                    query=query, parameters=parameters)
-    yield json_file("sample.json", {"seed": seed, "rule": rule, "size": size, "population_size": len(rows),
+    yield json_file("sample.json", {"seed": seed, "rule": rule, "size": size, "population_size": len(strata),
                                     "changes": sampled},
                     rows=len(sampled), query=query, parameters=parameters)
     for index, number in enumerate(drawn):
-        _progress(build.bundle, min(94, _part_start("sample") + index * 10 // max(len(drawn), 1)),
+        _progress(build.bundle, _part_progress("sample", index, len(drawn)),
                   f"writing the evidence of {number} ({index + 1} of {len(drawn)})")
         yield BundleFile(name=f"changes/{number}.pdf", chunks=(samples.change_evidence_pdf(number),),
                          query="governance.evidence.samples.change_evidence_pdf(number)",
                          parameters={"number": number})
 
 
-def _part_start(name: str) -> int:
-    return next(index for index, part in enumerate(PARTS) if part.name == name) * 95 // len(PARTS)
+def _part_progress(name: str, done: int, total: int) -> int:
+    """The per cent done when a part is `done` of `total` through: each part has an equal share of 95."""
+    index = next(index for index, part in enumerate(PARTS) if part.name == name)
+    return (index * total + min(done, total)) * 95 // (len(PARTS) * max(total, 1))
 
 
 def ledger_files(build: Build) -> Iterator[BundleFile]:
@@ -397,7 +402,7 @@ def ledger_files(build: Build) -> Iterator[BundleFile]:
                         query="governance_auditevent where first_seq <= seq <= last_seq, in seq order: the events "
                               "sealed in the period (period_first_seq to period_last_seq) and those between them "
                               "and the checkpoints that anchor them; each field as the text its hash covers")
-    events.chunks = _event_lines(events, first, last)
+    events.chunks = _event_lines(build, events, first, last)
     yield events
     yield json_file("ledger/checkpoints.json", {"checkpoints": [_checkpoint(c) for c in checkpoints]},
                     rows=len(checkpoints), parameters=parameters,
@@ -405,8 +410,8 @@ def ledger_files(build: Build) -> Iterator[BundleFile]:
                           "last_seq")
 
 
-def _event_lines(bundle_file: BundleFile, first: int | None, last: int | None) -> Iterator[bytes]:
-    if first is None:
+def _event_lines(build: Build, bundle_file: BundleFile, first: int | None, last: int | None) -> Iterator[bytes]:
+    if first is None or last is None:
         return
     texts = {f"text_{name}": RawSQL(expression, ())  # noqa: S611 (constant SQL)
              for name, expression in zip(EVENT_FIELDS, CANONICAL_COLUMNS, strict=True)}
@@ -421,6 +426,10 @@ def _event_lines(bundle_file: BundleFile, first: int | None, last: int | None) -
         if len(lines) == LEDGER_CHUNK:
             yield ("\n".join(lines) + "\n").encode()
             lines = []
+            written = seq - first + 1
+            if written % (LEDGER_CHUNK * 25) == 0:  # every 50,000 events: a million take about a minute and a half
+                _progress(build.bundle, _part_progress("ledger", written, last - first + 1),
+                          f"writing the ledger events ({written:,} of {last - first + 1:,})")
     if lines:
         yield ("\n".join(lines) + "\n").encode()
 
