@@ -14,7 +14,7 @@ from governance.roles import APPROVER_ROLES, Role
 
 def landing_url(user) -> str:
     """The first that applies, in the order of who is waiting on whom: approvals waiting on an approver, the
-    day's windows on a release manager, drafts and answers on a requester, the ledger on an auditor; anyone
+    day's windows on a release manager, drafts and answers on a requester, the evidence home on an auditor; anyone
     else (an administrator, a person without a role) the CMDB."""
     roles = set(user.groups.values_list("name", flat=True))
     if roles & set(APPROVER_ROLES) or holds_team_role(user):
@@ -24,7 +24,7 @@ def landing_url(user) -> str:
     if Role.REQUESTER in roles:
         return reverse("governance:change_list") + "?mine=either"
     if Role.AUDITOR in roles:
-        return reverse("audit_search")
+        return reverse("evidence:home")
     return reverse("cmdb:ci_list")
 
 

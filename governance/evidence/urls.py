@@ -4,6 +4,7 @@ from governance.evidence import views, views_bundles, views_notes
 
 app_name = "evidence"
 urlpatterns: list = [
+    path("audit/evidence/", views.home, name="home"),
     path("audit/evidence/samples/", views.samples, name="samples"),
     path("audit/evidence/changes/<str:number>/", views.change_evidence, name="change_evidence"),
     path("audit/evidence/changes/<str:number>/pdf/", views.change_evidence_pdf, name="change_evidence_pdf"),

@@ -1,26 +1,72 @@
-"""The auditor's workspace pages: the samples drawn and the form drawing one, and each sampled change's evidence,
-printable and as a PDF."""
+"""The auditor's workspace pages: the home (a period's controls, exceptions with the auditor's notes, recent
+bundles), the samples drawn and the form drawing one, and each sampled change's evidence, printable and as a PDF."""
+
+from datetime import UTC, timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db.models import Count
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from governance.audit.ledger import audit_record
 from governance.core.errors import DomainError, refuse_if_forbidden
 from governance.core.pagination import page_of
 from governance.evidence import samples as sampling
-from governance.evidence.forms import SampleForm
+from governance.evidence.controls import control_tests
+from governance.evidence.exceptions import period_exceptions
+from governance.evidence.forms import PeriodForm, SampleForm
 from governance.evidence.period import period_from
 from governance.evidence.permissions import can_build_bundle, can_read_evidence
-from governance.models import AuditSample
+from governance.evidence.reconciliation import reconcile
+from governance.models import AuditorNote, AuditSample, EvidenceBundle, EvidenceScope
+
+# The period the home opens on: the last 90 days, today included.
+DEFAULT_DAYS = 90
 
 
 def _require_reader(user) -> None:
     if not can_read_evidence(user):
         raise PermissionDenied("The evidence is open to auditors and administrators.")
+
+
+def _words(code: str) -> str:
+    return code.replace("_", " ").capitalize()
+
+
+@login_required
+@require_GET
+def home(request):
+    """The auditor's home: for a period and scope, the control results at a glance, the reconciliation's counts,
+    the exceptions to look at with the notes on each, and the recent bundles to download."""
+    _require_reader(request.user)
+    today = timezone.localdate(timezone=UTC)
+    form = PeriodForm(request.GET or {"start": (today - timedelta(days=DEFAULT_DAYS - 1)).isoformat(),
+                                      "end": today.isoformat(), "scope": EvidenceScope.ALL})
+    context: dict = {"form": form, "may_build": can_build_bundle(request.user),
+                     "bundles": list(EvidenceBundle.objects.select_related("requested_by")[:5])}
+    period = None
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            period = period_from(data["start"], data["end"], data["scope"])
+        except DomainError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+    if period is None:
+        return render(request, "governance/evidence/home.html", context, status=400)
+    exceptions = period_exceptions(period)
+    noted = dict(AuditorNote.objects.filter(exception_key__in=[e.key for e in exceptions])
+                 .values("exception_key").annotate(count=Count("pk")).values_list("exception_key", "count"))
+    reconciliation = reconcile(period)
+    context.update(period=period, controls=control_tests(period, exceptions=exceptions),
+                   reconciliation=reconciliation,
+                   counts=[(_words(name), count) for name, count in reconciliation.counts.items()],
+                   exceptions=[{"exception": e, "kind": _words(e.kind), "notes": noted.get(e.key, 0)}
+                               for e in exceptions])
+    return render(request, "governance/evidence/home.html", context)
 
 
 @login_required

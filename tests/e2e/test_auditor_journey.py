@@ -1,4 +1,4 @@
-"""An auditor's day in a real browser, from the login page: they land on the audit ledger; find the changes completed
+"""An auditor's day in a real browser, from the login page: they land on the evidence home and open the ledger; find the changes completed
 and those rejected in a month through the list of every change; narrow the ledger to a range of time with its From
 and Until pickers; read on the key page how each event's hash is made, export the range as CSV and recompute one
 row's hash by those words alone, finding the hash the ledger stored. Screenshots of every step land in
@@ -75,8 +75,10 @@ def audit_world(transactional_db):
 def test_an_auditor_reviews_a_month_narrows_the_ledger_and_verifies_a_row_by_the_key_page(page, audit_world):
     changes, (first, last) = audit_world["changes"], audit_world["period"]
 
-    # 1. Landed on the ledger.
+    # 1. Landed on the evidence home; the ledger is a click away.
     log_in(page, "audrey")
+    expect(page).to_have_url(re.compile(r"/audit/evidence/$"))
+    page.get_by_role("link", name="Audit ledger").click()
     expect(page).to_have_url(re.compile(r"/audit/$"))
     expect(page.get_by_role("heading", name="Audit ledger")).to_be_visible()
     expect(page.get_by_label("Actor kind").locator("option").first).to_have_text("any")

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.django_db
 QUEUE_AWAITING_ME = "/changes/?awaiting_me=on"
 CALENDAR_WEEK = "/calendar/?view=week"
 MY_CHANGES = "/changes/all/?mine=either"
-LEDGER = "/audit/"
+EVIDENCE = "/audit/evidence/"
 CMDB = "/cmdb/"
 
 
@@ -30,7 +30,7 @@ def log_in(client, username: str, status: int = 200, **extra) -> str:
     ((Role.COMPLIANCE_OFFICER,), QUEUE_AWAITING_ME),
     ((Role.RELEASE_MANAGER,), CALENDAR_WEEK),
     ((Role.REQUESTER,), MY_CHANGES),
-    ((Role.AUDITOR,), LEDGER),
+    ((Role.AUDITOR,), EVIDENCE),
     ((Role.ADMIN,), CMDB),
     ((Role.REQUESTER, Role.CAB_MEMBER), QUEUE_AWAITING_ME),  # approvals wait first
     ((Role.REQUESTER, Role.RELEASE_MANAGER), CALENDAR_WEEK),
