@@ -1,10 +1,12 @@
-"""An auditor builds an evidence bundle in the browser, watches its progress as a real worker writes it, downloads
-the zip and the bundle's own verifier passes it."""
+"""An auditor opens the evidence home, builds an evidence bundle in the browser, watches its progress as a real
+worker writes it, downloads the zip and the bundle's own verifier passes it."""
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from governance.evidence.verifier import verify_bundle
 from governance.roles import Role
@@ -25,7 +27,12 @@ def test_an_auditor_builds_a_bundle_watches_it_progress_and_downloads_it(evidenc
     build_bundle_world()
     make_user("avery", Role.AUDITOR)
     log_in(page, "avery")
-    page.goto("/audit/evidence/bundles/")
+    # The auditor lands on the evidence home: the period's controls at a glance, the bundles below.
+    expect(page).to_have_url(re.compile(r"/audit/evidence/$"))
+    expect(page.locator("#controls tbody tr")).to_have_count(5)
+    screenshot(page, "evidence-home")
+    page.get_by_role("link", name="Build a bundle").click()
+    expect(page).to_have_url(re.compile(r"/audit/evidence/bundles/$"))
     today = datetime.now(UTC).date().isoformat()
     page.fill("#id_start", today)
     page.fill("#id_end", today)
