@@ -13,28 +13,26 @@ from governance.core.errors import Conflict, Forbidden
 from governance.itsm.outbox import outbox_retry
 from governance.itsm.relay import backoff_seconds, claim, deliver_change, outbox_sweep
 from governance.models import AuditCapture, ChangeStatus, OutboxMessage, OutboxState
-from tests.governance.itsm.outbox_world import outbound_world
-from tests.governance.itsm.standin import WebhookReceiver
+from tests.governance.itsm.conftest import webhook_entry
+from tests.governance.itsm.outbox_world import keys_of, outbound_world
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def receiver():
-    with WebhookReceiver() as server:
-        yield server
+def receiver(webhook_receiver):
+    return webhook_receiver
 
 
 @pytest.fixture
-def world(tmp_path, monkeypatch, settings, requester, receiver):
+def world(webhook_connector, settings, requester):
     settings.ITSM_MAX_ATTEMPTS = 3
     settings.ITSM_RETRY_BASE_MS = 0  # retries due at once: the test calls the relay itself
-    return outbound_world(tmp_path=tmp_path, monkeypatch=monkeypatch, settings=settings, requester=requester,
-                          name="hooks", kind="webhook", url=receiver.url, credentials={"secret": receiver.secret})
+    return outbound_world(requester)
 
 
 def deliver(world, change) -> int:
-    return deliver_change(world.connector, change.pk, owner="test")
+    return deliver_change("webhook", change.pk, owner="test")
 
 
 def test_each_move_of_a_change_queues_an_update_with_the_change_as_it_was(world, django_capture_on_commit_callbacks):
@@ -44,7 +42,7 @@ def test_each_move_of_a_change_queues_an_update_with_the_change_as_it_was(world,
     world.move_through(change)
     updates = list(OutboxMessage.objects.filter(change=change).order_by("sequence"))
     assert [u.sequence for u in updates] == list(range(1, len(updates) + 1))
-    assert [u.idempotency_key for u in updates] == [f"hooks:{change.number}:{n}" for n in range(1, len(updates) + 1)]
+    assert [u.idempotency_key for u in updates] == [f"webhook:{change.number}:{n}" for n in range(1, len(updates) + 1)]
     assert [u.event for u in updates][:2] == ["created", "submitted"] and updates[-1].event == "cancelled"
     # Each carries the change as it was at its move: the status it moved to, the edit the status it had.
     expected = {"created": "draft"}
@@ -63,16 +61,14 @@ def test_a_refused_move_queues_nothing(world, release_manager):
     assert OutboxMessage.objects.filter(change=change).count() == 1
 
 
-def test_a_change_of_a_team_without_connector_queues_nothing(world):
-    from tests.factories import make_ci
-
-    world.ci = make_ci("ledger-api")  # owned by another team
-    assert OutboxMessage.objects.filter(change=world.raise_change("Other team's change")).count() == 0
+def test_a_change_of_a_team_without_connector_queues_nothing(world, itsm_configure, webhook_receiver):
+    itsm_configure(webhook_entry(webhook_receiver, teams=["search"]))
+    assert OutboxMessage.objects.filter(change=world.raise_change("Payments' change")).count() == 0
 
 
 def test_updates_reach_the_remote_in_order_each_once(world, receiver):
     change = world.move_through(world.raise_change("Upgrade payments-api"))
-    keys = world.keys_of(change)
+    keys = keys_of(change, "webhook")
     assert deliver(world, change) == len(keys)
     assert deliver(world, change) == 0  # run twice: nothing more is sent
     assert [entry["idempotency_key"] for entry in receiver.applied] == keys
@@ -82,7 +78,7 @@ def test_updates_reach_the_remote_in_order_each_once(world, receiver):
 
 def test_a_failing_remote_is_tried_again_and_the_later_updates_wait_behind(world, receiver):
     change = world.move_through(world.raise_change("Upgrade payments-api"))
-    keys = world.keys_of(change)
+    keys = keys_of(change, "webhook")
     receiver.fail_next(2)
     assert deliver(world, change) == 0
     head = OutboxMessage.objects.get(idempotency_key=keys[0])
@@ -96,7 +92,7 @@ def test_a_failing_remote_is_tried_again_and_the_later_updates_wait_behind(world
 def test_after_the_last_attempt_the_update_fails_and_holds_the_change_back_until_an_admin_retries(
         world, receiver, admin_user, release_manager, client):
     change = world.move_through(world.raise_change("Upgrade payments-api"))
-    keys = world.keys_of(change)
+    keys = keys_of(change, "webhook")
     receiver.fail_next(3)
     for _ in range(3):
         deliver(world, change)
@@ -141,12 +137,12 @@ def test_the_connectors_page_shows_last_sync_and_backlog_and_is_closed_to_others
 
 def test_a_worker_that_holds_the_head_keeps_it_and_an_expired_lease_is_taken_over(world):
     change = world.move_through(world.raise_change("Upgrade payments-api"))
-    taken = claim(world.connector, change.pk, "first")
+    taken = claim("webhook", change.pk, "first")
     assert [t.message.sequence for t in taken] == list(range(1, len(taken) + 1)) and taken[0].attempt == 1
-    assert claim(world.connector, change.pk, "second") == []  # held by a live lease
+    assert claim("webhook", change.pk, "second") == []  # held by a live lease
     OutboxMessage.objects.filter(change=change).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     assert outbox_sweep() == 1
-    again = claim(world.connector, change.pk, "second")
+    again = claim("webhook", change.pk, "second")
     assert [t.attempt for t in again] == [2] * len(again)
 
 
