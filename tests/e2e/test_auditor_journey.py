@@ -1,8 +1,8 @@
-"""An auditor's day in a real browser, from the login page: they land on the evidence home and open the ledger; find the changes completed
-and those rejected in a month through the list of every change; narrow the ledger to a range of time with its From
-and Until pickers; read on the key page how each event's hash is made, export the range as CSV and recompute one
-row's hash by those words alone, finding the hash the ledger stored. Screenshots of every step land in
-test-artifacts/."""
+"""An auditor's day in a real browser, from the login page: they land on the evidence home and open the ledger; find
+the changes completed and those rejected in a month through the list of every change; narrow the ledger to a range
+of time with its From and Until pickers; read on the key page how each event's hash is made, export the range as CSV
+and recompute one row's hash by those words alone, finding the hash the ledger stored. Screenshots of every step
+land in test-artifacts/."""
 
 import csv
 import hashlib
