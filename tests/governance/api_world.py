@@ -19,6 +19,7 @@ from governance.calendar.services import (
 from governance.changes.services import approval_record, change_request_transition
 from governance.models import ChangeStatus, ChangeStatusChange
 from governance.models.calendar import FreezeWindow, MaintenanceWindow
+from governance.models.itsm import Incident, IncidentSuspect
 from governance.roles import Role
 from releases import engine
 from releases.models import Deployment, DeploymentKind, DeploymentPlan, PlanWave, Promotion, ScanResult
@@ -87,10 +88,16 @@ def build_api_world(admin) -> dict:
                                            status="queued", reported_by=admin)
     deployment.refresh_from_db(fields=["number"])
     engine.steps_create(deployment)
+    # An incident on the service, the deployment its suspect.
+    incident = Incident.objects.create(source="servicenow", external_id="f" * 32, number="INC0000001",
+                                       title="Payments fail", priority=1, opened_at=timezone.now())
+    incident.affected_cis.set([service])
+    IncidentSuspect.objects.create(incident=incident, deployment=deployment, change_number=approved.number, score=40,
+                                   parts=[{"factor": "same CI", "detail": "payments-api", "points": 40}], rank=1)
 
     audit_seal()
     audit_checkpoint_create()
     return {"team": team, "dev": dev, "prod": prod, "service": service, "database": database, "draft": draft,
             "approved": approved, "artifact": unsigned, "freeze": freeze, "window": window, "lockdown": in_force,
             "lifted": lifted, "feed": feed, "requester": requester, "template": template, "plan": plan,
-            "deployment": deployment}
+            "deployment": deployment, "incident": incident}

@@ -121,10 +121,12 @@ def url_of(path: str, world: dict, **values) -> str:
                "relationships": Relationship.objects.first(), "freezes": world["freeze"],
                "maintenance-windows": world["window"], "lockdowns": world["lockdown"],
                "policies": ApprovalPolicy.objects.order_by("pk").first(), "calendar-feeds": world["feed"],
-               "audit/checkpoints": AuditCheckpoint.objects.first(), "deployment-plans": world["plan"]}
+               "audit/checkpoints": AuditCheckpoint.objects.first(), "deployment-plans": world["plan"],
+               "incidents": world["incident"]}
     number = world["deployment"] if resource == "rollouts" else world["draft"]
     keys = {"number": number.number, "digest": world["artifact"].digest,
-            "seq": str(AuditEvent.objects.order_by("seq").first().seq)}
+            "seq": str(AuditEvent.objects.order_by("seq").first().seq),
+            "sid": str(world["incident"].suspects.get().pk)}
 
     def value(match: re.Match) -> str:
         name = match.group(1)

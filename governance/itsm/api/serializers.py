@@ -1,7 +1,7 @@
 """The incidents API's shapes: incidents with their affected CIs, their ranked suspects with the parts of each score,
 and a release manager's decision on a suspect."""
 
-from drf_spectacular.utils import extend_schema_field, inline_serializer
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from cmdb.models import ConfigurationItem
@@ -58,8 +58,3 @@ class IncidentDetailSerializer(serializers.ModelSerializer):
 
 class DecisionInputSerializer(InputSerializer):
     reason = serializers.CharField(max_length=MAX_REASON, help_text="Why, for the record.")
-
-
-WebhookAnswerSerializer = inline_serializer("IncidentWebhookAnswer", fields={
-    "id": serializers.IntegerField(), "source": serializers.CharField(), "external_id": serializers.CharField(),
-    "number": serializers.CharField()})

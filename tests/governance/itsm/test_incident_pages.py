@@ -184,4 +184,4 @@ def test_a_suspect_of_another_incident_or_an_unknown_one_is_404(api, incident, e
 def test_the_incidents_api_is_in_the_schema(api, auditor):
     paths = api.as_user(auditor).get("/api/schema/?format=json").json()["paths"]
     assert {"/api/v1/incidents/", "/api/v1/incidents/{id}/", "/api/v1/incidents/{id}/suspects/{sid}/confirm/",
-            "/api/v1/incidents/{id}/suspects/{sid}/dismiss/", "/api/v1/incidents/webhook/{source}/"} <= set(paths)
+            "/api/v1/incidents/{id}/suspects/{sid}/dismiss/"} <= set(paths)
