@@ -177,6 +177,9 @@ CELERY_BEAT_SCHEDULE = {
     "deployments-resume-stalled": {"task": "governance.tasks.deployments_resume_stalled", "schedule": 30.0},
     # Wakes the ITSM updates whose task was lost (Redis down, a worker killed) or whose backoff is over.
     "itsm-sweep": {"task": "governance.tasks.itsm_sweep", "schedule": 10.0},
+    # Brings in the incidents ServiceNow updated since the last pull (the webhook's other road).
+    "itsm-incidents-pull": {"task": "governance.tasks.itsm_incidents_pull",
+                            "schedule": env_int("ITSM_INCIDENTS_PULL_SECONDS", 60)},
 }
 
 # The largest request body in bytes, uploaded files aside (Django's default): the API answers 413 beyond it.
