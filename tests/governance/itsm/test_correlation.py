@@ -10,7 +10,7 @@ from governance.changes.services import change_request_transition
 from governance.core.errors import Forbidden, InvalidInput
 from governance.itsm.correlation import suspect_decide, suspects_rank
 from governance.models.itsm import IncidentSuspect, SuspectStatus
-from releases.models import DeploymentStatus
+from releases.models import Deployment, DeploymentKind, DeploymentPlan, DeploymentStatus, RolloutStep
 from tests.factories import make_change, sealed
 from tests.governance.itsm import incident_world
 from tests.governance.itsm.incident_world import deployed, incident_in
@@ -142,3 +142,20 @@ def test_a_confirmed_cause_counts_in_the_recent_failures_of_a_later_change_to_it
     after = submitted(make_change(requester, cis=[e.payments_api], environment=e.prod))
     assert recent_failures(after) == {"factor": "recent failures", "points": 20,
                                       "detail": "1 of 1 recent changes to these CIs failed or were rolled back"}
+
+
+def test_failed_health_checks_in_its_steps_add_to_a_suspects_score(estate):
+    plan = DeploymentPlan.objects.create(service=estate.cart, environment=estate.prod, executor_settings={
+        "forward": ["true", "{targets}"], "backward": ["true", "{targets}"], "timeout_seconds": 30})
+    checked = deployed(estate, estate.cart, before=timedelta(hours=1))
+    Deployment.objects.filter(pk=checked.pk).update(kind=DeploymentKind.RUN, plan=plan, check_id=None)
+    for sequence, (kind, state) in enumerate([("pre_check", "succeeded"), ("rollout", "succeeded"),
+                                              ("smoke", "failed"), ("watch", "failed"), ("rollout", "failed")]):
+        RolloutStep.objects.create(deployment=checked, sequence=sequence, wave_position=1, wave_name="all",
+                                   kind=kind, state=state, idempotency_key=f"{checked.number}-{sequence}")
+    clean = deployed(estate, estate.cart, before=timedelta(hours=1))
+    incident = incident_in(estate, cmdb_ci="cart")
+    health = {s.deployment_id: s.parts[-1] for s in incident.suspects.all()}
+    assert health[checked.pk] == {"factor": "health", "detail": "2 failed health checks", "points": 10}
+    assert health[clean.pk] == {"factor": "health", "detail": "no failed health check", "points": 0}
+    assert incident.suspects.get(rank=1).deployment_id == checked.pk

@@ -8,9 +8,11 @@ import time
 import pytest
 
 from governance.itsm.incidents import incidents_pull
+from governance.itsm.tasks import itsm_incidents_pull
 from governance.itsm.webhook_out import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
 from governance.models.itsm import Incident, WebhookReceipt
 from tests.factories import sealed
+from tests.governance.deployments.world import wait_for
 from tests.governance.itsm import incident_world
 from tests.governance.itsm.incident_world import servicenow_incident
 
@@ -130,3 +132,18 @@ def test_the_same_incident_by_webhook_and_by_pull_is_one_record(client, estate, 
     incident = Incident.objects.get()
     assert (incident.source, incident.external_id, incident.number, incident.state) == (
         "servicenow", held["sys_id"], held["number"], "6")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_beat_job_pulls_incidents_through_a_real_worker_and_a_later_pull_updates_the_same_one(
+        estate, servicenow, servicenow_connector, celery_worker_process):
+    held = servicenow.add_incident(**{k: v for k, v in servicenow_incident().items()
+                                      if k not in ("sys_id", "number", "sys_updated_on")})
+    itsm_incidents_pull.delay()
+    wait_for("the pulled incident", lambda: Incident.objects.filter(external_id=held["sys_id"]).exists(), 30)
+    with servicenow.lock:
+        servicenow.tables["incident"][held["sys_id"]].update(state="6", sys_updated_on="2099-01-01 00:00:00")
+    itsm_incidents_pull.delay()
+    wait_for("the update pulled", lambda: Incident.objects.filter(state="6").exists(), 30)
+    incident = Incident.objects.get()
+    assert (incident.source, incident.number, incident.priority) == ("servicenow", held["number"], 1)
