@@ -1,0 +1,189 @@
+"""Outbound ITSM sync benchmark: updates queued in the outbox, delivered by real Celery workers to the ServiceNow
+stand-in (tests/governance/itsm/servicenow_standin.py, a local HTTP server in this process).
+
+A plain script, not a test (pytest does not collect tests/bench). From the project root, with Redis on REDIS_URL
+(default redis://127.0.0.1:6379/0):
+
+    .venv/bin/python tests/bench/bench_itsm.py [--updates 10000] [--changes 1000] [--workers 2]
+
+It creates its own scratch database `changeboard_bench_itsm` next to DATABASE_URL's (default
+postgres://postgres@127.0.0.1:5432), migrates it and drops it at the end, whatever happens. Its workers take a
+queue of the run's own. Updates are queued as the change services queue them: in a transaction holding the change's
+row lock, by `outbox_enqueue` (the change as the connector maps it, its idempotency key), its task sent on commit.
+
+1. Throughput: --updates updates of --changes changes queued with no worker running (their tasks wait in Redis),
+   then delivered by --workers workers (prefork, one process each). Printed: updates/s from the first update the
+   stand-in applied to the last.                                   target: >= 200 updates/s
+2. Latency: with the workers running, updates queued at a steady rate (half the measured throughput) for a tenth of
+   --updates; each one's time from its commit to the stand-in applying it. Printed: median and p99.
+Both rounds check the order per change in the stand-in: the idempotency keys it applied to each change's record,
+in order, are the change's updates in sequence, each once.
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+from tests.bench.bench_deployments import Workers  # noqa: E402
+from tests.bench.scratch import admin, scratch_url, setup_django  # noqa: E402
+from tests.governance.itsm.servicenow_standin import ServiceNowStandIn  # noqa: E402
+
+BENCH_DB = "changeboard_bench_itsm"
+USERNAME_ENV, PASSWORD_ENV = "BENCH_SERVICENOW_USER", "BENCH_SERVICENOW_PASSWORD"
+
+
+class TimedServiceNow(ServiceNowStandIn):
+    """The stand-in, noting when it applied each update (by the idempotency key the write carried)."""
+
+    def __init__(self, **credentials):
+        super().__init__(**credentials)
+        self.applied_at: dict[str, float] = {}
+
+    def _written(self, operation, table, record, fields):
+        super()._written(operation, table, record, fields)
+        if fields.get("correlation_display"):
+            self.applied_at.setdefault(fields["correlation_display"], time.time())
+
+
+def configure(standin: ServiceNowStandIn, directory: Path) -> None:
+    """The connector file and credentials, in this process's environment (the workers inherit it) and settings."""
+    import os
+
+    from django.conf import settings
+
+    from governance.itsm.config import connectors_load
+
+    path = directory / "itsm-bench.json"
+    path.write_text(json.dumps([{"name": "servicenow", "kind": "servicenow", "url": standin.url, "teams": ["*"],
+                                 "credentials": {"username_env": USERNAME_ENV, "password_env": PASSWORD_ENV}}]))
+    os.environ.update({"ITSM_CONFIG_FILE": str(path), USERNAME_ENV: standin.username,
+                       PASSWORD_ENV: standin.password})
+    settings.ITSM_CONNECTORS = connectors_load(str(path))
+
+
+def make_changes(count: int) -> list:
+    from django.utils import timezone
+
+    from governance.models import ChangeRequest
+    from tests.factories import make_ci, make_environment, make_team, make_user
+
+    requester = make_user("rita", "requester")
+    ci = make_ci("payments-api", team=make_team("payments"))
+    environment = make_environment("production", 3)
+    start = timezone.now() + timedelta(days=2)
+    changes = []
+    for n in range(count):
+        change = ChangeRequest.objects.create(
+            requester=requester, title=f"Upgrade payments-api, part {n}", environment=environment,
+            planned_start=start, planned_end=start + timedelta(hours=2), implementation_plan="helm upgrade",
+            backout_plan="helm rollback")
+        change.affected_cis.set([ci])
+        changes.append(change)
+    return changes
+
+
+def enqueue(change, revision: int) -> tuple[str, float]:
+    """One update of `change`, queued as the change services queue it; its key and the moment it committed."""
+    from django.db import transaction
+
+    from governance.itsm.outbox import outbox_enqueue
+    from governance.models import ChangeRequest
+
+    with transaction.atomic():
+        locked = ChangeRequest.objects.select_for_update().get(pk=change.pk)
+        locked.title = f"{change.title.split(' (rev')[0]} (rev {revision})"
+        locked.save(update_fields=["title"])
+        key = outbox_enqueue(locked, "updated")[0].idempotency_key
+    return key, time.time()
+
+
+def wait_delivered(standin: TimedServiceNow, keys: list[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not all(key in standin.applied_at for key in keys):
+        if time.monotonic() > deadline:
+            missing = sum(key not in standin.applied_at for key in keys)
+            raise SystemExit(f"{missing} updates were not delivered within {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def order_kept(standin: TimedServiceNow, changes: list) -> bool:
+    from governance.models import OutboxMessage
+
+    for change in changes:
+        expected = list(OutboxMessage.objects.filter(change=change).order_by("sequence")
+                        .values_list("idempotency_key", flat=True))
+        if standin.applied_keys(change.number) != expected:
+            return False
+    return True
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--updates", type=int, default=10_000)
+    parser.add_argument("--changes", type=int, default=1_000)
+    parser.add_argument("--workers", type=int, default=2)
+    options = parser.parse_args()
+    admin(scratch_url(BENCH_DB), f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+    admin(scratch_url(BENCH_DB), f"CREATE DATABASE {BENCH_DB}")
+    standin = TimedServiceNow().start()
+    try:
+        setup_django(scratch_url(BENCH_DB))
+        import tempfile
+
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        configure(standin, Path(tempfile.mkdtemp(prefix="bench-itsm-")))
+        changes = make_changes(options.changes)
+
+        started = time.perf_counter()
+        keys = [enqueue(changes[n % len(changes)], n // len(changes))[0] for n in range(options.updates)]
+        queued = time.perf_counter() - started
+        print(f"Queued {len(keys)} updates of {len(changes)} changes in {queued:.1f} s "
+              f"({len(keys) / queued:.0f}/s, one transaction each, the change's row locked).")
+        workers = Workers(options.workers)
+        try:
+            wait_delivered(standin, keys, timeout=30 * 60)
+            applied = [standin.applied_at[key] for key in keys]
+            seconds = max(applied) - min(applied)
+            rate = len(keys) / seconds
+            kept = order_kept(standin, changes)
+            print(f"1. throughput, {options.workers} worker(s): {len(keys)} updates in {seconds:.1f} s = {rate:.0f} "
+                  f"updates/s; order per change kept in the stand-in: {'yes' if kept else 'NO'}; "
+                  f"target >= 200/s: {'PASS' if rate >= 200 and kept else 'FAIL'}")
+
+            count, pace = max(options.updates // 10, 1), 1 / max(rate / 2, 1)
+            committed: dict[str, float] = {}
+            start = time.perf_counter()
+            for n in range(count):
+                key, at = enqueue(changes[n % len(changes)], 1000 + n // len(changes))
+                committed[key] = at
+                time.sleep(max(0.0, start + (n + 1) * pace - time.perf_counter()))
+            wait_delivered(standin, list(committed), timeout=10 * 60)
+            latencies = [(standin.applied_at[key] - at) * 1000 for key, at in committed.items()]
+            print(f"2. latency at {1 / pace:.0f} updates/s offered: commit to remote median "
+                  f"{statistics.median(latencies):.0f} ms, p99 {pct(latencies, 0.99):.0f} ms over {count} updates; "
+                  f"order per change kept: {'yes' if order_kept(standin, changes) else 'NO'}")
+        finally:
+            workers.stop()
+    finally:
+        standin.stop()
+        from django.db import connections
+
+        connections.close_all()
+        admin(scratch_url(BENCH_DB), f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+
+
+if __name__ == "__main__":
+    main()
