@@ -6,15 +6,18 @@ import hmac
 import os
 import re
 import time
+from dataclasses import replace
 
 from django.db import IntegrityError, transaction
 
+from governance.audit.context import acting_as, current_actor
 from governance.audit.ledger import audit_record
 from governance.core.errors import Conflict, DomainError, InvalidInput
 from governance.core.inputs import JSONRefused, json_parsed
 from governance.itsm.connectors import connector_named
 from governance.itsm.incidents import incident_upsert
 from governance.itsm.webhook_out import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
+from governance.models.audit import ActorKind
 from governance.models.itsm import Incident, WebhookReceipt
 
 # A delivery signed longer ago (or further ahead) than this is refused: a captured one cannot be sent again later.
@@ -55,7 +58,9 @@ def incident_webhook_take(*, source: str, timestamp: str, signed: str, body: byt
                     WebhookReceipt.objects.create(sender=source, signature=signed)
             except IntegrityError:
                 raise Conflict("This delivery was taken already: a replay is refused.", code="replayed") from None
-            return incident_upsert(source=source, record=record)
+            # The rows it writes are the source's, as the signature proves (the request itself signs nobody in).
+            with acting_as(replace(current_actor(), kind=ActorKind.SYSTEM, name=f"{source} webhook")):
+                return incident_upsert(source=source, record=record)
     except (SignatureRefused, Conflict) as refusal:
         audit_record("incident_webhook_refused", object_type="governance.incident", context={
             "source": source[:50], "code": refusal.code, "reason": refusal.message})

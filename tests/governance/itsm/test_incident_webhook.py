@@ -50,6 +50,8 @@ def test_a_signed_incident_is_taken_and_ranked(client, estate, secret):
     assert response.json() == {"id": incident.pk, "source": "servicenow", "external_id": "a" * 32,
                                "number": "INC0010001"}
     assert WebhookReceipt.objects.filter(sender="servicenow").count() == 1
+    [created] = sealed(object_type="governance.incident", action="create")
+    assert (created.actor_kind, created.actor_name) == ("system", "servicenow webhook")
 
 
 def test_a_wrong_signature_is_refused_and_recorded(client, estate, secret):
