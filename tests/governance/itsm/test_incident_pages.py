@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from governance.models.itsm import IncidentSuspect, SuspectStatus
 from releases.models import DeploymentStatus
+from tests.factories import make_change
 from tests.governance.itsm import incident_world
 from tests.governance.itsm.incident_world import deployed, incident_in
 
@@ -86,7 +87,7 @@ def test_others_cannot_decide_from_the_page(client, incident, persona, request):
     assert suspect.status == SuspectStatus.SUSPECTED
 
 
-def test_the_deployment_and_change_pages_load_their_suspects(client, incident, auditor):
+def test_the_deployment_and_change_pages_load_their_suspects(client, incident, auditor, requester):
     client.force_login(auditor)
     suspect = incident.suspects.get(rank=1)
     number = suspect.deployment.number
@@ -97,6 +98,9 @@ def test_the_deployment_and_change_pages_load_their_suspects(client, incident, a
     assert "No incident suspects" in client.get(reverse("itsm:change_suspects", args=["CHG0000999"])).content.decode()
     page = client.get(reverse("deployments:deployment_detail", args=[number])).content.decode()
     assert reverse("itsm:deployment_suspects", args=[number]) in page
+    change = make_change(requester, cis=[suspect.deployment.service])
+    page = client.get(reverse("governance:change_detail", args=[change.number])).content.decode()
+    assert reverse("itsm:change_suspects", args=[change.number]) in page
 
 
 def test_the_fragments_are_refused_to_outsiders_and_unknown_deployments_are_404(client, incident, outsider, auditor):
