@@ -23,12 +23,11 @@ and M, when 2N takes too long to build here).
 
 Each bundle is built by governance.evidence.bundle.bundle_build, the function the Celery task calls, in a worker
 process of its own (spawned, not forked, so it holds nothing of this one); its peak resident memory is its own
-ru_maxrss. Targets: under 300 MB and flat (within 10%) when the period doubles; under 5 minutes."""
+high-water mark (VmHWM). Targets: under 300 MB and flat (within 10%) when the period doubles; under 5 minutes."""
 
 import argparse
 import json
 import multiprocessing
-import resource
 import sys
 import tempfile
 import time
@@ -188,16 +187,23 @@ def build_periods(events: int, deployments: int) -> dict:
 
 # --- the worker ------------------------------------------------------------------------------------------------------
 
+def peak_kb() -> int:
+    """This process's peak resident memory since it started (VmHWM): ru_maxrss would also count the peak of the
+    process it was forked from, which Linux carries across exec."""
+    line = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM:"))
+    return int(line.split()[1])
+
+
 def worker(url: str, bundle_id: int, results) -> None:
     """A worker process: Django set up as a worker's is, then the task's own build; its time and peak memory."""
     setup_django(url)
     from governance.evidence.bundle import bundle_build
 
-    ready_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    ready_kb = peak_kb()
     started = time.perf_counter()
     bundle_build(bundle_id)
     results.put({"seconds": time.perf_counter() - started, "ready_kb": ready_kb,
-                 "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss})
+                 "peak_kb": peak_kb()})
 
 
 def export(url: str, kept: dict, period: dict, label: str) -> dict:
@@ -223,9 +229,9 @@ def export(url: str, kept: dict, period: dict, label: str) -> dict:
         files = json.loads(archive.read("manifest.json"))["files"]
     bundle_path(bundle).unlink()
     measured.update(size=bundle.size_bytes, files=files)
-    peak_mb = measured["peak_kb"] / 1024
+    peak_mb, size_mb = measured["peak_kb"] / 1024, (bundle.size_bytes or 0) / 2**20
     print(f"\n{label}: built in {measured['seconds']:.0f} s, worker peak {peak_mb:,.0f} MB "
-          f"({measured['ready_kb'] / 1024:,.0f} MB once Django was set up), bundle {(bundle.size_bytes or 0) / 2**20:,.1f} MB")
+          f"({measured['ready_kb'] / 1024:,.0f} MB once Django was set up), bundle {size_mb:,.1f} MB")
     pdfs = sum(entry["name"].startswith("changes/") for entry in files)
     print("   rows: " + ", ".join(f"{entry['name']} {entry['rows']:,}" for entry in files
                                   if entry["rows"] is not None and not entry["name"].startswith("changes/"))
