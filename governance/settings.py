@@ -324,6 +324,8 @@ ITSM_MAX_ATTEMPTS = env_int("ITSM_MAX_ATTEMPTS", 8)
 ITSM_RETRY_BASE_MS = env_int("ITSM_RETRY_BASE_MS", 2000)
 ITSM_RETRY_CAP_SECONDS = env_int("ITSM_RETRY_CAP_SECONDS", 600)
 ITSM_LEASE_SECONDS = env_int("ITSM_LEASE_SECONDS", 60)
+# How far back before an incident opened a production deployment is a suspect (governance/itsm/correlation.py).
+ITSM_SUSPECT_WINDOW_HOURS = env_int("ITSM_SUSPECT_WINDOW_HOURS", 72)
 # Trust X-Forwarded-For for the client address recorded in the ledger (only behind your own proxy).
 USE_X_FORWARDED_FOR = env_bool("USE_X_FORWARDED_FOR", False)
 

@@ -5,6 +5,7 @@ the incident it started, and how its health checks went. The score is the sum of
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -18,8 +19,6 @@ from governance.itsm.incident_permissions import can_decide_suspects
 from governance.models.itsm import Incident, IncidentSuspect, SuspectStatus
 from releases.models import Deployment, DeploymentStatus, StepKind, StepState
 
-# How far back before an incident opened a deployment is a suspect.
-WINDOW = timedelta(hours=72)
 SAME_CI_POINTS = 40
 # In the blast radius: points by the number of hops from the deployed service to the affected CI.
 RADIUS_POINTS = {1: 25, 2: 18, 3: 12}
@@ -75,9 +74,10 @@ def _scored(incident: Incident) -> list[Scored]:
     affected = set(incident.affected_cis.values_list("pk", flat=True))
     if not affected:
         return []
+    since = incident.opened_at - timedelta(hours=settings.ITSM_SUSPECT_WINDOW_HOURS)
     deployments = list(
         Deployment.objects.filter(environment__is_production=True, started_at__lte=incident.opened_at,
-                                  started_at__gte=incident.opened_at - WINDOW)
+                                  started_at__gte=since)
         .exclude(status=DeploymentStatus.QUEUED)
         .select_related("service")
         .annotate(failed_checks=Count("steps", filter=Q(steps__kind__in=CHECK_KINDS,

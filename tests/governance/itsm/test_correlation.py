@@ -159,3 +159,9 @@ def test_failed_health_checks_in_its_steps_add_to_a_suspects_score(estate):
     assert health[checked.pk] == {"factor": "health", "detail": "2 failed health checks", "points": 10}
     assert health[clean.pk] == {"factor": "health", "detail": "no failed health check", "points": 0}
     assert incident.suspects.get(rank=1).deployment_id == checked.pk
+
+
+def test_the_window_before_the_incident_is_a_setting(estate, settings):
+    settings.ITSM_SUSPECT_WINDOW_HOURS = 90
+    old = deployed(estate, estate.cart, before=timedelta(hours=80))
+    assert [s.deployment_id for s in incident_in(estate, cmdb_ci="cart").suspects.all()] == [old.pk]
