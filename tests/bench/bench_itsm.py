@@ -25,6 +25,7 @@ import json
 import statistics
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -32,26 +33,31 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from tests.bench.bench_deployments import Workers  # noqa: E402
 from tests.bench.scratch import admin, scratch_url, setup_django  # noqa: E402
-from tests.governance.itsm.servicenow_standin import ServiceNowStandIn  # noqa: E402
 
 BENCH_DB = "changeboard_bench_itsm"
+QUEUERS = 4
 USERNAME_ENV, PASSWORD_ENV = "BENCH_SERVICENOW_USER", "BENCH_SERVICENOW_PASSWORD"
 
 
-class TimedServiceNow(ServiceNowStandIn):
-    """The stand-in, noting when it applied each update (by the idempotency key the write carried)."""
+def timed_servicenow():
+    """The stand-in, noting when it applied each update (by the idempotency key the write carried). Made once
+    Django is set up: the stand-ins import the models."""
+    from tests.governance.itsm.servicenow_standin import ServiceNowStandIn
 
-    def __init__(self, **credentials):
-        super().__init__(**credentials)
-        self.applied_at: dict[str, float] = {}
+    class TimedServiceNow(ServiceNowStandIn):
+        def __init__(self, **credentials):
+            super().__init__(**credentials)
+            self.applied_at: dict[str, float] = {}
 
-    def _written(self, operation, table, record, fields):
-        super()._written(operation, table, record, fields)
-        if fields.get("correlation_display"):
-            self.applied_at.setdefault(fields["correlation_display"], time.time())
+        def _written(self, operation, table, record, fields):
+            super()._written(operation, table, record, fields)
+            if fields.get("correlation_display"):
+                self.applied_at.setdefault(fields["correlation_display"], time.time())
+
+    return TimedServiceNow().start()
 
 
-def configure(standin: ServiceNowStandIn, directory: Path) -> None:
+def configure(standin, directory: Path) -> None:
     """The connector file and credentials, in this process's environment (the workers inherit it) and settings."""
     import os
 
@@ -103,7 +109,35 @@ def enqueue(change, revision: int) -> tuple[str, float]:
     return key, time.time()
 
 
-def wait_delivered(standin: TimedServiceNow, keys: list[str], timeout: float) -> None:
+def queue_updates(changes: list, updates: int) -> list[str]:
+    """`updates` updates, round-robin over the changes, queued by QUEUERS threads (each its own connection), each
+    thread queueing its own changes' updates in order."""
+    from django.db import connection
+
+    def queue(part: int) -> list[str]:
+        try:
+            mine = changes[part::QUEUERS]
+            return [enqueue(mine[n % len(mine)], n // len(mine))[0] for n in range(len(mine) * updates // len(changes))]
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(QUEUERS) as pool:
+        return [key for keys in pool.map(queue, range(QUEUERS)) for key in keys]
+
+
+def drained() -> None:
+    """Wait until the workers have taken every task of the first round (the no-op ones too: a change's later
+    updates' tasks find them delivered by the first)."""
+    import redis
+    from django.conf import settings
+
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    while broker.llen(settings.CELERY_TASK_DEFAULT_QUEUE):
+        time.sleep(0.2)
+    time.sleep(1)
+
+
+def wait_delivered(standin, keys: list[str], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not all(key in standin.applied_at for key in keys):
         if time.monotonic() > deadline:
@@ -112,7 +146,7 @@ def wait_delivered(standin: TimedServiceNow, keys: list[str], timeout: float) ->
         time.sleep(0.2)
 
 
-def order_kept(standin: TimedServiceNow, changes: list) -> bool:
+def order_kept(standin, changes: list) -> bool:
     from governance.models import OutboxMessage
 
     for change in changes:
@@ -136,7 +170,7 @@ def main() -> None:
     options = parser.parse_args()
     admin(scratch_url(BENCH_DB), f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
     admin(scratch_url(BENCH_DB), f"CREATE DATABASE {BENCH_DB}")
-    standin = TimedServiceNow().start()
+    standin = None
     try:
         setup_django(scratch_url(BENCH_DB))
         import tempfile
@@ -144,13 +178,14 @@ def main() -> None:
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
+        standin = timed_servicenow()
         configure(standin, Path(tempfile.mkdtemp(prefix="bench-itsm-")))
         changes = make_changes(options.changes)
 
         started = time.perf_counter()
-        keys = [enqueue(changes[n % len(changes)], n // len(changes))[0] for n in range(options.updates)]
+        keys = queue_updates(changes, options.updates)
         queued = time.perf_counter() - started
-        print(f"Queued {len(keys)} updates of {len(changes)} changes in {queued:.1f} s "
+        print(f"Queued {len(keys)} updates of {len(changes)} changes in {queued:.1f} s by {QUEUERS} threads "
               f"({len(keys) / queued:.0f}/s, one transaction each, the change's row locked).")
         workers = Workers(options.workers)
         try:
@@ -163,6 +198,7 @@ def main() -> None:
                   f"updates/s; order per change kept in the stand-in: {'yes' if kept else 'NO'}; "
                   f"target >= 200/s: {'PASS' if rate >= 200 and kept else 'FAIL'}")
 
+            drained()
             count, pace = max(options.updates // 10, 1), 1 / max(rate / 2, 1)
             committed: dict[str, float] = {}
             start = time.perf_counter()
@@ -178,7 +214,8 @@ def main() -> None:
         finally:
             workers.stop()
     finally:
-        standin.stop()
+        if standin is not None:
+            standin.stop()
         from django.db import connections
 
         connections.close_all()
