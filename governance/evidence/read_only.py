@@ -41,21 +41,17 @@ AUDITOR_WRITES = {
 }
 
 
-def holds_auditor_role(user) -> bool:
-    return user.is_authenticated and user.groups.filter(name=Role.AUDITOR).exists()
-
-
-def request_owner(request: HttpRequest) -> tuple[User | None, ApiToken | None]:
-    """Who the request is from, and by which token: its session's user, or the owner of the usable API token it
-    carries (looked up only; the API authenticates it itself)."""
+def writing_auditor(request: HttpRequest) -> tuple[User | None, ApiToken | None]:
+    """The auditor a request comes from, by its session or by the usable API token it carries (looked up only: the
+    API authenticates it itself), in one query; (None, None) when it is not an auditor's."""
     if request.user.is_authenticated:
-        return request.user, None
+        return (request.user, None) if request.user.groups.filter(name=Role.AUDITOR).exists() else (None, None)
     scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
     secret = secret.strip()
     if scheme.lower() != "bearer" or not secret.startswith(TOKEN_PREFIX):
         return None, None
     token = (ApiToken.objects.usable().select_related("user")
-             .filter(digest=secret_digest(secret), user__is_active=True).first())
+             .filter(digest=secret_digest(secret), user__is_active=True, user__groups__name=Role.AUDITOR).first())
     return (token.user, token) if token is not None else (None, None)
 
 
@@ -71,8 +67,8 @@ class AuditorReadOnlyMiddleware:
             return None
         if request.resolver_match.view_name in AUDITOR_WRITES:
             return None
-        owner, token = request_owner(request)
-        if owner is None or not holds_auditor_role(owner):
+        owner, token = writing_auditor(request)
+        if owner is None:
             return None
         reason = "An auditor reads everything and changes nothing."
         audit_record("permission_denied", actor=actor_for(request, owner, token),

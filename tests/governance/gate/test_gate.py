@@ -165,8 +165,9 @@ def test_the_check_takes_a_fixed_number_of_queries(api, pipeline, world, django_
         _scan(world, verdict="pass")
         Promotion.objects.get_or_create(artifact=world["artifact"], environment=make_environment(f"e{n}", 10 + n),
                                         recorded_by=pipeline)
-    # The token, the facts (one statement however many scans, promotions, freezes and changes), the answer.
-    with django_assert_max_num_queries(3):
+    # Whether the token is an auditor's (who writes nothing), the token, the facts (one statement however many
+    # scans, promotions, freezes and changes), the answer.
+    with django_assert_max_num_queries(4):
         response = client.post(CHECKS, {"change": world["change"].number, "service": "payments-api",
                                         "environment": "prod", "artifact": DIGEST}, format="json")
     assert response.json()["decision"] == "allow"
@@ -176,15 +177,16 @@ def test_reporting_a_start_and_an_end_takes_a_fixed_number_of_queries(api, pipel
                                                                      django_assert_max_num_queries):
     client = api.as_user(pipeline)
     check_id = ask(api, pipeline, world).json()["check_id"]
-    # The token and its ledger event, the check, the facts, whether the check was used, the insert in its
-    # savepoint, and the change's move to implementing (found, locked, its facts, the move and its history);
+    # Whether the token is an auditor's (on each write), the token and its ledger event, the check, the facts,
+    # whether the check was used, the insert in its savepoint, and the change's move to implementing (found,
+    # locked, its facts, the move and its history);
     # then the same first two, the deployment, the pipeline's permissions (two), its locked re-read with what the
     # answer shows of it, the update, and the change's move (whether another deployment of it still runs, then as
     # above), with their savepoints.
-    with django_assert_max_num_queries(13):
+    with django_assert_max_num_queries(14):
         started = client.post("/api/v1/deployments/", {"check_id": check_id, "status": "started"}, format="json")
     assert started.status_code == 201
-    with django_assert_max_num_queries(21):
+    with django_assert_max_num_queries(22):
         ended = client.post("/api/v1/deployments/", {"deployment": started.json()["number"], "status": "succeeded"},
                             format="json")
     assert ended.json()["status"] == "succeeded"
