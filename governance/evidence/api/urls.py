@@ -10,7 +10,7 @@ urlpatterns: list = [
     path("audit/access-review/", views_access.AccessReviewView.as_view(), name="audit-access-review"),
     path("audit/notes/", views_access.AuditorNoteListView.as_view(), name="audit-note-list"),
     path("audit/bundles/", views_bundles.EvidenceBundleListView.as_view(), name="audit-bundle-list"),
-    path("audit/bundles/<int:pk>/", views_bundles.EvidenceBundleDetailView.as_view(), name="audit-bundle-detail"),
-    path("audit/bundles/<int:pk>/download/", views_bundles.EvidenceBundleDownloadView.as_view(),
+    path("audit/bundles/<str:pk>/", views_bundles.EvidenceBundleDetailView.as_view(), name="audit-bundle-detail"),
+    path("audit/bundles/<str:pk>/download/", views_bundles.EvidenceBundleDownloadView.as_view(),
          name="audit-bundle-download"),
 ]

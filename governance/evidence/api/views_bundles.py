@@ -87,7 +87,7 @@ class EvidenceBundleDownloadView(generics.GenericAPIView):
 
     @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY,
                               409: OpenApiResponse(description="The bundle is not ready.")})
-    def get(self, request, pk: int):
+    def get(self, request, pk: str):
         bundle = self.get_object()
         file = bundle_download(actor=acting_user(request.user), bundle=bundle)
         return FileResponse(file, as_attachment=True, filename=bundle.file_name, content_type="application/zip")
