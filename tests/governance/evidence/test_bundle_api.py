@@ -90,3 +90,9 @@ def test_a_bundle_not_ready_is_a_409_to_download(world, api, auditor):
     response = api.as_user(auditor).post(URL, {"start": "2026-01-01", "end": "2026-01-31", "seed": 1}, format="json")
     answer = api.as_user(auditor).get(f"{URL}{response.json()['id']}/download/")
     assert answer.status_code == 409
+
+
+@pytest.mark.parametrize("path", ["/api/v1/audit/bundles/{}/", "/api/v1/audit/bundles/{}/download/"])
+@pytest.mark.parametrize("pk", ["abc", "99999999999999999999", "-1"])
+def test_a_bundle_id_that_is_no_bundle_is_a_404(world, api, auditor, path, pk):
+    assert api.as_user(auditor).get(path.format(pk)).status_code == 404
