@@ -93,6 +93,18 @@ class _Names:
 
     known: dict[str, dict[str, str]] = field(default_factory=lambda: {label: {} for label in NAMES})
     flags: dict[str, dict[str, bool]] = field(default_factory=dict)  # CI id -> its scope flags
+    read: set[tuple[str, str]] = field(default_factory=set)  # (label, id) whose events were read
+
+    def read_ledger(self, label: str, ids: Iterable[str]) -> None:
+        """Learn from the ledger's events of these rows only, each once: a ledger holds the events of every CI
+        ever written, and holding all their names would grow with the ledger rather than with the review."""
+        unread = {each for each in ids if (label, each) not in self.read}
+        if not unread:
+            return
+        self.read.update((label, each) for each in unread)
+        events = AuditEvent.objects.filter(object_type=label, object_id__in=unread).order_by("seq")
+        for event in events.only("seq", "action", "object_type", "object_id", "changes").iterator():
+            self.learn(event)
 
     def learn(self, event: AuditEvent) -> None:
         name = _after(event, NAMES[event.object_type]) or _before(event, NAMES[event.object_type])
@@ -108,6 +120,7 @@ class _Names:
         if flag is None:
             return True
         wanted = set(ci_ids)
+        self.read_ledger("cmdb.configurationitem", wanted)
         missing = [each for each in wanted if flag not in self.flags.get(each, {})]
         for pk, value in ConfigurationItem.objects.filter(pk__in=missing).values_list("pk", flag):
             self.flags.setdefault(str(pk), {})[flag] = value
@@ -115,6 +128,7 @@ class _Names:
 
     def of(self, label: str, ids: Iterable) -> dict[str, str]:
         wanted = {str(each) for each in ids if each is not None}
+        self.read_ledger(label, wanted)
         missing = wanted - set(self.known[label])
         if missing:
             model = {"auth.user": User, "auth.group": Group, "cmdb.configurationitem": ConfigurationItem,
@@ -153,7 +167,7 @@ class _Token:
 
 
 def _grants(scope: str = EvidenceScope.ALL) -> list[AccessRow]:
-    types = [*GRANTS, ISSUED, SCOPE_SERVICES, SCOPE_ENVIRONMENTS, *NAMES]
+    types = [*GRANTS, ISSUED, SCOPE_SERVICES, SCOPE_ENVIRONMENTS]  # names are read for the ids shown (_Names)
     names = _Names()
     granted: dict[tuple[str, str], tuple[dict, datetime, int]] = {}  # (table, row id) -> (row, since, seq)
     held: list[tuple[str, dict, datetime | None, datetime | None, int, int | None]] = []
@@ -163,9 +177,7 @@ def _grants(scope: str = EvidenceScope.ALL) -> list[AccessRow]:
     events = audit_events().filter(object_type__in=types).order_by("seq")
     for event in events.only("seq", "occurred_at", "action", "object_type", "object_id", "changes", *ACT).iterator():
         kind, row, at = event.object_type, event.object_id, event.occurred_at
-        if kind in NAMES:
-            names.learn(event)
-        elif kind in GRANTS:
+        if kind in GRANTS:
             if event.action in ("update", "delete") and (kind, row) in granted:
                 values, since, seq = granted.pop((kind, row))
                 held.append((kind, values, since, at, seq, event.seq))
