@@ -12,6 +12,7 @@ from governance.core.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
+
 def _itsm_connectors(path: str) -> list:
     """Read when first used, not as the settings load: its checks (URLs, variable names) import the apps' models."""
     from governance.itsm.config import connectors_load

@@ -2,12 +2,17 @@
 its requester and implementer when it is approved, rejected or scheduled, or when nobody can approve it. Links are
 absolute, made from CHANGEBOARD_BASE_URL, so they open from a mail client."""
 
+import functools
+import logging
+
 from celery import shared_task
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mass_mail
+from django.db import transaction
 from django.db.models import Q
 from django.urls import reverse
+from kombu.exceptions import OperationalError
 
 from governance.changes.permissions import owning_teams
 from governance.changes.selectors import ApprovalState, approval_gaps, decision_refusal, role_holders
@@ -26,6 +31,8 @@ OUTCOME_SUBJECTS: dict[str, str] = {
     S.SCHEDULED: "Scheduled: {number} {title}",
 }
 UNAPPROVABLE_SUBJECT = "Nobody can approve {number} {title}"
+
+logger = logging.getLogger(__name__)
 
 
 def change_url(change: ChangeRequest) -> str:
@@ -115,3 +122,20 @@ def requester_notify_queued(change_id: int, status: str, actor_id: int | None = 
     change = ChangeRequest.objects.select_related("requester", "implementer").filter(pk=change_id).first()
     if change is not None:
         requester_notify(change, status, actor_id)
+
+
+class QueuedMail(functools.partial):
+    """A notification task's delay, called once the change commits. With the broker down the change stands,
+    committed, and the mail that could not be queued is logged: the request that made the change does not fail
+    after the fact."""
+
+    def __call__(self, /, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except OperationalError:
+            logger.warning("Could not queue %s%s: the broker is unreachable.", self.func.__self__.name, self.args)
+            return None
+
+
+def mail_on_commit(task, *args) -> None:
+    transaction.on_commit(QueuedMail(task.delay, *args))

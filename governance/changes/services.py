@@ -20,7 +20,7 @@ from governance.calendar.selectors import (
 )
 from governance.calendar.verdict import calendar_verdict
 from governance.changes import risk
-from governance.changes.notifications import approvers_notify_queued, requester_notify_queued
+from governance.changes.notifications import approvers_notify_queued, mail_on_commit, requester_notify_queued
 from governance.changes.permissions import (
     can_raise_change,
     edit_refusal,
@@ -116,7 +116,7 @@ def _move(change: ChangeRequest, target: str, *, actor: ActingUser | None, reaso
     change.save()
     outbox_enqueue(change, target)  # the ITSM tools' copies follow the move, committed with it
     if target in TOLD_TO_REQUESTER:
-        requester_notify_queued.delay_on_commit(change.pk, target, actor.pk if actor is not None else None)
+        mail_on_commit(requester_notify_queued, change.pk, target, actor.pk if actor is not None else None)
 
 
 def _validated(change: ChangeRequest) -> None:
@@ -612,7 +612,7 @@ def approval_reminders_send(*, now: datetime | None = None) -> int:
 
 
 def _notify(change: ChangeRequest, kind: str, user_ids: list[int] | None = None) -> None:
-    approvers_notify_queued.delay_on_commit(change.pk, kind, user_ids)
+    mail_on_commit(approvers_notify_queued, change.pk, kind, user_ids)
 
 
 def _refuse_untitled(title: str) -> None:

@@ -206,7 +206,7 @@ BY_RELEASE_MANAGER = {S.SCHEDULED, S.CLOSED}  # the implementer makes the others
 
 @contextlib.contextmanager
 def mail_held_back() -> Iterator[None]:
-    """Drop the mail the services queue inside this block. Celery's delay_on_commit puts each notification task on
+    """Drop the mail the services queue inside this block. The change services put each notification task's delay on
     the transaction's list of on-commit callbacks (the list Django's captureOnCommitCallbacks reads); those of
     the notifications module leave it here, so the demo's history is nobody's news."""
     pending = transaction.get_connection().run_on_commit
@@ -253,7 +253,7 @@ class Command(BaseCommand):
             # awaiting approval go out: approved, rejected or cancelled ones await nobody.
             for change_id in ChangeRequest.objects.filter(pk__gt=latest, status=S.CAB_REVIEW).values_list(
                     "pk", flat=True):
-                notifications.approvers_notify_queued.delay_on_commit(change_id, "review")
+                notifications.mail_on_commit(notifications.approvers_notify_queued, change_id, "review")
         self.stdout.write(f"Changes: {created} created.")
         self.stdout.write(f"Demo users ({', '.join(DEMO_PEOPLE)}) have the password: {password}")
         build, environment = GATE_CHANGE.build, GATE_CHANGE.environment
