@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from governance.core.errors import InvalidInput
+from governance.core.pagination import StandardPagination
 from governance.evidence.api.serializers import (
     ControlsSerializer,
     ExceptionsSerializer,
@@ -24,7 +25,7 @@ from governance.evidence.population import matched, population_row, production_d
 from governance.evidence.reconciliation import reconcile
 from governance.models import EvidenceScope
 
-PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000
+PAGE_SIZE, MAX_PAGE_SIZE = 100, StandardPagination.max_page_size
 PERIOD_PARAMETERS = [
     OpenApiParameter("start", str, required=True, description="First day (2026-01-01) or moment of the period."),
     OpenApiParameter("end", str, required=True, description="Last day (counted whole) or moment; at most 400 days "
@@ -49,7 +50,7 @@ def _whole_number(request, name: str, default: int, most: int) -> int:
 
 class PopulationView(APIView):
     """The period's production deployments, oldest first, each matched to its change, approvals, test evidence and
-    build, a page at a time (`page`, `page_size` up to 1000)."""
+    build, a page at a time (`page`, `page_size` up to 500, as every list)."""
 
     permission_classes = [EvidenceReader]
 

@@ -143,7 +143,8 @@ def test_a_deployment_a_pipeline_reported_has_a_page_without_steps_or_buttons(de
     reported = Deployment.objects.get(kind="reported")
     html = client_of(release_manager).get(f"/deployments/{reported.number}/").content.decode()
     assert "its steps and log are the pipeline's" in html
-    assert "hx-trigger" not in html and "<button" not in html.split('id="deployment-live"')[1]
+    live = html.split('id="deployment-live"')[1].split("</section>")[0]
+    assert 'hx-trigger="every' not in html and "<button" not in live
 
 
 def test_a_deployment_page_shows_the_waves_it_was_started_with_after_its_plan_changed(deploy_world,
