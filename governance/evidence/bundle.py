@@ -154,6 +154,13 @@ class Build:
     written: list[dict] = field(default_factory=list)
     head_seq: int = 0
     head_hash: str = ""
+    found: list | None = None
+
+    def exceptions(self) -> list:
+        """The period's exceptions, found once: the exceptions' CSV and JSON and the control tests all read them."""
+        if self.found is None:
+            self.found = exceptions.period_exceptions(self.period)
+        return self.found
 
 
 @dataclass(frozen=True)
@@ -317,7 +324,7 @@ def exceptions_files(build: Build) -> Iterator[BundleFile]:
     period = build.period
     yield from table_files(
         "exceptions", ("kind", "key", "record", "reason", "evidence"),
-        lambda: _dataclass_dicts(exceptions.period_exceptions(period)),
+        lambda: _dataclass_dicts(build.exceptions()),
         query="governance.evidence.exceptions.period_exceptions(period)", parameters=_period_parameters(period))
 
 
@@ -334,7 +341,7 @@ def controls_files(build: Build) -> Iterator[BundleFile]:
     period = build.period
     yield from table_files(
         "controls", ("control", "name", "criteria", "passed", "tested", "exception_keys"),
-        lambda: _dataclass_dicts(controls.control_tests(period)),
+        lambda: _dataclass_dicts(controls.control_tests(period, exceptions=build.exceptions())),
         query="governance.evidence.controls.control_tests(period)", parameters=_period_parameters(period))
 
 
