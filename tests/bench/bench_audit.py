@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from tests.bench.scratch import admin, scratch_url, setup_django  # noqa: E402
+from tests.bench.scratch import admin, insert_cis, scratch_url, setup_django  # noqa: E402
 
 BENCH_DB = "changeboard_bench_audit"
 CLIENTS = 8
@@ -52,15 +52,7 @@ def capture(events: int) -> float:
     batch = 100_000
     with connection.cursor() as cursor:
         for first in range(0, events, batch):
-            cursor.execute(
-                "INSERT INTO cmdb_configurationitem (name, ci_type, criticality, owner_team_id, lifecycle_status,"
-                " region, tags, sox_scoped, phi, pci, compliance_reason, description, attributes, created_at,"
-                " updated_at)"
-                " SELECT 'ci-' || n, 'service', 1 + n %% 4, %s, 'in_service', 'eu-west-2', ARRAY['bench'],"
-                " n %% 7 = 0, false, false, '', 'benchmark CI', jsonb_build_object('n', n), now(), now()"
-                " FROM generate_series(%s, %s) AS n",
-                [team.pk, first + 1, min(first + batch, events)],
-            )
+            insert_cis(cursor, team.pk, first + 1, min(first + batch, events))
     return time.perf_counter() - started
 
 

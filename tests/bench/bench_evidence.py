@@ -37,7 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from tests.bench.scratch import admin, scratch_url, setup_django  # noqa: E402
+from tests.bench.scratch import admin, insert_cis, scratch_url, setup_django  # noqa: E402
 
 BENCH_DB = "changeboard_bench_evidence"
 KEPT = Path(tempfile.gettempdir()) / "bench_evidence_periods.json"
@@ -124,13 +124,7 @@ def fill(world: dict, first: int, last: int) -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO cmdb_configurationitem (name, ci_type, criticality, owner_team_id, lifecycle_status,"
-            " region, tags, sox_scoped, phi, pci, compliance_reason, description, attributes, created_at,"
-            " updated_at, github_environments, github_repository, health_url)"
-            " SELECT 'ci-' || n, 'service', 1 + n %% 4, %(team)s, 'in_service', 'eu-west-2', ARRAY['bench'],"
-            " n %% 7 = 0, false, false, '', 'benchmark CI', jsonb_build_object('n', n), now(), now(),"
-            " '{}', '', '' FROM generate_series(%(first)s, %(last)s) AS n", {**world, "first": first, "last": last})
+        insert_cis(cursor, world["team"], first, last)
 
 
 # The events each deployment leaves: its build, change, approval, check and itself.

@@ -33,3 +33,15 @@ def setup_django(url: str, *, test_environment: bool = False) -> None:
         from django.test.utils import setup_test_environment
 
         setup_test_environment()
+
+
+def insert_cis(cursor, team_id: int, first: int, last: int) -> None:
+    """CMDB services `ci-<first>` to `ci-<last>` of one team, by one INSERT ... SELECT: with the ledger's trigger
+    on, one audit event each, the fastest way to fill a ledger."""
+    cursor.execute(
+        "INSERT INTO cmdb_configurationitem (name, ci_type, criticality, owner_team_id, lifecycle_status,"
+        " region, tags, sox_scoped, phi, pci, compliance_reason, description, attributes, created_at,"
+        " updated_at, github_environments, github_repository, health_url)"
+        " SELECT 'ci-' || n, 'service', 1 + n %% 4, %(team)s, 'in_service', 'eu-west-2', ARRAY['bench'],"
+        " n %% 7 = 0, false, false, '', 'benchmark CI', jsonb_build_object('n', n), now(), now(),"
+        " '{}', '', '' FROM generate_series(%(first)s, %(last)s) AS n", {"team": team_id, "first": first, "last": last})
