@@ -11,7 +11,7 @@ from tests.factories import make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-AREAS = ["CMDB", "Changes", "Calendar", "Releases", "Gate", "Audit", "Deployments"]
+AREAS = ["CMDB", "Changes", "Calendar", "Releases", "Gate", "Audit", "Deployments", "ITSM"]
 
 
 @pytest.fixture
