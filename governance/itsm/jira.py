@@ -20,6 +20,8 @@ REQUESTS = "/rest/servicedeskapi/request"
 PAGE = 50
 # Jira's summary field holds 255 characters.
 SUMMARY = 255
+# The outbox's events that are not a move of the change (the others are the status it moved to).
+NOT_MOVES = frozenset({"created", "updated"})
 
 
 def jira_payload(change: ChangeRequest) -> dict:
@@ -50,7 +52,11 @@ class JiraClient:
             found = self._create(client, payload)
             steps.append(f"{found['issueKey']} created for {payload['change']}")
         transition = self.config.options.get("transitions", {}).get(payload["status"])
-        if transition is None:
+        if message.event in NOT_MOVES:
+            # An edit leaves the change where it was: the request is where it was too, and Jira refuses a
+            # transition to the status it is in.
+            steps.append(f"{payload['change']} {message.event}, still {payload['status']}")
+        elif transition is None:
             steps.append(f"no transition is configured for {payload['status']}")
         elif self._applied(client, found["issueId"], message.idempotency_key):
             steps.append(f"{found['issueKey']} already has update {message.idempotency_key}")

@@ -26,8 +26,9 @@ from tests.governance.itsm.conftest import JIRA_TRANSITIONS, jira_entry, service
 S = ChangeStatus
 
 
-def message(payload: dict, key: str, *, connector: str = "servicenow", sequence: int = 1) -> OutboxMessage:
-    return OutboxMessage(connector=connector, sequence=sequence, event="status", payload=payload,
+def message(payload: dict, key: str, *, connector: str = "servicenow", sequence: int = 1,
+            event: str = "status") -> OutboxMessage:
+    return OutboxMessage(connector=connector, sequence=sequence, event=event, payload=payload,
                          idempotency_key=key)
 
 
@@ -306,6 +307,17 @@ def test_a_jira_request_is_created_then_transitioned_once_per_update(jira, jira_
         ("create", None), ("transition", JIRA_TRANSITIONS["cab_review"])]
     assert jira.requests_for("CHG0000123")[0]["status"] == "Waiting for approval"
     assert jira.applied_keys("CHG0000123") == ["jira:CHG0000123:2"]
+
+
+def test_an_edit_of_a_change_in_review_moves_no_jira_request(jira, jira_connector):
+    created = deliver(jira_connector, payload_for("jira", change(status=S.SUBMITTED)), "jira:CHG0000123:1")
+    record = record_of(jira_connector, created)
+    deliver(jira_connector, payload_for("jira", change(status=S.CAB_REVIEW)), "jira:CHG0000123:2", record)
+    edit = message(payload_for("jira", change(status=S.CAB_REVIEW)), "jira:CHG0000123:3",
+                   connector=jira_connector.name, sequence=3, event="updated")
+    edited = connector_client(jira_connector).deliver(edit, record)
+    assert edited.ok and "updated, still cab_review" in edited.detail  # Jira would refuse the same transition
+    assert [w["operation"] for w in jira.writes["CHG0000123"]] == ["create", "transition"]
 
 
 def test_a_jira_create_sent_again_finds_the_request_it_made(jira, jira_connector):
