@@ -78,7 +78,7 @@ def test_the_list_and_one_bundle_show_status_progress_and_where_to_download(worl
 def test_a_ready_bundle_downloads_as_its_zip_and_the_download_is_recorded(world, api, auditor):
     bundle = build_here(auditor, world.period)
     response = api.as_user(auditor).get(f"{URL}{bundle.pk}/download/")
-    assert response.status_code == 200 and response["Content-Type"] == "application/zip"
+    assert response.status_code == 200 and response["Content-Type"] == "application/octet-stream"
     assert bundle.file_name in response["Content-Disposition"]
     assert b"".join(response.streaming_content) == bundle_path(bundle).read_bytes()
     audit_seal()
