@@ -20,17 +20,13 @@ from governance.evidence.controls import control_tests
 from governance.evidence.exceptions import period_exceptions
 from governance.evidence.forms import PeriodForm, SampleForm
 from governance.evidence.period import period_from
-from governance.evidence.permissions import can_build_bundle, can_read_evidence
+from governance.evidence.permissions import can_build_bundle, require_evidence_reader
 from governance.evidence.reconciliation import reconcile
 from governance.models import AuditorNote, AuditSample, EvidenceBundle, EvidenceScope
 
 # The period the home opens on: the last 90 days, today included.
 DEFAULT_DAYS = 90
 
-
-def _require_reader(user) -> None:
-    if not can_read_evidence(user):
-        raise PermissionDenied("The evidence is open to auditors and administrators.")
 
 
 def _words(code: str) -> str:
@@ -42,7 +38,7 @@ def _words(code: str) -> str:
 def home(request):
     """The auditor's home: for a period and scope, the control results at a glance, the reconciliation's counts,
     the exceptions to look at with the notes on each, and the recent bundles to download."""
-    _require_reader(request.user)
+    require_evidence_reader(request.user)
     today = timezone.localdate(timezone=UTC)
     form = PeriodForm(request.GET or {"start": (today - timedelta(days=DEFAULT_DAYS - 1)).isoformat(),
                                       "end": today.isoformat(), "scope": EvidenceScope.ALL})
@@ -73,7 +69,7 @@ def home(request):
 @require_http_methods(["GET", "POST"])
 def samples(request):
     """The samples drawn so far, newest first; POST draws one (an export of evidence, so for exporters only)."""
-    _require_reader(request.user)
+    require_evidence_reader(request.user)
     may_draw = can_build_bundle(request.user)
     form, status = SampleForm(), 200
     if request.method == "POST":
@@ -101,14 +97,14 @@ def samples(request):
 @login_required
 @require_GET
 def change_evidence(request, number: str):
-    _require_reader(request.user)
+    require_evidence_reader(request.user)
     return HttpResponse(sampling.change_evidence_html(sampling.change_evidence(number), request=request))
 
 
 @login_required
 @require_GET
 def change_evidence_pdf(request, number: str):
-    _require_reader(request.user)
+    require_evidence_reader(request.user)
     pdf = sampling.change_evidence_pdf(number)
     audit_record("export", object_type="governance.changerequest", object_label=f"{number} evidence (PDF)",
                  context={"change": number, "bytes": len(pdf)})

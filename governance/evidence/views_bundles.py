@@ -13,20 +13,15 @@ from governance.core.pagination import page_of
 from governance.evidence.bundle import bundle_download, bundle_request
 from governance.evidence.forms import SampleForm
 from governance.evidence.period import period_from
-from governance.evidence.permissions import can_build_bundle, can_read_evidence
+from governance.evidence.permissions import can_build_bundle, require_evidence_reader
 from governance.models import EvidenceBundle
-
-
-def _require_reader(user) -> None:
-    if not can_read_evidence(user):
-        raise PermissionDenied("The evidence is open to auditors and administrators.")
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def bundles(request):
     """The bundles, newest first; POST starts one (an export, so for exporters only)."""
-    _require_reader(request.user)
+    require_evidence_reader(request.user)
     may_build = can_build_bundle(request.user)
     form, status = SampleForm(), 200
     if request.method == "POST":
@@ -54,7 +49,7 @@ def bundles(request):
 @require_GET
 def bundle_progress(request, pk: int):
     """One bundle's row; while it builds, the row asks for itself again every 2 seconds."""
-    _require_reader(request.user)
+    require_evidence_reader(request.user)
     bundle = get_object_or_404(EvidenceBundle.objects.select_related("requested_by"), pk=pk)
     return render(request, "governance/evidence/_bundle_row.html", {"bundle": bundle})
 
