@@ -8,11 +8,10 @@ that finds its key among the request's comments was applied already and is not a
 from governance.itsm.config import ConnectorConfig
 from governance.itsm.remote import (
     DeliveryResult,
-    MissingCredential,
     RemoteRefused,
     answer_json,
     call,
-    http_client,
+    delivered,
 )
 from governance.models import ChangeRequest, ItsmRecord, OutboxMessage
 
@@ -35,13 +34,7 @@ class JiraClient:
 
     def deliver(self, message: OutboxMessage, record: ItsmRecord | None) -> DeliveryResult:
         """Create the change's request if it has none, then move it as the change moved."""
-        try:
-            with http_client(self.config) as client:
-                return self._deliver(client, message, record)
-        except RemoteRefused as refused:
-            return refused.result
-        except MissingCredential as exc:
-            return DeliveryResult(ok=False, retry=False, detail=str(exc))
+        return delivered(self.config, lambda client: self._deliver(client, message, record))
 
     def _deliver(self, client, message: OutboxMessage, record: ItsmRecord | None) -> DeliveryResult:
         payload = message.payload

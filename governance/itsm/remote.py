@@ -7,6 +7,7 @@ import email.utils
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -84,6 +85,18 @@ def http_client(config: ConnectorConfig) -> httpx.Client:
         auth = httpx.BasicAuth(credential(config, "username_env"), credential(config, "password_env"))
     return httpx.Client(headers=headers, auth=auth, follow_redirects=False, trust_env=False,
                         timeout=httpx.Timeout(REQUEST_SECONDS, connect=CONNECT_SECONDS), verify=tls_verification())
+
+
+def delivered(config: ConnectorConfig, attempt: Callable[[httpx.Client], DeliveryResult]) -> DeliveryResult:
+    """One delivery on a client of its own: a refusal by the remote, or a credential missing from the environment,
+    is its result, not an exception."""
+    try:
+        with http_client(config) as client:
+            return attempt(client)
+    except RemoteRefused as refused:
+        return refused.result
+    except MissingCredential as exc:
+        return DeliveryResult(ok=False, retry=False, detail=str(exc))
 
 
 def call(client: httpx.Client, config: ConnectorConfig, method: str, path: str, **kwargs) -> httpx.Response:

@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from governance.itsm.config import ConnectorConfig
 from governance.itsm.remote import (
     DeliveryResult,
-    MissingCredential,
     RemoteRefused,
     answer_json,
     call,
+    delivered,
     http_client,
     redacted,
 )
@@ -74,13 +74,7 @@ class ServiceNowClient:
 
     def deliver(self, message: OutboxMessage, record: ItsmRecord | None) -> DeliveryResult:
         """Create or update the change_request the message's change is mirrored to."""
-        try:
-            with http_client(self.config) as client:
-                return self._deliver(client, message, record)
-        except RemoteRefused as refused:
-            return refused.result
-        except MissingCredential as exc:
-            return DeliveryResult(ok=False, retry=False, detail=str(exc))
+        return delivered(self.config, lambda client: self._deliver(client, message, record))
 
     def _deliver(self, client, message: OutboxMessage, record: ItsmRecord | None) -> DeliveryResult:
         number = message.payload["correlation_id"]
