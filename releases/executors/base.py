@@ -43,3 +43,14 @@ class Executor(Protocol):
         """Whether an interrupted step unsafe to repeat already happened: True, False, or None when it cannot tell.
         For a rollback the engine asks with the digests swapped: `step.artifact_digest` is the build it puts back."""
         ...
+
+
+def unknown_settings(settings: dict, known: tuple[str, ...]) -> list[str]:
+    """The keys of an executor's settings object that its kind does not read, as one error (none when all are)."""
+    unknown = sorted(set(settings) - set(known))
+    return [f"Unknown settings: {', '.join(unknown)}."] if unknown else []
+
+
+def not_an_object(known: tuple[str, ...]) -> list[str]:
+    return [f"The settings are an object: {', '.join(known)}."]
+

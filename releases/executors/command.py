@@ -16,13 +16,14 @@ import threading
 import time
 from dataclasses import dataclass
 
-from releases.executors.base import StepContext, StepResult
+from releases.executors.base import StepContext, StepResult, not_an_object, unknown_settings
 from releases.models import LONGEST_STEP_SECONDS, RolloutStep
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 PLACEHOLDERS = ("deployment", "digest", "previous_digest", "environment", "wave", "targets", "key")
 PASSED_ON = ("PATH", "HOME", "LANG", "TZ")
 DEFAULT_TIMEOUT = 600
+SETTINGS = ("forward", "backward", "check", "timeout_seconds")
 
 
 @dataclass(frozen=True)
@@ -109,9 +110,8 @@ def _argument_list_errors(name: str, value, *, required: bool) -> list[str]:
 
 def command_settings_errors(settings) -> list[str]:
     if not isinstance(settings, dict):
-        return ["The settings are an object: forward, backward, check, timeout_seconds."]
-    unknown = sorted(set(settings) - {"forward", "backward", "check", "timeout_seconds"})
-    errors = [f"Unknown settings: {', '.join(unknown)}."] if unknown else []
+        return not_an_object(SETTINGS)
+    errors = unknown_settings(settings, SETTINGS)
     errors += _argument_list_errors("forward", settings.get("forward"), required=True)
     errors += _argument_list_errors("backward", settings.get("backward"), required=True)
     errors += _argument_list_errors("check", settings.get("check"), required=False)

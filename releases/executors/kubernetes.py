@@ -21,7 +21,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from releases.executors.base import StepContext, StepResult
+from releases.executors.base import StepContext, StepResult, not_an_object, unknown_settings
 from releases.executors.remote import (
     excerpt,
     http_url_error,
@@ -103,9 +103,8 @@ def _path_error(name: str, value) -> list[str]:
 
 def kubernetes_settings_errors(settings) -> list[str]:
     if not isinstance(settings, dict):
-        return [f"The settings are an object: {', '.join(SETTINGS)}."]
-    unknown = sorted(set(settings) - set(SETTINGS))
-    errors = [f"Unknown settings: {', '.join(unknown)}."] if unknown else []
+        return not_an_object(SETTINGS)
+    errors = unknown_settings(settings, SETTINGS)
     server, kubeconfig = settings.get("api_server"), settings.get("kubeconfig")
     if server is None and kubeconfig is None:
         errors.append("api_server (the API server's URL) or kubeconfig (a path on the worker) is required.")

@@ -18,7 +18,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from releases.executors.base import StepContext, StepResult
+from releases.executors.base import StepContext, StepResult, not_an_object, unknown_settings
 from releases.executors.command import PLACEHOLDER, PLACEHOLDERS
 from releases.executors.remote import (
     excerpt,
@@ -88,9 +88,8 @@ def _states_error(name: str, value) -> list[str]:
 
 def webhook_settings_errors(settings) -> list[str]:
     if not isinstance(settings, dict):
-        return [f"The settings are an object: {', '.join(SETTINGS)}."]
-    unknown = sorted(set(settings) - set(SETTINGS))
-    errors = [f"Unknown settings: {', '.join(unknown)}."] if unknown else []
+        return not_an_object(SETTINGS)
+    errors = unknown_settings(settings, SETTINGS)
     errors += _template_errors("forward_url", settings.get("forward_url"), required=True, known=PLACEHOLDERS)
     errors += _template_errors("backward_url", settings.get("backward_url"), required=True, known=PLACEHOLDERS)
     errors += _template_errors("status_url", settings.get("status_url"), required=True,
