@@ -13,13 +13,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from governance.audit.ledger import audit_record
-from governance.core.errors import DomainError, refuse_if_forbidden
 from governance.core.pagination import page_of
 from governance.evidence import samples as sampling
 from governance.evidence.controls import control_tests
 from governance.evidence.exceptions import period_exceptions
 from governance.evidence.forms import PeriodForm, SampleForm
-from governance.evidence.period import period_from
 from governance.evidence.permissions import can_build_bundle, require_evidence_reader
 from governance.evidence.reconciliation import reconcile
 from governance.models import AuditorNote, AuditSample, EvidenceBundle, EvidenceScope
@@ -44,13 +42,7 @@ def home(request):
                                       "end": today.isoformat(), "scope": EvidenceScope.ALL})
     context: dict = {"form": form, "may_build": can_build_bundle(request.user),
                      "bundles": list(EvidenceBundle.objects.select_related("requested_by")[:5])}
-    period = None
-    if form.is_valid():
-        data = form.cleaned_data
-        try:
-            period = period_from(data["start"], data["end"], data["scope"])
-        except DomainError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+    period = form.period()
     if period is None:
         return render(request, "governance/evidence/home.html", context, status=400)
     exceptions = period_exceptions(period)
@@ -76,18 +68,11 @@ def samples(request):
         if not may_draw:
             raise PermissionDenied("Drawing a sample is an export of evidence: it needs the export permission.")
         form = SampleForm(request.POST)
-        if form.is_valid():
-            data = form.cleaned_data
-            try:
-                sample = sampling.sample_record(actor=request.user, seed=data["seed"],
-                                                period=period_from(data["start"], data["end"], data["scope"]))
-            except DomainError as exc:
-                refuse_if_forbidden(exc)
-                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
-            else:
-                messages.success(request, f"Sample drawn with seed {sample.seed}: {len(sample.change_numbers)} "
-                                          f"of {sample.population_size} changes.")
-                return redirect("evidence:samples")
+        sample = form.submitted(lambda **given: sampling.sample_record(actor=request.user, **given))
+        if sample is not None:
+            messages.success(request, f"Sample drawn with seed {sample.seed}: {len(sample.change_numbers)} "
+                                      f"of {sample.population_size} changes.")
+            return redirect("evidence:samples")
         status = 400
     page, query = page_of(request, AuditSample.objects.select_related("drawn_by"), 20)
     return render(request, "governance/evidence/samples.html",

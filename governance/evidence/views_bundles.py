@@ -12,7 +12,6 @@ from governance.core.errors import DomainError, refuse_if_forbidden
 from governance.core.pagination import page_of
 from governance.evidence.bundle import bundle_download, bundle_request
 from governance.evidence.forms import SampleForm
-from governance.evidence.period import period_from
 from governance.evidence.permissions import can_build_bundle, require_evidence_reader
 from governance.models import EvidenceBundle
 
@@ -28,17 +27,10 @@ def bundles(request):
         if not may_build:
             raise PermissionDenied("Building an evidence bundle needs the audit export permission.")
         form = SampleForm(request.POST)
-        if form.is_valid():
-            data = form.cleaned_data
-            try:
-                bundle = bundle_request(actor=request.user, seed=data["seed"],
-                                        period=period_from(data["start"], data["end"], data["scope"]))
-            except DomainError as exc:
-                refuse_if_forbidden(exc)
-                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
-            else:
-                messages.success(request, f"Evidence bundle {bundle.pk} is queued; its progress shows below.")
-                return redirect("evidence:bundles")
+        bundle = form.submitted(lambda **given: bundle_request(actor=request.user, **given))
+        if bundle is not None:
+            messages.success(request, f"Evidence bundle {bundle.pk} is queued; its progress shows below.")
+            return redirect("evidence:bundles")
         status = 400
     page, query = page_of(request, EvidenceBundle.objects.select_related("requested_by"), 20)
     return render(request, "governance/evidence/bundles.html",
