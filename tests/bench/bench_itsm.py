@@ -42,7 +42,7 @@ USERNAME_ENV, PASSWORD_ENV = "BENCH_SERVICENOW_USER", "BENCH_SERVICENOW_PASSWORD
 def timed_servicenow():
     """The stand-in, noting when it applied each update (by the idempotency key the write carried). Made once
     Django is set up: the stand-ins import the models."""
-    from tests.governance.itsm.servicenow_standin import ServiceNowStandIn
+    from governance.itsm.demo_servicenow import ServiceNowStandIn
 
     class TimedServiceNow(ServiceNowStandIn):
         def __init__(self, **credentials):

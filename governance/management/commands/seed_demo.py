@@ -244,6 +244,7 @@ class Command(BaseCommand):
                 created = self._changes(users)
                 self._cab_meeting(users)
                 self._builds(users)
+                self._running_in_production(users["pipeline"])
                 gate_change = self._change_open_now(users, GATE_CHANGE)
                 rollout_change = (self._rollout_demo(users, demo_fleet.split(","), demo_fleet_state)
                                   if demo_fleet else None)
@@ -401,10 +402,22 @@ class Command(BaseCommand):
             self.stdout.write(f"Demo plan kept as it was: {refusal}")
         return self._change_open_now(users, ROLLOUT_CHANGE)
 
+    def _running_in_production(self, pipeline) -> None:
+        """History: the builds that passed prod, deployed there by a pipeline a few hours ago, where the demo's
+        ServiceNow (governance/itsm/demo_servicenow.py) has incidents for them to be suspected of. A run a day later
+        reports them again, so a suspect stays in the incidents' window."""
+        prod = Environment.objects.get(name="prod")
+        for build in [build for build in DEMO_BUILDS if "prod" in build.passed]:
+            service = ConfigurationItem.objects.get(name=build.service)
+            if not Deployment.objects.filter(service=service, environment=prod,
+                                             started_at__gte=timezone.now() - timedelta(days=1)).exists():
+                self._reported_long_ago(pipeline, service, prod, Artifact.objects.get(digest=build.digest),
+                                        ago=timedelta(hours=3))
+
     @staticmethod
-    def _reported_long_ago(pipeline, service, environment, artifact) -> None:
-        """History: the build a pipeline deployed last week under an allowed check of the gate."""
-        at = timezone.now() - timedelta(days=7)
+    def _reported_long_ago(pipeline, service, environment, artifact, ago: timedelta = timedelta(days=7)) -> None:
+        """History: the build a pipeline deployed `ago` (last week) under an allowed check of the gate."""
+        at = timezone.now() - ago
         check = DeploymentCheck.objects.create(service=service, environment=environment, digest=artifact.digest,
                                                artifact=artifact, decision=GateDecision.ALLOW, asked_by=pipeline,
                                                asked_at=at, valid_until=at + timedelta(minutes=5))

@@ -9,9 +9,9 @@ import json
 import pytest
 
 from governance.itsm.config import ConnectorConfig, connectors_load
+from governance.itsm.demo_servicenow import ServiceNowStandIn
 from tests.governance.itsm.jira_standin import JiraStandIn
-from tests.governance.itsm.servicenow_standin import ServiceNowStandIn
-from tests.governance.itsm.standin import WebhookReceiver
+from tests.governance.itsm.webhook_receiver import WebhookReceiver
 
 SERVICENOW_USERNAME_ENV = "ITSM_TEST_SERVICENOW_USER"
 SERVICENOW_PASSWORD_ENV = "ITSM_TEST_SERVICENOW_PASSWORD"

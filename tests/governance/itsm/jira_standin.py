@@ -10,7 +10,7 @@ and limit.
 
 import re
 
-from tests.governance.itsm.standin import Answer, StandIn
+from governance.itsm.standin import Answer, StandIn
 
 REQUEST_PATH = re.compile(r"/rest/servicedeskapi/request(?:/(?P<issue>[\w-]+)(?:/(?P<part>transition|comment))?)?/?")
 UPDATE_KEY = re.compile(r"\(update ([^)]+)\)")

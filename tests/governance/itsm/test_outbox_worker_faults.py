@@ -16,13 +16,13 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 
+from governance.itsm.demo_servicenow import ServiceNowStandIn
 from governance.itsm.relay import outbox_sweep
 from governance.models import OutboxMessage
 from tests.conftest import database_url_of
 from tests.governance.deployments.test_worker_faults import Worker, forget_unacked
 from tests.governance.itsm.conftest import SERVICENOW_PASSWORD_ENV, SERVICENOW_USERNAME_ENV, servicenow_entry
 from tests.governance.itsm.outbox_world import all_delivered, keys_of, outbound_world, worker_env
-from tests.governance.itsm.servicenow_standin import ServiceNowStandIn
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,19 +1,33 @@
-"""A ServiceNow instance's Table API, the part Changeboard uses, kept in memory: `GET /api/now/table/<table>` with
-`sysparm_query` (field=value, !=, >=, <=, >, <, joined by ^, and ORDERBY/ORDERBYDESC), `sysparm_fields`,
-`sysparm_limit` and `sysparm_offset`; `POST` to create (201, the record under "result" with its sys_id and number);
-`GET` and `PATCH` of `/api/now/table/<table>/<sys_id>` (404 when there is no such record). Like ServiceNow, it keeps
-no uniqueness on correlation_id: a connector that creates twice leaves two records, and a test sees it.
+"""A ServiceNow instance's Table API, the part Changeboard uses, kept in memory: the demo's ServiceNow, which `make run`
+starts and points a connector at, and the tests'.
+
+    python -m governance.itsm.demo_servicenow serve HOST:PORT
+        Answers on HOST:PORT to the user and password in DEMO_SERVICENOW_USERNAME and DEMO_SERVICENOW_PASSWORD,
+        holding the demo's incidents (DEMO_INCIDENTS) for the incident pull to find; Ctrl-C or SIGTERM stops it.
+
+It answers `GET /api/now/table/<table>` with `sysparm_query` (field=value, !=, >=, <=, >, <, joined by ^, and
+ORDERBY/ORDERBYDESC), `sysparm_fields`, `sysparm_limit` and `sysparm_offset`; `POST` to create (201, the record under
+"result" with its sys_id and number); `GET` and `PATCH` of `/api/now/table/<table>/<sys_id>` (404 when there is no
+such record). Like ServiceNow, it keeps no uniqueness on correlation_id: a connector that creates twice leaves two
+records, and a test sees it.
 
 `writes` keeps every applied create and update per correlation_id, in order, and `applied_keys(correlation_id)` their
 idempotency keys, so a test can assert the order and that each update was applied once; `records(table)` lists what
 the tables hold, `add_incident()` puts an incident there for the pull to find."""
 
+import os
 import re
+import signal
+import sys
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from tests.governance.itsm.standin import Answer, StandIn
+from governance.itsm.standin import Answer, StandIn
 
+USERNAME_ENV = "DEMO_SERVICENOW_USERNAME"
+PASSWORD_ENV = "DEMO_SERVICENOW_PASSWORD"  # noqa: S105 (the name of the variable holding it)
 PREFIX = {"change_request": "CHG", "incident": "INC"}
 TABLE_PATH = re.compile(r"/api/now/table/(?P<table>\w+)(?:/(?P<sys_id>[0-9a-f]{32}))?/?")
 CONDITION = re.compile(r"(?P<field>\w+)(?P<op>!=|>=|<=|=|>|<)(?P<value>.*)")
@@ -22,11 +36,46 @@ OPERATORS = {"=": lambda a, b: a == b, "!=": lambda a, b: a != b, ">=": lambda a
 
 
 def now_text() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return time_text(datetime.now(UTC))
+
+
+def field_text(name: str) -> Callable[[dict], str]:
+    """A record's field as the Table API compares and orders it: as text."""
+    return lambda record: str(record.get(name, ""))
+
+
+def time_text(moment: datetime) -> str:
+    """A time as the Table API writes it: UTC, to the second."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@dataclass(frozen=True)
+class DemoIncident:
+    """An incident the demo's ServiceNow holds from its start, on a demo CI (cmdb/demo.py), opened `minutes_ago`."""
+
+    title: str
+    ci: str
+    priority: str
+    state: str
+    minutes_ago: int
+
+    @property
+    def sys_id(self) -> str:
+        # Stable across runs: a second `make run` updates the incidents the first one brought in, adding none.
+        return uuid.uuid5(uuid.NAMESPACE_URL, f"changeboard-demo-incident:{self.title}").hex
+
+
+# Around payments-api, which the demo's pipeline deployed to production a few hours before (seed_demo): the pull
+# brings them in and ranks that deployment among each one's suspects, by how near its CI is to payments-api.
+DEMO_INCIDENTS = [
+    DemoIncident("Card payments declined at checkout", "payments-api", "1 - Critical", "2", 40),
+    DemoIncident("Payments time out in the mobile app", "mobile-bff", "2 - High", "2", 30),
+    DemoIncident("Slow statement pages in online banking", "online-banking-web", "3 - Moderate", "1", 15),
+]
 
 
 class ServiceNowStandIn(StandIn):
-    def __init__(self, **credentials):
+    def __init__(self, **credentials) -> None:
         super().__init__(**credentials)
         self.tables: dict[str, dict[str, dict]] = {"change_request": {}, "incident": {}}
         self.writes: dict[str, list[dict]] = {}
@@ -46,9 +95,16 @@ class ServiceNowStandIn(StandIn):
             return [write.get("correlation_display", "") for write in self.writes.get(correlation_id, [])]
 
     def add_incident(self, **fields) -> dict:
-        """An incident as ServiceNow would hold it (for the pull to find), with its number and times filled in."""
+        """An incident as ServiceNow would hold it (for the pull to find), with its number, sys_id and times filled
+        in where `fields` does not give them."""
         with self.lock:
             return dict(self._create("incident", fields))
+
+    def add_demo_incidents(self, now: datetime) -> None:
+        for incident in DEMO_INCIDENTS:
+            self.add_incident(sys_id=incident.sys_id, short_description=incident.title, cmdb_ci=incident.ci,
+                              priority=incident.priority, state=incident.state,
+                              opened_at=time_text(now - timedelta(minutes=incident.minutes_ago)))
 
     def route(self, method, path, query, body, headers, raw):
         match = TABLE_PATH.fullmatch(path)
@@ -80,8 +136,9 @@ class ServiceNowStandIn(StandIn):
     def _create(self, table: str, fields: dict) -> dict:
         self._numbers[table] = self._numbers.get(table, 0) + 1
         stamp = now_text()
-        record = {"sys_created_on": stamp, "sys_updated_on": stamp, **fields, "sys_id": uuid.uuid4().hex,
-                  "number": f"{PREFIX.get(table, 'REC')}{self._numbers[table] + 1000000:07d}"}
+        # A request's body cannot set sys_id and number (_fields drops them); add_incident() may.
+        record = {"sys_created_on": stamp, "sys_updated_on": stamp, "sys_id": uuid.uuid4().hex,
+                  "number": f"{PREFIX.get(table, 'REC')}{self._numbers[table] + 1000000:07d}", **fields}
         self.tables[table][record["sys_id"]] = record
         self._written("create", table, record, fields)
         return record
@@ -99,10 +156,10 @@ class ServiceNowStandIn(StandIn):
     def _list(self, table: str, query: dict[str, str]) -> list[dict]:
         records = list(self.tables[table].values())
         for term in filter(None, query.get("sysparm_query", "").split("^")):
-            if term.startswith("ORDERBYDESC"):
-                records.sort(key=lambda r, f=term[11:]: str(r.get(f, "")), reverse=True)
-            elif term.startswith("ORDERBY"):
-                records.sort(key=lambda r, f=term[7:]: str(r.get(f, "")))
+            if term.startswith("ORDERBY"):
+                descending = term.startswith("ORDERBYDESC")
+                records.sort(key=field_text(term.removeprefix("ORDERBYDESC" if descending else "ORDERBY")),
+                             reverse=descending)
             else:
                 condition = CONDITION.fullmatch(term)
                 if condition is None:
@@ -116,3 +173,33 @@ class ServiceNowStandIn(StandIn):
     def _shown(self, record: dict, query: dict[str, str]) -> dict:
         fields = [f for f in query.get("sysparm_fields", "").split(",") if f]
         return {f: record.get(f, "") for f in fields} if fields else dict(record)
+
+
+
+def serve(address: str) -> None:
+    """Answer on `address` until SIGINT or SIGTERM, then stop quietly."""
+    host, port = address.rsplit(":", 1)
+    standin = ServiceNowStandIn(username=os.environ[USERNAME_ENV], password=os.environ[PASSWORD_ENV], host=host,
+                                port=int(port))
+    standin.add_demo_incidents(datetime.now(UTC))
+    stopping = {signal.SIGINT, signal.SIGTERM}
+    # Blocked before the server's threads start, which inherit it: only sigwait() below receives them.
+    signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
+    with standin:
+        signal.sigwait(stopping)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2 or argv[0] != "serve":
+        print("usage: python -m governance.itsm.demo_servicenow serve HOST:PORT", file=sys.stderr)
+        return 2
+    missing = [name for name in (USERNAME_ENV, PASSWORD_ENV) if not os.environ.get(name)]
+    if missing:
+        print(f"set {' and '.join(missing)}: the credentials it accepts", file=sys.stderr)
+        return 2
+    serve(argv[1])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,16 +1,19 @@
-"""What the ITSM stand-ins share: a real HTTP server on loopback in a thread, which can fail the next requests on
-purpose (a 500, or a 429 or 503 with Retry-After), go down (its port refuses connections) and come back up on the
-same port, and checks the credentials each request brings. Also the receiver of the generic signed webhook."""
+"""What the stand-ins of ITSM tools share (the demo's ServiceNow, governance/itsm/demo_servicenow.py, and the tests'
+others): a real HTTP/1.1 server in a thread, keeping connections alive as the tools do, which can fail the next
+requests on purpose (a 500, or a 429 or 503 with Retry-After), go down (its port refuses connections and the
+connections it kept are closed) and come back up on the same port, and checks the credentials each request brings."""
 
 import base64
+import contextlib
 import hmac
 import json
+import socket
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from governance.itsm.webhook_out import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
+# A connection kept alive this long without a request is closed, as a tool's front end would.
+IDLE_SECONDS = 30
 
 
 class Answer(Exception):
@@ -26,24 +29,25 @@ class StandIn:
     raising Answer; everything they keep is guarded by `self.lock`. `requests` lists every request that reached the
     server, failed on purpose or not, as (method, path)."""
 
-    def __init__(self, *, username: str = "changeboard", password: str = "standin-password-4f1b",
-                 token: str = ""):
+    # The default credentials are the tests'; the demo's ServiceNow is given a password made for its run.
+    def __init__(self, *, username: str = "changeboard", password: str = "standin-password-4f1b",  # noqa: S107
+                 token: str = "", host: str = "127.0.0.1", port: int = 0):
         self.username, self.password, self.token = username, password, token
+        self.host, self.port = host, port
         self.lock = threading.RLock()
         self.requests: list[tuple[str, str]] = []
         self.authorizations: list[str] = []
         self._failures: list[tuple[int, str | None]] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self.port = 0
+        self._connections: set[socket.socket] = set()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self) -> "StandIn":
-        handler = self._handler()
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
+        self._server = ThreadingHTTPServer((self.host, self.port), self._handler())
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
@@ -56,6 +60,12 @@ class StandIn:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        # A connection kept alive would otherwise still be answered by a server that is down.
+        with self.lock:
+            kept, self._connections = self._connections, set()
+        for connection in kept:
+            with contextlib.suppress(OSError):  # the client closed it meanwhile
+                connection.shutdown(socket.SHUT_RDWR)
 
     def down(self) -> None:
         """Stop listening: connections to the port are refused until up()."""
@@ -96,7 +106,19 @@ class StandIn:
         standin = self
 
         class Handler(BaseHTTPRequestHandler):
-            # HTTP/1.0: every connection closes after its answer, so down() leaves none open behind it.
+            protocol_version = "HTTP/1.1"  # every answer says its Content-Length, so the connection is kept
+            timeout = IDLE_SECONDS
+
+            def setup(self):
+                super().setup()
+                with standin.lock:
+                    standin._connections.add(self.connection)
+
+            def finish(self):
+                with standin.lock:
+                    standin._connections.discard(self.connection)
+                super().finish()
+
             def log_message(self, *args):
                 pass
 
@@ -141,37 +163,3 @@ class StandIn:
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
 
         return Handler
-
-
-class WebhookReceiver(StandIn):
-    """A tool behind the generic webhook: takes a POST whose signature verifies with `secret` and whose timestamp
-    is recent, applies each idempotency key once (`applied`, in order), and counts the deliveries it dropped as
-    already applied (`duplicates`). A bad signature or an old timestamp is a 401, and nothing is applied."""
-
-    TOLERANCE_SECONDS = 300
-
-    def __init__(self, secret: str = "webhook-secret-9d2c"):
-        super().__init__()
-        self.secret = secret
-        self.applied: list[dict] = []
-        self.duplicates = 0
-        self.refused: list[str] = []
-
-    def authorized(self, header: str) -> bool:
-        return True  # the signature is the webhook's credential: checked in route(), which has the body
-
-    def route(self, method, path, query, body, headers, raw):
-        timestamp = headers.get(TIMESTAMP_HEADER) or ""
-        expected = signature(self.secret, timestamp, raw)
-        with self.lock:
-            if not hmac.compare_digest(headers.get(SIGNATURE_HEADER) or "", expected):
-                self.refused.append("signature")
-                raise Answer(401, {"error": "bad signature"})
-            if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > self.TOLERANCE_SECONDS:
-                self.refused.append("timestamp")
-                raise Answer(401, {"error": "stale timestamp"})
-            if any(entry["idempotency_key"] == headers.get("Idempotency-Key") for entry in self.applied):
-                self.duplicates += 1
-                return 200, {"status": "already applied"}
-            self.applied.append(body)
-        return 202, {"status": "accepted"}
