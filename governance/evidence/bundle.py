@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import stat
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -113,11 +114,14 @@ def bundle_build(bundle_id: int, *, again: bool = False) -> None:
         build = Build(bundle=bundle, period=Period(start=bundle.period_start, end=bundle.period_end,
                                                    scope=bundle.scope))
         digest, size = hashlib.sha256(), 0
-        with partial.open("wb") as out:
-            for chunk in stream_zip(_members(build)):
-                out.write(chunk)
-                digest.update(chunk)
-                size += len(chunk)
+        try:
+            with partial.open("wb") as out:
+                for chunk in stream_zip(_members(build)):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+        finally:
+            build.close()
         partial.replace(directory / name)
     except Exception as exc:
         logger.exception("Evidence bundle %s failed", bundle_id)
@@ -145,6 +149,17 @@ class BundleFile:
     rows: int | None = None
 
 
+@dataclass(frozen=True)
+class Analysis:
+    """What one walk of the population gives every part that reads it: the rows, spooled to a temporary file a
+    JSON document a line (memory holds one chunk however large the period), the exceptions found and the strata
+    the sample is drawn from."""
+
+    rows: BinaryIO
+    exceptions: list
+    strata: dict[samples.Stratum, list[str]]
+
+
 @dataclass
 class Build:
     """One build under way: the bundle, its period, and what the written files turned out to be."""
@@ -154,13 +169,38 @@ class Build:
     written: list[dict] = field(default_factory=list)
     head_seq: int = 0
     head_hash: str = ""
-    found: list | None = None
+    analysed: Analysis | None = None
+
+    def analysis(self) -> Analysis:
+        """The population walked once, however many parts read it: it is the costliest read of a build."""
+        if self.analysed is None:
+            finder = exceptions.ExceptionFinder(self.period)
+            spool = tempfile.TemporaryFile(dir=settings.EVIDENCE_DIR)  # noqa: SIM115 (closed by close())
+
+            def rows() -> Iterator[population.PopulationRow]:
+                for chunk in population.matched_chunks(population.production_deployments(self.period)):
+                    finder.add(chunk)
+                    for record in chunk:
+                        row = population.population_row(record)
+                        spool.write(_json(population.row_dict(row)) + b"\n")
+                        yield row
+
+            strata = samples.sample_strata(rows())
+            self.analysed = Analysis(rows=spool, exceptions=finder.found(), strata=strata)
+        return self.analysed
+
+    def population_rows(self) -> Iterator[dict]:
+        spool = self.analysis().rows
+        spool.seek(0)
+        for line in spool:
+            yield json.loads(line)
 
     def exceptions(self) -> list:
-        """The period's exceptions, found once: the exceptions' CSV and JSON and the control tests all read them."""
-        if self.found is None:
-            self.found = exceptions.period_exceptions(self.period)
-        return self.found
+        return self.analysis().exceptions
+
+    def close(self) -> None:
+        if self.analysed is not None:
+            self.analysed.rows.close()
 
 
 @dataclass(frozen=True)
@@ -314,7 +354,7 @@ def _dataclass_dicts(items: Iterable) -> Iterator[dict]:
 def population_files(build: Build) -> Iterator[BundleFile]:
     period = build.period
     yield from table_files(
-        "population", population.COLUMNS, lambda: map(population.row_dict, population.population(period)),
+        "population", population.COLUMNS, build.population_rows,
         query="governance.evidence.population.population(period): production deployments started in the period, "
               "each matched to its change, approvals and allowing gate check",
         parameters=_period_parameters(period))
@@ -354,22 +394,18 @@ def access_review_files(build: Build) -> Iterator[BundleFile]:
 
 
 def sample_files(build: Build) -> Iterator[BundleFile]:
-    """The sample drawn from the population with the bundle's seed, and each sampled change's evidence as PDF. The
-    population is read twice rather than held: once for each change's stratum, once by the draw."""
-    period, seed = build.period, build.bundle.seed
-    strata: dict[str, tuple[str, str]] = {}
-    for row in population.population(period):
-        if row.change_number:
-            strata.setdefault(row.change_number, (row.risk_level, row.change_type))
-    drawn = samples.sample_draw(population.population(period), seed)
-    size, rule = samples.sample_size(len(strata))
-    sampled = [{"position": position, "change_number": number, "risk_level": strata[number][0],
-                "change_type": strata[number][1]} for position, number in enumerate(drawn, start=1)]
+    """The sample drawn from the population with the bundle's seed, and each sampled change's evidence as PDF."""
+    period, seed, strata = build.period, build.bundle.seed, build.analysis().strata
+    stratum_of = {number: stratum for stratum, numbers in strata.items() for number in numbers}
+    drawn = samples.sample_from_strata(strata, seed)
+    size, rule = samples.sample_size(len(stratum_of))
+    sampled = [{"position": position, "change_number": number, "risk_level": stratum_of[number][0],
+                "change_type": stratum_of[number][1]} for position, number in enumerate(drawn, start=1)]
     parameters = {**_period_parameters(period), "seed": seed}
     query = "governance.evidence.samples.sample_draw(population(period), seed): stratified by risk and change type"
     yield csv_file("sample.csv", ("position", "change_number", "risk_level", "change_type"), lambda: sampled,
                    query=query, parameters=parameters)
-    yield json_file("sample.json", {"seed": seed, "rule": rule, "size": size, "population_size": len(strata),
+    yield json_file("sample.json", {"seed": seed, "rule": rule, "size": size, "population_size": len(stratum_of),
                                     "changes": sampled},
                     rows=len(sampled), query=query, parameters=parameters)
     for index, number in enumerate(drawn):

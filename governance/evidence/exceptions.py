@@ -6,16 +6,15 @@ for an afternoon and taken back still shows."""
 
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import islice
 
 from django.contrib.auth.models import Group, Permission
 from django.utils import timezone
 
 from governance.evidence.period import Period
-from governance.evidence.population import CHUNK_SIZE, Matched, matched, production_deployments
+from governance.evidence.population import Matched, matched_chunks, production_deployments
 from governance.models import AuditEvent, ChangeRequest, ChangeType
 from governance.models.changes import ChangeStatus
 from governance.roles import Role, team_role_codename
@@ -77,20 +76,29 @@ class RoleHistory:
 
 def period_exceptions(period: Period) -> list[EvidenceException]:
     """Every exception of the period's population, ordered by (record, kind)."""
-    roles = RoleHistory(until=period.end)
-    found: dict[str, EvidenceException] = {}
-    for chunk in _chunks(matched(production_deployments(period)), CHUNK_SIZE):
+    finder = ExceptionFinder(period)
+    for chunk in matched_chunks(production_deployments(period)):
+        finder.add(chunk)
+    return finder.found()
+
+
+class ExceptionFinder:
+    """The exceptions of a population read a chunk at a time, for a reader that walks the population once for
+    several purposes (the evidence bundle)."""
+
+    def __init__(self, period: Period) -> None:
+        self._roles = RoleHistory(until=period.end)
+        self._found: dict[str, EvidenceException] = {}
+
+    def add(self, chunk: list[Matched]) -> None:
         overrides = _freeze_overrides([r.change for r in chunk if r.change])
         for record in chunk:
-            for finding in _deployment_exceptions(record, roles, overrides):
-                found.setdefault(finding.key, finding)
-    return sorted(found.values(), key=lambda e: (e.record, e.kind))
+            for finding in _deployment_exceptions(record, self._roles, overrides):
+                self._found.setdefault(finding.key, finding)
 
-
-def _chunks(records: Iterable[Matched], size: int) -> Iterator[list[Matched]]:
-    stream = iter(records)
-    while chunk := list(islice(stream, size)):
-        yield chunk
+    def found(self) -> list[EvidenceException]:
+        """Ordered by (record, kind)."""
+        return sorted(self._found.values(), key=lambda e: (e.record, e.kind))
 
 
 def _freeze_overrides(changes: list[ChangeRequest]) -> dict[str, list[str]]:

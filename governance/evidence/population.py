@@ -74,10 +74,16 @@ def production_deployments(period: Period) -> QuerySet[Deployment]:
 
 
 def matched(deployments: QuerySet[Deployment], *, chunk_size: int = CHUNK_SIZE) -> Iterator[Matched]:
-    """Each deployment matched to its change, approvals and allowing check, chunk by chunk."""
+    """Each deployment matched to its change, approvals and allowing check."""
+    for chunk in matched_chunks(deployments, chunk_size=chunk_size):
+        yield from chunk
+
+
+def matched_chunks(deployments: QuerySet[Deployment], *, chunk_size: int = CHUNK_SIZE) -> Iterator[list[Matched]]:
+    """The deployments matched a chunk at a time, for readers that look up more facts per chunk."""
     stream = deployments.iterator(chunk_size=chunk_size)
     while chunk := list(islice(stream, chunk_size)):
-        yield from _matched_chunk(chunk)
+        yield list(_matched_chunk(chunk))
 
 
 def _matched_chunk(chunk: list[Deployment]) -> Iterator[Matched]:

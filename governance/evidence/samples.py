@@ -72,7 +72,7 @@ def sample_size(population_size: int) -> tuple[int, str]:
 
 def sample_draw(rows: Iterable[PopulationRow], seed: int) -> list[str]:
     """The change numbers sampled from the population `rows` with `seed`, in the order drawn."""
-    return _draw(_strata(rows), seed)
+    return sample_from_strata(sample_strata(rows), seed)
 
 
 @transaction.atomic
@@ -82,15 +82,17 @@ def sample_record(*, actor, period: Period, seed: int) -> AuditSample:
         raise Forbidden("Drawing a sample is an export of evidence: it needs the export permission.")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
         raise InvalidInput(f"The seed is a whole number from 0 to {SEED_MAX}.", field="seed")
-    strata = _strata(population(period))
+    strata = sample_strata(population(period))
     changes = sum(len(numbers) for numbers in strata.values())
     return AuditSample.objects.create(
         period_start=period.start, period_end=period.end, scope=period.scope, seed=seed,
-        rule=sample_size(changes)[1], population_size=changes, change_numbers=_draw(strata, seed), drawn_by=actor)
+        rule=sample_size(changes)[1], population_size=changes, change_numbers=sample_from_strata(strata, seed),
+        drawn_by=actor)
 
 
-def _strata(rows: Iterable[PopulationRow]) -> dict[Stratum, list[str]]:
-    """Each (risk level, change type) with its change numbers, both sorted; a change counted once."""
+def sample_strata(rows: Iterable[PopulationRow]) -> dict[Stratum, list[str]]:
+    """The changes of the population `rows` to draw from: each (risk level, change type) with its change numbers,
+    both sorted; a change counted once."""
     seen: dict[str, Stratum] = {}
     for row in rows:
         if row.change_number and row.change_number not in seen:
@@ -101,7 +103,8 @@ def _strata(rows: Iterable[PopulationRow]) -> dict[Stratum, list[str]]:
     return dict(sorted(strata.items()))
 
 
-def _draw(strata: dict[Stratum, list[str]], seed: int) -> list[str]:
+def sample_from_strata(strata: dict[Stratum, list[str]], seed: int) -> list[str]:
+    """The change numbers sampled from `strata` with `seed`, in the order drawn."""
     size, _ = sample_size(sum(len(changes) for changes in strata.values()))
     shares = _allocation({stratum: len(changes) for stratum, changes in strata.items()}, size)
     chance = random.Random(seed)  # noqa: S311 (reproducibility is the point, not secrecy)
