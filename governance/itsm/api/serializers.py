@@ -58,3 +58,28 @@ class IncidentDetailSerializer(serializers.ModelSerializer):
 
 class DecisionInputSerializer(InputSerializer):
     reason = serializers.CharField(max_length=MAX_REASON, help_text="Why, for the record.")
+
+
+class IncidentWebhookSerializer(serializers.Serializer):
+    """An incident as an ITSM tool sends it, by its plain names; ServiceNow's incident record is taken as it is
+    (sys_id, short_description, cmdb_ci and sys_updated_on stand for external_id, title, affected_cis and
+    updated_at, and its "1 - Critical" priorities are read). Only for the schema: the service reads the body."""
+
+    external_id = serializers.CharField(max_length=200, help_text="The incident's id in the tool (ServiceNow: sys_id).")
+    number = serializers.CharField(max_length=100, required=False, help_text="The tool's number, e.g. INC0010001.")
+    title = serializers.CharField(max_length=500, help_text="ServiceNow: short_description.")
+    priority = serializers.IntegerField(min_value=1, max_value=5, help_text="1 (critical) to 5 (planning).")
+    state = serializers.CharField(max_length=50, required=False)
+    opened_at = serializers.DateTimeField()
+    resolved_at = serializers.DateTimeField(required=False, help_text="Not before opened_at.")
+    affected_cis = serializers.ListField(child=serializers.CharField(), required=False,
+                                         help_text="Configuration item names (ServiceNow: one cmdb_ci).")
+    updated_at = serializers.DateTimeField(required=False, help_text="When the tool last changed it: an older "
+                                                                      "delivery than the one taken is ignored.")
+
+
+class IncidentTakenSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    source = serializers.CharField()
+    external_id = serializers.CharField()
+    number = serializers.CharField()

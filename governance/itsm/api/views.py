@@ -1,7 +1,7 @@
 """The incidents API: incidents with their ranked suspects, a release manager's confirmation or dismissal of a suspect,
 and the signed webhook the ITSM tools send incidents to. Thin: validate, call one service, read the result back."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.generics import get_object_or_404
@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from governance.core.actors import acting_user
 from governance.core.api_permissions import ApiPermission
+from governance.core.api_schema import ErrorSerializer
 from governance.core.errors import Forbidden
 from governance.core.parsers import BodyTooLarge
 from governance.core.serializers import validated
@@ -17,6 +18,8 @@ from governance.itsm.api.serializers import (
     DecisionInputSerializer,
     IncidentDetailSerializer,
     IncidentSerializer,
+    IncidentTakenSerializer,
+    IncidentWebhookSerializer,
 )
 from governance.itsm.correlation import suspect_decide
 from governance.itsm.incident_permissions import can_decide_suspects, can_read_incidents
@@ -79,8 +82,6 @@ class Anyone(ApiPermission):
         return True
 
 
-# The ITSM tools' own payloads, like GitHub's: the signature is checked before the body is read (README, "Incidents").
-@extend_schema(exclude=True)
 class IncidentWebhookView(APIView):
     """An ITSM tool sends an incident (a ServiceNow incident record, or the same fields by their plain names), signed
     with the source's secret: X-Changeboard-Timestamp (Unix seconds) and X-Changeboard-Signature (hex HMAC-SHA256 of
@@ -91,6 +92,21 @@ class IncidentWebhookView(APIView):
     permission_classes = [Anyone]
     http_method_names = ["post", "options"]
 
+    @extend_schema(
+        request=IncidentWebhookSerializer, auth=[],
+        parameters=[
+            OpenApiParameter("source", str, OpenApiParameter.PATH, description="The connector (or source) name whose "
+                                                                                "secret signs the delivery."),
+            OpenApiParameter(TIMESTAMP_HEADER, str, OpenApiParameter.HEADER, required=True,
+                             description="Unix seconds when it was signed; more than 5 minutes off is refused."),
+            OpenApiParameter(SIGNATURE_HEADER, str, OpenApiParameter.HEADER, required=True,
+                             description='Hex HMAC-SHA256 of "<timestamp>.<body>" with the source\'s secret.'),
+        ],
+        responses={202: IncidentTakenSerializer,
+                   401: OpenApiResponse(ErrorSerializer, description="A wrong signature, or a timestamp more than "
+                                                                     "5 minutes off."),
+                   409: OpenApiResponse(ErrorSerializer, description="A replay: this delivery was taken already."),
+                   413: OpenApiResponse(ErrorSerializer, description=f"A body over {MAX_BODY_BYTES} bytes.")})
     def post(self, request, source: str):
         declared = request.META.get("CONTENT_LENGTH", "")
         if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
