@@ -6,7 +6,7 @@ for an afternoon and taken back still shows."""
 
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -40,38 +40,86 @@ def exception(kind: str, record: str, reason: str, evidence: dict) -> EvidenceEx
     return EvidenceException(kind=kind, key=f"{kind}:{record}", record=record, reason=reason, evidence=evidence)
 
 
-class RoleHistory:
-    """Who held which role when, from the ledger: each group membership and each team role grant (a
-    django-guardian permission on a cmdb team) as the events that made and removed it."""
+MEMBERSHIP, USER_TEAM_ROLE, GROUP_TEAM_ROLE = ("auth.user_groups", "guardian.userobjectpermission",
+                                              "guardian.groupobjectpermission")
 
-    def __init__(self, until: datetime) -> None:
-        groups = dict(Group.objects.values_list("pk", "name"))
-        team_roles = {pk: codename.removeprefix("approve_as_") for pk, codename in Permission.objects.filter(
-            codename__in=[team_role_codename(r) for r in Role.values], content_type__app_label="cmdb",
-        ).values_list("pk", "codename")}
-        self._spans: dict[tuple[int, str], list[tuple[datetime, bool]]] = defaultdict(list)
-        # Both governed tables' events are few next to the ledger's; the (object_type, object_id, -seq) index
-        # finds them.
-        events = (AuditEvent.objects.filter(object_type__in=("auth.user_groups", "guardian.userobjectpermission"),
-                                            occurred_at__lt=until)
-                  .order_by("seq").values_list("object_type", "action", "changes", "occurred_at"))
-        for object_type, action, changes, at in events:
-            side = "before" if action == "delete" else "after"
-            row = {name: (change or {}).get(side) for name, change in changes.items()}
-            granted = row.get("group_id") if object_type == "auth.user_groups" else row.get("permission_id")
-            names = groups if object_type == "auth.user_groups" else team_roles
-            role, user_id = names.get(granted or 0), row.get("user_id")
-            if role is None or user_id is None or action == "update":
-                continue
-            self._spans[(user_id, role)].append((at, action == "create"))
+
+class Spans:
+    """When each key was on and off, from create and delete events in ledger order."""
+
+    def __init__(self) -> None:
+        self._spans: dict[tuple, list[tuple[datetime, bool]]] = defaultdict(list)
+
+    def add(self, key: tuple, at: datetime, on: bool) -> None:
+        self._spans[key].append((at, on))
+
+    def sort(self) -> None:
         for spans in self._spans.values():
             spans.sort(key=lambda span: span[0])
 
-    def held(self, user_id: int, role: str, at: datetime) -> bool:
-        """Did the ledger show `user_id` holding `role` (for all teams or for one) at `at`?"""
-        spans = self._spans.get((user_id, role), [])
+    def on(self, key: tuple, at: datetime) -> bool:
+        spans = self._spans.get(key, [])
         index = bisect_right([when for when, _ in spans], at)
         return index > 0 and spans[index - 1][1]
+
+    def known(self) -> list[tuple]:
+        return list(self._spans)
+
+
+class RoleHistory:
+    """Who held which role when, from the ledger: a role group's membership (the role for every team), and a team
+    role (a django-guardian permission on a cmdb team) granted to the person or to a group they belonged to at the
+    time, each as the events that made and removed it."""
+
+    def __init__(self, until: datetime) -> None:
+        roles_of_groups = dict(Group.objects.filter(name__in=Role.values).values_list("pk", "name"))
+        team_roles = {pk: codename.removeprefix("approve_as_") for pk, codename in Permission.objects.filter(
+            codename__in=[team_role_codename(r) for r in Role.values], content_type__app_label="cmdb",
+            content_type__model="team").values_list("pk", "codename")}
+        self._roles_of_groups = roles_of_groups
+        self._memberships = Spans()     # (user, group)
+        self._user_grants = Spans()     # (user, role, team)
+        self._group_grants = Spans()    # (group, role, team)
+        # The governed tables' events are few next to the ledger's; the (object_type, object_id, -seq) index finds
+        # them.
+        events = (AuditEvent.objects.filter(object_type__in=(MEMBERSHIP, USER_TEAM_ROLE, GROUP_TEAM_ROLE),
+                                            occurred_at__lt=until)
+                  .order_by("seq").values_list("object_type", "action", "changes", "occurred_at"))
+        for object_type, action, changes, at in events:
+            if action == "update":
+                continue
+            side = "before" if action == "delete" else "after"
+            row = {name: (change or {}).get(side) for name, change in changes.items()}
+            on = action == "create"
+            if object_type == MEMBERSHIP:
+                if row.get("user_id") is not None and row.get("group_id") is not None:
+                    self._memberships.add((row["user_id"], row["group_id"]), at, on)
+                continue
+            role, team = team_roles.get(row.get("permission_id") or 0), row.get("object_pk")
+            holder = row.get("user_id") if object_type == USER_TEAM_ROLE else row.get("group_id")
+            if role is None or team is None or holder is None:
+                continue
+            grants = self._user_grants if object_type == USER_TEAM_ROLE else self._group_grants
+            grants.add((holder, role, str(team)), at, on)
+        for spans in (self._memberships, self._user_grants, self._group_grants):
+            spans.sort()
+        self._groups_of: dict[int, list[int]] = defaultdict(list)
+        for user_id, group in self._memberships.known():
+            self._groups_of[user_id].append(group)
+
+    def held(self, user_id: int, role: str, at: datetime, teams: Iterable[int] = ()) -> bool:
+        """Did the ledger show `user_id` holding `role` at `at`: for every team, or for one of `teams`, granted to
+        them or to a group they were in?"""
+        if any(name == role and self._memberships.on((user_id, group), at)
+               for group, name in self._roles_of_groups.items()):
+            return True
+        for team in map(str, teams):
+            if self._user_grants.on((user_id, role, team), at):
+                return True
+            if any(self._group_grants.on((group, role, team), at) and self._memberships.on((user_id, group), at)
+                   for group in self._groups_of.get(user_id, ())):
+                return True
+        return False
 
 
 def period_exceptions(period: Period) -> list[EvidenceException]:
@@ -91,14 +139,27 @@ class ExceptionFinder:
         self._found: dict[str, EvidenceException] = {}
 
     def add(self, chunk: list[Matched]) -> None:
-        overrides = _freeze_overrides([r.change for r in chunk if r.change])
+        changes = [r.change for r in chunk if r.change]
+        overrides, owners = _freeze_overrides(changes), _owning_teams(changes)
         for record in chunk:
-            for finding in _deployment_exceptions(record, self._roles, overrides):
+            for finding in _deployment_exceptions(record, self._roles, overrides, owners):
                 self._found.setdefault(finding.key, finding)
 
     def found(self) -> list[EvidenceException]:
         """Ordered by (record, kind)."""
         return sorted(self._found.values(), key=lambda e: (e.record, e.kind))
+
+
+def _owning_teams(changes: list[ChangeRequest]) -> dict[int, set[int]]:
+    """The teams owning each change's CIs, by change id: a team role counts for the changes of its team's CIs. The
+    CMDB's owners as they are now (the ledger's record of a CI changing hands is not replayed)."""
+    owners: dict[int, set[int]] = defaultdict(set)
+    through = ChangeRequest.affected_cis.through
+    for change_id, team_id in through.objects.filter(changerequest_id__in=[c.pk for c in changes]).values_list(
+            "changerequest_id", "configurationitem__owner_team_id"):
+        if team_id is not None:
+            owners[change_id].add(team_id)
+    return owners
 
 
 def _freeze_overrides(changes: list[ChangeRequest]) -> dict[str, list[str]]:
@@ -113,8 +174,8 @@ def _freeze_overrides(changes: list[ChangeRequest]) -> dict[str, list[str]]:
     return freezes
 
 
-def _deployment_exceptions(record: Matched, roles: RoleHistory,
-                           overrides: dict[str, list[str]]) -> Iterator[EvidenceException]:
+def _deployment_exceptions(record: Matched, roles: RoleHistory, overrides: dict[str, list[str]],
+                           owners: dict[int, set[int]]) -> Iterator[EvidenceException]:
     deployment, change = record.deployment, record.change
     number, started = deployment.number, deployment.started_at
     facts = {"deployment": number, "service": deployment.service.name, "environment": deployment.environment.name,
@@ -135,7 +196,7 @@ def _deployment_exceptions(record: Matched, roles: RoleHistory,
                          "approved_at": _iso(change.approved_at) if change else None})
     if change is None:
         return
-    yield from _approval_exceptions(record, roles, facts)
+    yield from _approval_exceptions(record, roles, facts, owners.get(change.pk, set()))
     yield from _change_exceptions(change)
     if change.planned_start is None or change.planned_end is None or not (
             change.planned_start <= started < change.planned_end):
@@ -150,7 +211,8 @@ def _deployment_exceptions(record: Matched, roles: RoleHistory,
                         {**facts, "digest": deployment.artifact.digest, "approved_digests": change.pinned_digests})
 
 
-def _approval_exceptions(record: Matched, roles: RoleHistory, facts: dict) -> Iterator[EvidenceException]:
+def _approval_exceptions(record: Matched, roles: RoleHistory, facts: dict,
+                         teams: set[int]) -> Iterator[EvidenceException]:
     deployment, change = record.deployment, record.change
     assert change is not None
     started = deployment.started_at
@@ -170,7 +232,8 @@ def _approval_exceptions(record: Matched, roles: RoleHistory, facts: dict) -> It
         yield exception("self_approval", deployment.number, f"{deployment.number} was carried out by "
                         f"{deployment.reported_by.get_username()}, who approved {change.number}.",
                         {**facts, "approvals": _approvals(deployer)})
-    unheld = [a for a in record.approvals if a.role and not roles.held(a.approver_id, a.role.name, a.created_at)]
+    unheld = [a for a in record.approvals
+              if a.role and not roles.held(a.approver_id, a.role.name, a.created_at, teams)]
     if unheld:
         yield exception("approval_role_not_held", change.number,
                         f"{change.number} counted approvals for roles their approvers did not hold at the time.",

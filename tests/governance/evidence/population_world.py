@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from django.contrib.auth.models import Group
 from django.utils import timezone
+from guardian.shortcuts import assign_perm
 
 from governance.audit.ledger import audit_record, audit_seal
 from governance.changes.services import approval_record, change_request_transition
@@ -21,7 +22,7 @@ from governance.models import (
     GateDecision,
     PolicyRequirement,
 )
-from governance.roles import Role
+from governance.roles import Role, team_role_permission
 from releases.models import Deployment, DeploymentKind, DeploymentPlan
 from tests.factories import make_artifact, make_change, make_ci, make_environment, make_team, make_user
 
@@ -33,9 +34,10 @@ EXPECTED = {
     ("emergency_review_missing", "emergency_missing"), ("emergency_review_late", "emergency_late"),
     ("outside_window", "outside"), ("freeze_override", "override"), ("digest_not_approved", "other_build"),
     ("no_test_evidence", "untested"), ("deployer_not_service_account", "by_a_person"),
+    ("self_approval", "implementer_approval"), ("approval_role_not_held", "other_teams_role"),
 }
 # The records each kind is about: a deployment, or the change behind it.
-ON_CHANGE = {"self_approval:own_approval", "approval_role_not_held", "emergency_review_missing",
+ON_CHANGE = {"self_approval:own_approval", "self_approval:implementer_approval", "approval_role_not_held", "emergency_review_missing",
              "emergency_review_late", "no_test_evidence"}
 
 
@@ -49,7 +51,7 @@ class World:
         ApprovalPolicy.objects.update(active=False)
         policy = ApprovalPolicy.objects.create(name="Evidence: one CAB member")
         PolicyRequirement.objects.create(policy=policy, role=Group.objects.get(name=Role.CAB_MEMBER), count=1)
-        team = make_team("payments")
+        self.team = team = make_team("payments")
         self.prod = make_environment("prod", 3, is_production=True)
         self.staging = make_environment("staging", 2)
         self.payments = make_ci("payments-api", team=team, sox_scoped=True)
@@ -70,8 +72,9 @@ class World:
     def change(self, name: str, *, approver=None, requester=None, service=None, **fields) -> ChangeRequest:
         """A change to production submitted and approved through the services (by `approver`, carl unless
         given), its window then opening an hour ago for three hours."""
+        fields.setdefault("implementer", self.ivan)
         change = make_change(requester or self.rita, cis=[service or self.payments], environment=self.prod,
-                             implementer=self.ivan, **fields)
+                             **fields)
         change = change_request_transition(actor=change.requester, change=change, target=ChangeStatus.SUBMITTED)
         if approver is not False and change.status == ChangeStatus.CAB_REVIEW:
             approval_record(actor=approver or self.carl, change=change, decision="approve")
@@ -171,6 +174,28 @@ def build_world() -> World:
     ChangeRequest.objects.filter(pk=untested.pk).update(test_evidence="")
     w.reported("untested", untested)
     w.reported("by_a_person", w.change("by_a_person"), by=w.rita)
+    # The implementer's own approval, planted beside a CAB member's.
+    by_implementer = w.change("implementer_approval", implementer=w.carl, approver=w.rob)
+    Approval.objects.create(change=by_implementer, approver=w.carl, decision="approve",
+                            role=Group.objects.get(name=Role.CAB_MEMBER), revision=by_implementer.revision)
+    w.reported("implementer_approval", by_implementer)
+    # Team roles: clean when held for the team owning the change's CI, given to the person or to a group they are in;
+    # an exception when held for another team only (the row a bypass of the services would leave).
+    grant = team_role_permission(Role.CAB_MEMBER)
+    tom = make_user("tom")
+    assign_perm(grant, tom, w.team)
+    w.reported("clean_team_grant", w.change("clean_team_grant", approver=tom))
+    approvers = Group.objects.create(name="payments-approvers")
+    assign_perm(grant, approvers, w.team)
+    gina = make_user("gina")
+    gina.groups.add(approvers)
+    w.reported("clean_group_grant", w.change("clean_group_grant", approver=gina))
+    olga = make_user("olga")
+    assign_perm(grant, olga, make_team("search"))
+    elsewhere = w.change("other_teams_role", approver=w.rob)
+    Approval.objects.create(change=elsewhere, approver=olga, decision="approve",
+                            role=Group.objects.get(name=Role.CAB_MEMBER), revision=elsewhere.revision)
+    w.reported("other_teams_role", elsewhere)
 
     # Outside the population: a staging deployment with no change, and a production one before the period.
     w.reported("in_staging", None, environment=w.staging)

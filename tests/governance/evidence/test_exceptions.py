@@ -94,13 +94,13 @@ def test_the_controls_fail_on_their_own_exceptions_and_pass_without_them(world: 
         "CM-5": {"deployer_not_service_account", "no_allowing_check"},
     }
     assert all(not r.passed and r.criteria for r in results.values())
-    assert results["CM-1"].tested == 17 and results["CM-4"].tested == 2
+    assert results["CM-1"].tested == 21 and results["CM-4"].tested == 2
     clean = control_tests(world.period("phi"))
     assert all(r.passed and r.exception_keys == () for r in clean), clean
 
 
 def test_finding_the_exceptions_costs_a_fixed_number_of_queries(world: World, django_assert_max_num_queries):
     # The ledger's roles (groups, team role permissions, events), then per chunk: deployments, changes, approvals,
-    # gate checks and freeze overrides.
-    with django_assert_max_num_queries(3 + 5):
+    # gate checks, freeze overrides and the teams owning the changes' CIs.
+    with django_assert_max_num_queries(3 + 6):
         period_exceptions(world.period())

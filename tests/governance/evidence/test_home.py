@@ -36,7 +36,7 @@ def test_the_home_shows_the_controls_every_exception_with_its_notes_and_the_coun
     auditor_note_add(actor=world.auditor, exception_key=first, text="Asked the team for the ticket.")
     client = client_of(world.auditor)
     client.get(home(world))
-    with django_assert_max_num_queries(24):
+    with django_assert_max_num_queries(25):
         page = client.get(home(world))
     html = page.content.decode()
     assert page.status_code == 200

@@ -79,17 +79,17 @@ def test_the_population_streams_in_a_fixed_number_of_queries_per_chunk(world: Wo
                                                                        django_assert_max_num_queries):
     # Per chunk: the deployments, the changes, their approvals and the gate checks.
     with django_assert_max_num_queries(4):
-        assert len(list(population(world.period(), chunk_size=100))) == 17
-    with django_assert_max_num_queries(4 * 4):  # 17 rows in chunks of 5
-        assert len(list(population(world.period(), chunk_size=5))) == 17
+        assert len(list(population(world.period(), chunk_size=100))) == 21
+    with django_assert_max_num_queries(5 * 4):  # 21 rows in chunks of 5
+        assert len(list(population(world.period(), chunk_size=5))) == 21
 
 
 def test_the_reconciliation_counts_each_side_and_finds_the_unpaired_record_on_each(world: World):
     result = reconcile(world.period())
     # Allowing checks asked in the period: one per reported production deployment (bar the denied one, and with
     # the one whose deployment is dated before the period), and the idle one.
-    assert result.counts == {"allowing_checks": 16, "reported_deployments": 15, "run_deployments": 2,
-                             "changes": 17, "population": 17}
+    assert result.counts == {"allowing_checks": 20, "reported_deployments": 19, "run_deployments": 2,
+                             "changes": 21, "population": 21}
     assert [(u["side"], u["record"]) for u in result.unpaired] == [
         ("gate_check", str(world.idle_check.pk)),
         *sorted([("deployment", world.deployments["no_change"].number),
