@@ -37,8 +37,8 @@ EXPECTED = {
     ("self_approval", "implementer_approval"), ("approval_role_not_held", "other_teams_role"),
 }
 # The records each kind is about: a deployment, or the change behind it.
-ON_CHANGE = {"self_approval:own_approval", "self_approval:implementer_approval", "approval_role_not_held", "emergency_review_missing",
-             "emergency_review_late", "no_test_evidence"}
+ON_CHANGE = {"self_approval:own_approval", "self_approval:implementer_approval", "approval_role_not_held",
+             "emergency_review_missing", "emergency_review_late", "no_test_evidence"}
 
 
 class World:
