@@ -2,6 +2,7 @@
 worker writes it, downloads the zip and the bundle's own verifier passes it."""
 
 import re
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,9 +43,18 @@ def test_an_auditor_builds_a_bundle_watches_it_progress_and_downloads_it(evidenc
 
     row = page.locator("#bundles tbody tr").first
     assert row.locator("td").nth(4).inner_text() == "2026"
-    # The row refreshes itself every 2 s until the worker is done.
+    # The row shows the build's progress, refreshing itself every 2 s until the worker is done.
+    expect(row.locator("progress")).to_be_visible()
+    screenshot(page, "evidence-bundle-progress")
+    seen = set()
     download_link = row.get_by_role("link", name="Download")
-    download_link.wait_for(timeout=90_000)
+    deadline = time.monotonic() + 90
+    while not download_link.count():
+        assert time.monotonic() < deadline, f"the bundle was not ready in 90 s; progress seen: {sorted(seen)}"
+        # all_inner_texts does not wait: the row may be swapped for its ready state at any moment.
+        seen.update(int(text.rstrip("%")) for text in row.locator(".bundle-progress").all_inner_texts())
+        page.wait_for_timeout(100)
+    assert seen and all(0 <= value < 100 for value in seen), seen
     assert "Ready" in row.inner_text()
     screenshot(page, "evidence-bundle-ready")
     with page.expect_download() as download:
