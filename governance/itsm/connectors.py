@@ -2,6 +2,7 @@
 names), which serve a team, the client that delivers an outbox message to each, and the change as each kind maps it.
 Every client's deliver() is idempotent: sent twice, an update is applied once."""
 
+from collections.abc import Iterator
 from typing import Protocol
 
 from django.conf import settings
@@ -19,6 +20,11 @@ __all__ = ["Connector", "ConnectorConfig", "DeliveryResult", "connector_client",
 
 class Connector(Protocol):
     def deliver(self, message: OutboxMessage, record: ItsmRecord | None) -> DeliveryResult: ...
+
+    def deliver_all(self, messages: list[OutboxMessage], record: ItsmRecord | None) -> Iterator[DeliveryResult]:
+        """A change's updates in sequence order, each result given before the next is sent (the caller stops at the
+        first that fails)."""
+        ...
 
 
 def connectors() -> list[ConnectorConfig]:

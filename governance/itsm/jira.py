@@ -5,6 +5,8 @@ request), then moved by the transition the connector's configuration names for t
 The transition carries the update's outbox idempotency key in its comment, written by the same call: a delivery
 that finds its key among the request's comments was applied already and is not applied again."""
 
+from collections.abc import Iterator
+
 from governance.itsm.config import ConnectorConfig
 from governance.itsm.remote import (
     DeliveryResult,
@@ -12,6 +14,7 @@ from governance.itsm.remote import (
     answer_json,
     call,
     delivered,
+    one_by_one,
 )
 from governance.models import ChangeRequest, ItsmRecord, OutboxMessage
 
@@ -35,6 +38,9 @@ class JiraClient:
     def deliver(self, message: OutboxMessage, record: ItsmRecord | None) -> DeliveryResult:
         """Create the change's request if it has none, then move it as the change moved."""
         return delivered(self.config, lambda client: self._deliver(client, message, record))
+
+    def deliver_all(self, messages: list[OutboxMessage], record: ItsmRecord | None) -> Iterator[DeliveryResult]:
+        return one_by_one(self.deliver, messages, record)
 
     def _deliver(self, client, message: OutboxMessage, record: ItsmRecord | None) -> DeliveryResult:
         payload = message.payload

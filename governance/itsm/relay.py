@@ -1,17 +1,19 @@
 """The relay: delivers a change's outbox updates to one connector, in sequence order, each at most once by the remote.
 
 PostgreSQL holds the truth; a task only says "deliver change 42's updates to servicenow". `deliver_change` claims
-the lowest updates not yet delivered (the head of the change's queue and those right behind it) with
-SELECT ... FOR UPDATE SKIP LOCKED, marks them delivering under a lease (owner, expiry, and `attempts` as the fencing
-token), and commits; it delivers them one by one outside any transaction, and records each result with an UPDATE
-that matches only while its lease still holds. Update n+1 is never claimed while n is not delivered, so the remote
-sees them in order; a failed one (its attempts used up) holds the change's later ones back until an administrator
-retries it.
+the lowest updates not yet delivered (the head of the change's queue and those right behind it, a batch) with
+SELECT ... FOR UPDATE SKIP LOCKED, marks them delivering under one lease (owner, expiry, and `attempts` as the
+fencing token), and commits; it hands the batch to the connector, which delivers its updates one after the other
+outside any transaction, stopping at the first that fails, and records the batch's results in one transaction whose
+UPDATEs match only the updates whose lease still holds. Update n+1 is never claimed while n is not delivered, so the
+remote sees them in order; a failed one (its attempts used up) holds the change's later ones back until an
+administrator retries it.
 
-A worker killed mid-delivery leaves its updates delivering under a lease that runs out; the beat job's sweep sends
-the task again and the next worker takes them over (a new attempt, the same idempotency key, so a remote that had
-applied it recognises it). A remote that fails is tried again after an exponential backoff with full jitter, or
-after its Retry-After when that is longer.
+A worker killed mid-batch leaves its updates delivering under a lease that runs out; the beat job's sweep sends the
+task again and the next worker takes them over, as one batch again (a new attempt, the same idempotency keys, so a
+remote that had applied some of them recognises them). The batch's lease is renewed for all its updates at once, so
+the ones applied and not yet recorded always expire, and are taken over, together. A remote that fails is tried again
+after an exponential backoff with full jitter, or after its Retry-After when that is longer.
 """
 
 import logging
@@ -19,12 +21,13 @@ import os
 import random
 import socket
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from governance.itsm.connectors import ConnectorConfig, DeliveryResult, connector_client, connector_named
@@ -80,6 +83,8 @@ def claim(connector: str, change_id: int, owner: str) -> list[Claimed]:
     now = timezone.now()
     undelivered = OutboxMessage.objects.filter(connector=connector, change_id=change_id).exclude(
         state=OutboxState.DELIVERED)
+    if not undelivered.filter(claimable(now)).exists():
+        return []  # one read, no transaction: most tasks, and the last claim of each, find nothing to take
     with transaction.atomic():
         _without_waiting_for_disk()
         rows = list(undelivered.select_for_update(skip_locked=True).order_by("sequence")[:CLAIM_BATCH])
@@ -127,82 +132,109 @@ def deliver_change(connector: str, change_id: int, *, owner: str) -> int:
     while batch := claim(connector, change_id, owner):
         if client is None:  # not before: most tasks after a change's first find its updates delivered already
             client = connector_client(config)
+        if record is None:  # the change's first delivery makes it
             record = ItsmRecord.objects.filter(connector=connector, change_id=change_id).first()
-        for index in range(len(batch)):
-            if index and batch[index - 1].expires - timezone.now() < lease() / 2:
-                batch[index:] = _renewed(batch[index:])
-            held = batch[index]
-            result = _delivered(client, config, held.message, record)
-            if not _record(held, result, record, config):
-                return delivered  # the lease ran out and another worker took over: its results count
-            if result.ok and record is None:
-                record = ItsmRecord.objects.filter(connector=connector, change_id=change_id).first()
-            if not result.ok:
-                _release(batch[index + 1:])
-                return delivered
-            delivered += 1
+        recorded = _record(_delivered(client, config, batch, record), batch, record, config)
+        delivered += recorded
+        if recorded < len(batch):
+            return delivered  # one failed (the change's later ones wait for it), or another worker took over
     return delivered
 
 
-def _delivered(client, config: ConnectorConfig, message: OutboxMessage, record: ItsmRecord | None) -> DeliveryResult:
+def _delivered(client, config: ConnectorConfig, batch: list[Claimed], record: ItsmRecord | None
+               ) -> list[DeliveryResult]:
+    """The results of the batch's updates, in order, up to the first that failed. The batch's lease is renewed when
+    half of it has gone; none is sent once another worker took one of them over."""
+    results = client.deliver_all([held.message for held in batch], record)
+    delivered: list[DeliveryResult] = []
+    expires = batch[0].expires
+    for held in batch:
+        if delivered and expires - timezone.now() < lease() / 2:
+            renewed = _renewed(batch)
+            if renewed is None:
+                break
+            expires = renewed
+        result = _result(results, config, held.message)
+        delivered.append(result)
+        if not result.ok:
+            break
+    return delivered
+
+
+def _result(results: Iterator[DeliveryResult], config: ConnectorConfig, message: OutboxMessage) -> DeliveryResult:
     try:
-        return client.deliver(message, record)
+        return next(results)
     except Exception as exc:  # a client that breaks is a failed attempt, counted and retried like any other
         logger.exception("The %s connector broke delivering %s.", config.name, message.idempotency_key)
         return DeliveryResult(ok=False, retry=True, retry_after=None, remote_id="", remote_number="",
                               detail=f"The connector broke: {type(exc).__name__}: {exc}")
 
 
-def _renewed(held: list[Claimed]) -> list[Claimed]:
-    """The updates still to deliver in this batch (the ones before took a while), their lease extended. One whose
-    lease ran out meanwhile keeps its old expiry: its record will find it taken over."""
-    expires = timezone.now() + lease()
+def _held(batch: list[Claimed]) -> QuerySet[OutboxMessage]:
+    """The batch's updates this worker still holds: delivering, as the attempt it claimed them as."""
     mine = Q()
-    for one in held:
+    for one in batch:
         mine |= Q(pk=one.message.pk, attempts=one.attempt)
-    OutboxMessage.objects.filter(mine, state=OutboxState.DELIVERING).update(lease_expires_at=expires)
-    return [Claimed(one.message, one.attempt, expires) for one in held]
+    return OutboxMessage.objects.filter(mine, state=OutboxState.DELIVERING)
 
 
-def _record(held: Claimed, result: DeliveryResult, record: ItsmRecord | None, config: ConnectorConfig) -> bool:
-    """Record how the delivery went if the lease still holds; False when another worker took the update over."""
-    message, now = held.message, timezone.now()
-    mine = OutboxMessage.objects.filter(pk=message.pk, state=OutboxState.DELIVERING, attempts=held.attempt)
+def _renewed(batch: list[Claimed]) -> datetime | None:
+    """The batch's lease extended (those delivered and not yet recorded too, so that all of it runs out together);
+    None when another worker took one of its updates over meanwhile."""
+    expires = timezone.now() + lease()
+    return expires if _held(batch).update(lease_expires_at=expires) == len(batch) else None
+
+
+def _record(results: list[DeliveryResult], batch: list[Claimed], record: ItsmRecord | None,
+            config: ConnectorConfig) -> int:
+    """Record how the batch went, in one transaction, for the updates whose lease still holds: those delivered, the
+    one that failed (tried again after its backoff, or given up), and those after it that were not sent (back as
+    they were, the attempt not counted). How many delivered updates it recorded."""
+    now = timezone.now()
+    done = len(results) - (1 if results and not results[-1].ok else 0)
     with transaction.atomic():
         _without_waiting_for_disk()
-        if result.ok:
-            held_still = mine.update(state=OutboxState.DELIVERED, delivered_at=now, last_error="", lease_owner="",
-                                     lease_expires_at=None)
-            if held_still:
-                _remember_remote(message, result, record, now)
-            return bool(held_still)
-        give_up = not result.retry or held.attempt >= settings.ITSM_MAX_ATTEMPTS
-        delay = backoff_seconds(held.attempt, result.retry_after)
-        held_still = mine.update(state=OutboxState.FAILED if give_up else OutboxState.PENDING,
-                                 next_attempt_at=now + timedelta(seconds=delay),
-                                 last_error=redacted(result.detail, config)[:ERROR_LIMIT], lease_owner="",
-                                 lease_expires_at=None)
-        if held_still and not give_up and delay < COUNTDOWN_LIMIT_SECONDS:
-            transaction.on_commit(lambda: send(message.connector, message.change_id, countdown=delay))
+        recorded = _held(batch[:done]).update(
+            state=OutboxState.DELIVERED, delivered_at=now, last_error="", lease_owner="", lease_expires_at=None,
+        ) if done else 0
+        if recorded and record is None:
+            _remember_remote(batch[0].message, results[:done], now)
+        if done < len(results):
+            _record_failure(batch[done], results[done], config, now)
+        if len(results) < len(batch):
+            _release(batch[len(results):])
+    return recorded
+
+
+def _record_failure(held: Claimed, result: DeliveryResult, config: ConnectorConfig, now: datetime) -> None:
+    message = held.message
+    give_up = not result.retry or held.attempt >= settings.ITSM_MAX_ATTEMPTS
+    delay = backoff_seconds(held.attempt, result.retry_after)
+    held_still = _held([held]).update(state=OutboxState.FAILED if give_up else OutboxState.PENDING,
+                                      next_attempt_at=now + timedelta(seconds=delay),
+                                      last_error=redacted(result.detail, config)[:ERROR_LIMIT], lease_owner="",
+                                      lease_expires_at=None)
+    if held_still and not give_up and delay < COUNTDOWN_LIMIT_SECONDS:
+        transaction.on_commit(lambda: send(message.connector, message.change_id, countdown=delay))
     logger.warning("ITSM update %s to %s failed (attempt %s%s): %s", message.idempotency_key, config.name,
                    held.attempt, ", given up" if give_up else f", again in {delay:.1f} s",
                    redacted(result.detail, config))
-    return bool(held_still)
 
 
-def _remember_remote(message: OutboxMessage, result: DeliveryResult, record: ItsmRecord | None, now: datetime) -> None:
-    """The remote record's number and id, from the first delivery that created it. (Later deliveries leave the row
-    alone: it is governed, and a ledger event per update would say nothing the outbox does not.)"""
-    if record is None and result.remote_id:
+def _remember_remote(message: OutboxMessage, results: list[DeliveryResult], now: datetime) -> None:
+    """The remote record's number and id, from the first delivery that named it (it created or found it). (Later
+    deliveries leave the row alone: it is governed, and a ledger event per update would say nothing the outbox does
+    not.)"""
+    named = next((result for result in results if result.remote_id), None)
+    if named:
         ItsmRecord.objects.get_or_create(connector=message.connector, change_id=message.change_id, defaults={
-            "remote_id": result.remote_id, "remote_number": result.remote_number, "synced_at": now})
+            "remote_id": named.remote_id, "remote_number": named.remote_number, "synced_at": now})
 
 
 def _release(held: list[Claimed]) -> None:
-    """Updates claimed behind one that failed were not tried: they go back as they were, attempt not counted."""
-    for one in held:
-        OutboxMessage.objects.filter(pk=one.message.pk, state=OutboxState.DELIVERING, attempts=one.attempt).update(
-            state=OutboxState.PENDING, attempts=F("attempts") - 1, lease_owner="", lease_expires_at=None)
+    """Updates claimed behind one that failed, or after the lease was lost, were not sent: they go back as they
+    were, attempt not counted."""
+    _held(held).update(state=OutboxState.PENDING, attempts=F("attempts") - 1, lease_owner="", lease_expires_at=None)
 
 
 def outbox_sweep(*, now: datetime | None = None) -> int:

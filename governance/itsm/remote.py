@@ -1,18 +1,19 @@
 """What every connector's client shares: the result of a delivery and the rule that sorts an answer into done, try
-again (when) or give up; the HTTP client with its timeouts; credentials read from the environment when used and kept
-out of every word a delivery says."""
+again (when) or give up; the HTTP client with its timeouts, one per connector in a worker process, so deliveries
+reuse its connections; credentials read from the environment when used and kept out of every word a delivery says."""
 
 import base64
 import email.utils
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import httpx
 
 from governance.itsm.config import ConnectorConfig
+from governance.models import ItsmRecord, OutboxMessage
 from releases.executors.remote import excerpt
 from releases.health import tls_verification
 
@@ -75,8 +76,8 @@ def redacted(text: str, config: ConnectorConfig) -> str:
 
 
 def http_client(config: ConnectorConfig) -> httpx.Client:
-    """A client for one delivery, authenticated as the connector's credentials say. Redirects are not followed: the
-    credentials go to the configured host, nowhere else."""
+    """A client authenticated as the connector's credentials say. Redirects are not followed: the credentials go to
+    the configured host, nowhere else."""
     auth: httpx.Auth | None = None
     headers = {"Accept": "application/json"}
     if "token_env" in config.credentials:
@@ -87,16 +88,47 @@ def http_client(config: ConnectorConfig) -> httpx.Client:
                         timeout=httpx.Timeout(REQUEST_SECONDS, connect=CONNECT_SECONDS), verify=tls_verification())
 
 
+# This process's client for each connector (by name), with what it was made from.
+_clients: dict[str, tuple[tuple, httpx.Client]] = {}
+
+
+def connector_http_client(config: ConnectorConfig) -> httpx.Client:
+    """This process's client for the connector, kept between deliveries so they reuse its connections to a remote
+    that keeps them alive, rather than a new client and connection each. Made again in a forked process, or when the
+    connector's URL or credentials changed; the one it replaces is closed."""
+    made_from = (os.getpid(), config.url,
+                 tuple(sorted((variable, os.environ.get(variable, "")) for variable in config.credentials.values())))
+    kept = _clients.get(config.name)
+    if kept and kept[0] == made_from:
+        return kept[1]
+    client = http_client(config)
+    if kept and kept[0][0] == os.getpid():
+        kept[1].close()  # one inherited from the parent process is the parent's to close
+    _clients[config.name] = (made_from, client)
+    return client
+
+
 def delivered(config: ConnectorConfig, attempt: Callable[[httpx.Client], DeliveryResult]) -> DeliveryResult:
-    """One delivery on a client of its own: a refusal by the remote, or a credential missing from the environment,
-    is its result, not an exception."""
+    """One delivery on this process's client for the connector: a refusal by the remote, or a credential missing from
+    the environment, is its result, not an exception."""
     try:
-        with http_client(config) as client:
-            return attempt(client)
+        return attempt(connector_http_client(config))
     except RemoteRefused as refused:
         return refused.result
     except MissingCredential as exc:
         return DeliveryResult(ok=False, retry=False, detail=str(exc))
+
+
+def one_by_one(deliver: Callable[[OutboxMessage, ItsmRecord | None], DeliveryResult], messages: list[OutboxMessage],
+               record: ItsmRecord | None) -> Iterator[DeliveryResult]:
+    """A change's updates delivered in turn, each on its own, for a connector that reads nothing once per batch; the
+    remote record the first one made (when the change had none) is named to those after it."""
+    for message in messages:
+        result = deliver(message, record)
+        yield result
+        if record is None and result.ok and result.remote_id:
+            record = ItsmRecord(connector=message.connector, change_id=message.change_id, remote_id=result.remote_id,
+                                remote_number=result.remote_number)
 
 
 def call(client: httpx.Client, config: ConnectorConfig, method: str, path: str, **kwargs) -> httpx.Response:

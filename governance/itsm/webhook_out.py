@@ -7,9 +7,10 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Iterator
 
 from governance.itsm.config import ConnectorConfig
-from governance.itsm.remote import DeliveryResult, MissingCredential, RemoteRefused, call, credential, http_client
+from governance.itsm.remote import DeliveryResult, call, credential, delivered, one_by_one
 from governance.models import ChangeRequest, ItsmRecord, OutboxMessage
 
 TIMESTAMP_HEADER = "X-Changeboard-Timestamp"
@@ -33,19 +34,19 @@ class WebhookClient:
 
     def deliver(self, message: OutboxMessage, record: ItsmRecord | None) -> DeliveryResult:
         """POST the update; the receiver keeps no record we could name, so the result has none."""
-        try:
-            secret = credential(self.config, "secret_env")
-            body = json.dumps({"event": message.event, "sequence": message.sequence,
-                               "idempotency_key": message.idempotency_key, "change": message.payload},
-                              separators=(",", ":"), sort_keys=True).encode()
-            timestamp = str(int(time.time()))
-            with http_client(self.config) as client:
-                response = call(client, self.config, "POST", "", content=body, headers={
-                    "Content-Type": "application/json", "Idempotency-Key": message.idempotency_key,
-                    TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: signature(secret, timestamp, body)})
-        except RemoteRefused as refused:
-            return refused.result
-        except MissingCredential as exc:
-            return DeliveryResult(ok=False, retry=False, detail=str(exc))
+        return delivered(self.config, lambda client: self._post(client, message))
+
+    def deliver_all(self, messages: list[OutboxMessage], record: ItsmRecord | None) -> Iterator[DeliveryResult]:
+        return one_by_one(self.deliver, messages, record)
+
+    def _post(self, client, message: OutboxMessage) -> DeliveryResult:
+        secret = credential(self.config, "secret_env")
+        body = json.dumps({"event": message.event, "sequence": message.sequence,
+                           "idempotency_key": message.idempotency_key, "change": message.payload},
+                          separators=(",", ":"), sort_keys=True).encode()
+        timestamp = str(int(time.time()))
+        response = call(client, self.config, "POST", "", content=body, headers={
+            "Content-Type": "application/json", "Idempotency-Key": message.idempotency_key,
+            TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: signature(secret, timestamp, body)})
         return DeliveryResult(ok=True, retry=False,
                               detail=f"Delivered update {message.idempotency_key} ({response.status_code}).")

@@ -1,10 +1,10 @@
 """Outbound ITSM sync benchmark: updates queued in the outbox, delivered by real Celery workers to the ServiceNow
-stand-in (tests/governance/itsm/servicenow_standin.py, a local HTTP server in this process).
+stand-in (governance/itsm/demo_servicenow.py, a local HTTP server in this process).
 
 A plain script, not a test (pytest does not collect tests/bench). From the project root, with Redis on REDIS_URL
 (default redis://127.0.0.1:6379/0):
 
-    .venv/bin/python tests/bench/bench_itsm.py [--updates 10000] [--changes 1000] [--workers 2]
+    .venv/bin/python tests/bench/bench_itsm.py [--updates 10000] [--changes 1000] [--workers 2] [--baseline]
 
 It creates its own scratch database `changeboard_bench_itsm` next to DATABASE_URL's (default
 postgres://postgres@127.0.0.1:5432), migrates it and drops it at the end, whatever happens. Its workers take a
@@ -18,10 +18,16 @@ row lock, by `outbox_enqueue` (the change as the connector maps it, its idempote
    --updates; each one's time from its commit to the stand-in applying it. Printed: median and p99.
 Both rounds check the order per change in the stand-in: the idempotency keys it applied to each change's record,
 in order, are the change's updates in sequence, each once.
+0. With --baseline, first: the ceiling the remote itself allows on this machine, printed beside the rounds. A stand-in
+   of its own is driven by --workers processes, each with one HTTP client (connections kept), making the connector's
+   calls for its share of the changes as fast as it can, with no database and no Celery: as the relay calls now (the
+   record read once per change's batch, then one write per update), and with a GET before each write (as it did
+   before). Printed: updates/s from the first update the stand-in applied to the last.
 """
 
 import argparse
 import json
+import multiprocessing
 import statistics
 import sys
 import time
@@ -157,6 +163,61 @@ def order_kept(standin, changes: list) -> bool:
     return True
 
 
+def drive_remote(url: str, username: str, password: str, numbers: list[str], per_change: int, payload: dict,
+                 get_each: bool) -> None:
+    """One client of the baseline: for each change, the lookup by correlation_id, then each update's write (the
+    first creates the record), with a GET of the record before each when `get_each`."""
+    import httpx
+
+    from governance.itsm.servicenow import CHANGES, SEEN_FIELDS
+
+    fields = {"sysparm_fields": SEEN_FIELDS}
+    with httpx.Client(base_url=url, auth=(username, password), headers={"Accept": "application/json"},
+                      trust_env=False) as client:
+        for number in numbers:
+            found = client.get(CHANGES, params={"sysparm_query": f"correlation_id={number}", "sysparm_limit": "1",
+                                                **fields}).raise_for_status().json()["result"]
+            sys_id = found[0]["sys_id"] if found else None
+            for sequence in range(1, per_change + 1):
+                body = {**payload, "correlation_id": number, "correlation_display": f"servicenow:{number}:{sequence}"}
+                if sys_id is None:
+                    created = client.post(CHANGES, json=body, params=fields).raise_for_status()
+                    sys_id = created.json()["result"]["sys_id"]
+                    continue
+                if get_each:
+                    client.get(f"{CHANGES}/{sys_id}", params=fields).raise_for_status()
+                client.patch(f"{CHANGES}/{sys_id}", json=body, params=fields).raise_for_status()
+
+
+def remote_alone(changes: list, updates: int, clients: int, *, get_each: bool) -> float:
+    """Updates/s the stand-in applies when `clients` processes drive it as fast as they can (no database, no
+    Celery): a stand-in of its own, forked clients (the database connection closed first, which they do not use)."""
+    from django.db import connections
+
+    from governance.itsm.servicenow import servicenow_payload
+
+    payload = servicenow_payload(changes[0])
+    numbers = [f"CHG9{n:06d}" for n in range(len(changes))]
+    per_change = updates // len(changes)
+    standin = timed_servicenow()
+    try:
+        connections.close_all()
+        context = multiprocessing.get_context("fork")
+        processes = [context.Process(target=drive_remote, args=(
+            standin.url, standin.username, standin.password, numbers[part::clients], per_change, payload, get_each))
+            for part in range(clients)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join()
+        assert all(process.exitcode == 0 for process in processes), "a client of the baseline failed"
+        applied = list(standin.applied_at.values())
+        assert len(applied) == per_change * len(numbers), "the baseline's updates were not all applied"
+        return len(applied) / (max(applied) - min(applied))
+    finally:
+        standin.stop()
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -167,6 +228,8 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=10_000)
     parser.add_argument("--changes", type=int, default=1_000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--baseline", action="store_true",
+                        help="first measure the remote alone, driven by as many clients as workers")
     options = parser.parse_args()
     admin(scratch_url(BENCH_DB), f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
     admin(scratch_url(BENCH_DB), f"CREATE DATABASE {BENCH_DB}")
@@ -181,6 +244,11 @@ def main() -> None:
         standin = timed_servicenow()
         configure(standin, Path(tempfile.mkdtemp(prefix="bench-itsm-")))
         changes = make_changes(options.changes)
+        if options.baseline:
+            batched = remote_alone(changes, options.updates, options.workers, get_each=False)
+            each = remote_alone(changes, options.updates, options.workers, get_each=True)
+            print(f"0. the remote alone, {options.workers} client(s), no database, no Celery: {batched:.0f} updates/s "
+                  f"reading the record once per change; {each:.0f} updates/s with a GET before each update")
 
         started = time.perf_counter()
         keys = queue_updates(changes, options.updates)
