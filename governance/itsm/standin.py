@@ -107,6 +107,9 @@ class StandIn:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # every answer says its Content-Length, so the connection is kept
+            # The headers and the body go out as two writes: on a kept connection, Nagle's algorithm would hold the
+            # body until the client's delayed ACK, 40 ms per answer.
+            disable_nagle_algorithm = True
             timeout = IDLE_SECONDS
 
             def setup(self):

@@ -80,6 +80,7 @@ class IncidentWebhookSerializer(serializers.Serializer):
 
 class IncidentTakenSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    source = serializers.CharField()
+    # DRF's metaclass takes declared fields off the class, so this does not shadow Field.source as the stubs think.
+    source = serializers.CharField()  # type: ignore[assignment]
     external_id = serializers.CharField()
     number = serializers.CharField()
