@@ -56,8 +56,10 @@ def test_a_freeze_saved_in_the_admin_gets_its_occurrences_and_shows_the_next_one
     assert f"{upcoming.lower:%Y-%m-%d %H:%M} to {upcoming.upper:%Y-%m-%d %H:%M} UTC" in page
     assert "Fri " in page and "16:00 to Mon " in page and "06:00 Europe/London" in page
     assert 'name="next_occurrences"' not in page
+    # The list's "Next" is the one in force when the test runs during the freeze, else the next to begin.
+    current = stored.filter(period__endswith__gt=timezone.now()).order_by("period").first().period
     listing = calendar_admin.get(f"{ADMIN}freezewindow/").content.decode()
-    assert f"{upcoming.lower:%Y-%m-%d %H:%M} UTC" in listing
+    assert f"{current.lower:%Y-%m-%d %H:%M} UTC" in listing
 
 
 def test_a_freeze_with_a_bad_rule_is_refused_on_the_rule_field_and_nothing_is_saved(calendar_admin, prod):
