@@ -33,6 +33,9 @@ OPERATIONS = [(method.upper(), path, operation) for path, methods in SCHEMA["pat
 DIALECTS = {"/api/v1/gates/flagger/"}
 # An inventory document, refused whole with its errors naming the file (as an uploaded file's are).
 DOCUMENTS = {"/api/v1/cmdb/import/"}
+# Signed by their senders, the signature checked before the body is read: unsigned, any body is a 401. Their own
+# tests send them bad input signed (tests/governance/itsm/test_incident_webhook.py).
+SIGNED = {"/api/v1/incidents/webhook/{source}/"}
 
 
 def component(reference: str) -> dict:
@@ -65,7 +68,8 @@ def parameters_of(method: str, path: str, where: str) -> list[dict]:
             if parameter["in"] == where]
 
 
-WITH_BODY = [(method, path) for method, path, operation in OPERATIONS if body_schema(operation) is not None]
+WITH_BODY = [(method, path) for method, path, operation in OPERATIONS
+             if body_schema(operation) is not None and path not in SIGNED]
 WITH_FIELDS = [(method, path) for method, path in WITH_BODY if fields_of(method, path)]
 WITH_PATH_PARAMETERS = [(method, path) for method, path, _ in OPERATIONS if parameters_of(method, path, "path")]
 WITH_QUERY_PARAMETERS = [(method, path) for method, path, _ in OPERATIONS if parameters_of(method, path, "query")]
@@ -132,7 +136,7 @@ def url_of(path: str, world: dict, **values) -> str:
     number = world["deployment"] if resource == "rollouts" else world["draft"]
     keys = {"number": number.number, "digest": world["artifact"].digest,
             "seq": str(AuditEvent.objects.order_by("seq").first().seq),
-            "sid": str(world["incident"].suspects.get().pk)}
+            "sid": str(world["incident"].suspects.get().pk), "source": "servicenow"}
 
     def value(match: re.Match) -> str:
         name = match.group(1)

@@ -95,8 +95,8 @@ class IncidentWebhookView(APIView):
     @extend_schema(
         request=IncidentWebhookSerializer, auth=[],
         parameters=[
-            OpenApiParameter("source", str, OpenApiParameter.PATH, description="The connector (or source) name whose "
-                                                                                "secret signs the delivery."),
+            OpenApiParameter("source", str, OpenApiParameter.PATH, pattern=r"^[-a-zA-Z0-9_]+$",
+                             description="The connector (or source) name whose secret signs the delivery."),
             OpenApiParameter(TIMESTAMP_HEADER, str, OpenApiParameter.HEADER, required=True,
                              description="Unix seconds when it was signed; more than 5 minutes off is refused."),
             OpenApiParameter(SIGNATURE_HEADER, str, OpenApiParameter.HEADER, required=True,

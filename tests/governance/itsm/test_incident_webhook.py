@@ -115,6 +115,28 @@ def test_a_body_that_is_no_incident_is_a_400_never_a_500(client, estate, secret,
     assert not Incident.objects.exists()
 
 
+@pytest.mark.parametrize("field", ["sys_id", "number", "short_description", "state", "cmdb_ci", "opened_at"])
+@pytest.mark.parametrize(("bad", "code"), [("x\x00y", "nul_character"), ("\udc00", "lone_surrogate")])
+def test_text_postgresql_cannot_hold_is_a_400_naming_the_field_and_writes_nothing(client, estate, secret, field, bad,
+                                                                                  code):
+    response = post(client, **signed(servicenow_incident(**{field: bad})))
+    assert response.status_code == 400, response.content
+    [error] = response.json()["errors"]
+    assert (error["field"], error["code"]) == (field, code)
+    assert not Incident.objects.exists()
+    assert not WebhookReceipt.objects.exists()
+
+
+def test_json_nested_past_the_limit_is_a_400_too_deep_and_writes_nothing(client, estate, secret):
+    body = b"[" * 10_000
+    stamp = str(int(time.time()))
+    response = client.post(URL, body, content_type="application/json",
+                           headers={TIMESTAMP_HEADER: stamp, SIGNATURE_HEADER: signature(SECRET, stamp, body)})
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == "too_deep"
+    assert not Incident.objects.exists()
+
+
 def test_only_post_is_served_and_the_body_is_bounded(client, estate, secret):
     assert client.get(URL).status_code == 405
     huge = signed(servicenow_incident(description="x" * 70_000))
