@@ -9,6 +9,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -50,19 +51,32 @@ class MissingCredential(Exception):
     """An environment variable the connector names is not set on this worker."""
 
 
+def environment_secret(variable: str) -> str:
+    """The value of the environment variable `variable`, else the content of the secrets file `<variable>_FILE`
+    names (as Docker and Kubernetes mount secrets), without its final line break; "" when neither gives one."""
+    value = os.environ.get(variable, "")
+    path = os.environ.get(f"{variable}_FILE", "")
+    if value or not path:
+        return value
+    try:
+        return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
 def credential(config: ConnectorConfig, key: str) -> str:
     variable = config.credentials[key]
-    value = os.environ.get(variable, "")
+    value = environment_secret(variable)
     if not value:
         raise MissingCredential(f"The environment variable {variable} ({key[:-4]} of connector {config.name}) is not "
-                                f"set on this worker.")
+                                f"set on this worker, nor does {variable}_FILE name a readable file holding it.")
     return value
 
 
 def secrets_of(config: ConnectorConfig) -> list[str]:
     """The secret values set for the connector, as they could be echoed back (the basic header's encoding too), to
     take out of any text. A user name is no secret, and redacting one would garble the words around it."""
-    env = {key: os.environ.get(variable, "") for key, variable in config.credentials.items()}
+    env = {key: environment_secret(variable) for key, variable in config.credentials.items()}
     values = [env[key] for key in ("password_env", "token_env", "secret_env") if env.get(key)]
     if env.get("username_env") and env.get("password_env"):
         values.append(base64.b64encode(f"{env['username_env']}:{env['password_env']}".encode()).decode())
@@ -97,7 +111,7 @@ def connector_http_client(config: ConnectorConfig) -> httpx.Client:
     that keeps them alive, rather than a new client and connection each. Made again in a forked process, or when the
     connector's URL or credentials changed; the one it replaces is closed."""
     made_from = (os.getpid(), config.url,
-                 tuple(sorted((variable, os.environ.get(variable, "")) for variable in config.credentials.values())))
+                 tuple(sorted((variable, environment_secret(variable)) for variable in config.credentials.values())))
     kept = _clients.get(config.name)
     if kept and kept[0] == made_from:
         return kept[1]

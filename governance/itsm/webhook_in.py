@@ -3,7 +3,6 @@ HMAC-SHA256 of "<timestamp>.<body>"), the timestamp fresh, each signature taken 
 only credential; every refusal is in the ledger."""
 
 import hmac
-import os
 import re
 import time
 from dataclasses import replace
@@ -16,6 +15,7 @@ from governance.core.errors import Conflict, DomainError, InvalidInput
 from governance.core.inputs import JSONRefused, json_parsed
 from governance.itsm.connectors import connector_named
 from governance.itsm.incidents import incident_upsert
+from governance.itsm.remote import environment_secret
 from governance.itsm.webhook_out import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
 from governance.models.audit import ActorKind
 from governance.models.itsm import Incident, WebhookReceipt
@@ -38,11 +38,11 @@ class SignatureRefused(DomainError):
 def webhook_secret(source: str) -> str:
     """The secret `source` signs with: the environment variable its connector names (credentials.secret_env), else
     ITSM_WEBHOOK_SECRET_<SOURCE> (upper case, - as _), for a ServiceNow connector whose own credentials are for
-    calling it. Empty: the source sends no webhook."""
+    calling it; or the secrets file <variable>_FILE names. Empty: the source sends no webhook."""
     config = connector_named(source)
     variable = (config.credentials.get("secret_env") if config else None) or \
         f"ITSM_WEBHOOK_SECRET_{source.upper().replace('-', '_')}"
-    return os.environ.get(variable, "")
+    return environment_secret(variable)
 
 
 def incident_webhook_take(*, source: str, timestamp: str, signed: str, body: bytes, now: float | None = None

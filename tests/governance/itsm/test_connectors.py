@@ -273,6 +273,28 @@ def test_a_missing_credential_names_the_variable_not_a_value(servicenow_connecto
     assert "ITSM_TEST_SERVICENOW_PASSWORD" in result.detail
 
 
+def test_a_credential_may_come_from_a_secrets_file_named_by_its_variable_and_file(servicenow, servicenow_connector,
+                                                                                  monkeypatch, tmp_path):
+    # As Docker and Kubernetes mount secrets: ITSM_TEST_SERVICENOW_PASSWORD_FILE names the file holding the password.
+    secret = tmp_path / "servicenow-password"
+    secret.write_text(servicenow.password + "\n")
+    monkeypatch.delenv("ITSM_TEST_SERVICENOW_PASSWORD")
+    monkeypatch.setenv("ITSM_TEST_SERVICENOW_PASSWORD_FILE", str(secret))
+    created = deliver(servicenow_connector, payload_for("servicenow", change()), "servicenow:CHG0000123:1")
+    assert created.ok, created.detail
+    basic = base64.b64encode(f"{servicenow.username}:{servicenow.password}".encode()).decode()
+    assert set(servicenow.authorizations) == {f"Basic {basic}"}
+    servicenow.fail_next(1, status=400)  # and it is kept out of what a refusal says, as a variable's is
+    refused = deliver(servicenow_connector, payload_for("servicenow", change()), "servicenow:CHG0000123:2",
+                      record_of(servicenow_connector, created))
+    assert "Basic [redacted]" in refused.detail and basic not in refused.detail
+    secret.unlink()
+    missing = deliver(servicenow_connector, payload_for("servicenow", change()), "servicenow:CHG0000123:3",
+                      record_of(servicenow_connector, created))
+    assert (missing.ok, missing.retry) == (False, False)
+    assert "ITSM_TEST_SERVICENOW_PASSWORD_FILE" in missing.detail and servicenow.password not in missing.detail
+
+
 def test_incidents_are_read_by_time_of_update(servicenow, servicenow_connector):
     old = servicenow.add_incident(short_description="Old outage", priority="2")
     servicenow.tables["incident"][old["sys_id"]]["sys_updated_on"] = "2020-01-01 00:00:00"
