@@ -8,8 +8,7 @@ from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from governance.changes.permissions import holds_team_role
-from governance.roles import APPROVER_ROLES, Role
+from governance.roles import APPROVER_ROLES, Role, holds_team_role
 
 
 def landing_url(user) -> str:

@@ -96,3 +96,21 @@ class ApproverRoleField(LookupField):
         if str(data) not in APPROVER_ROLES:
             self.fail("not_approver", value=str(data)[:50], roles=", ".join(APPROVER_ROLES))
         return super().to_internal_value(data)
+
+
+def team_role_grants(user) -> list[tuple[int, str]]:
+    """(team id, approver role) of each team role `user` holds, granted to them or to one of their groups."""
+    from guardian.models import GroupObjectPermission, UserObjectPermission
+
+    codenames = {team_role_codename(role): role for role in APPROVER_ROLES}
+    on_teams = {"permission__codename__in": codenames, "content_type__app_label": "cmdb",
+                "content_type__model": "team"}
+    granted = [*UserObjectPermission.objects.filter(user=user, **on_teams).values_list("object_pk",
+                                                                                       "permission__codename"),
+               *GroupObjectPermission.objects.filter(group__user=user, **on_teams).values_list("object_pk",
+                                                                                               "permission__codename")]
+    return sorted({(int(team_id), codenames[codename]) for team_id, codename in granted})
+
+
+def holds_team_role(user) -> bool:
+    return bool(team_role_grants(user))

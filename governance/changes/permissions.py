@@ -6,7 +6,7 @@ from governance.changes.workflow import MoverFacts
 from governance.core.errors import Conflict, DomainError, Forbidden
 from governance.models.changes import OPEN_STATES, ChangeRequest, StandardChangeTemplate
 from governance.models.changes import ChangeStatus as S
-from governance.roles import APPROVER_ROLES, team_role_codename
+from governance.roles import APPROVER_ROLES, holds_team_role, team_role_grants
 
 
 def can_view_changes(user) -> bool:
@@ -14,24 +14,6 @@ def can_view_changes(user) -> bool:
     if not user.is_authenticated:
         return False
     return user.has_perm("governance.view_changerequest") or holds_team_role(user)
-
-
-def holds_team_role(user) -> bool:
-    return bool(team_role_grants(user))
-
-
-def team_role_grants(user) -> list[tuple[int, str]]:
-    """(team id, approver role) of each team role `user` holds, granted to them or to one of their groups."""
-    from guardian.models import GroupObjectPermission, UserObjectPermission
-
-    codenames = {team_role_codename(role): role for role in APPROVER_ROLES}
-    on_teams = {"permission__codename__in": codenames, "content_type__app_label": "cmdb",
-                "content_type__model": "team"}
-    granted = [*UserObjectPermission.objects.filter(user=user, **on_teams).values_list("object_pk",
-                                                                                       "permission__codename"),
-               *GroupObjectPermission.objects.filter(group__user=user, **on_teams).values_list("object_pk",
-                                                                                               "permission__codename")]
-    return sorted({(int(team_id), codenames[codename]) for team_id, codename in granted})
 
 
 def can_raise_change(user) -> bool:

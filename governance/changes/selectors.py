@@ -20,13 +20,12 @@ from governance.changes.permissions import (
     can_view_changes,
     owning_teams,
     segregation_refusal,
-    team_role_grants,
 )
 from governance.core.errors import Conflict, DomainError, Forbidden
 from governance.models.calendar import Lockdown
 from governance.models.changes import ACTIVE_STATES, Approval, ApprovalRequirement, ChangeRequest, Decision
 from governance.models.changes import ChangeStatus as S
-from governance.roles import APPROVER_ROLES, Role, team_role_codename
+from governance.roles import APPROVER_ROLES, Role, team_role_codename, team_role_grants
 
 
 @dataclass(frozen=True)

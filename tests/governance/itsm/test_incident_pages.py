@@ -6,10 +6,13 @@ from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from guardian.shortcuts import assign_perm
 
+from cmdb.models import Team
 from governance.models.itsm import IncidentSuspect, SuspectStatus
+from governance.roles import Role, team_role_permission
 from releases.models import DeploymentStatus
-from tests.factories import make_change
+from tests.factories import make_change, make_user
 from tests.governance.itsm import incident_world
 from tests.governance.itsm.incident_world import deployed, incident_in
 
@@ -36,6 +39,15 @@ def test_readers_of_changes_see_the_incidents_and_their_suspects(client, inciden
     page = client.get(reverse("itsm:incident_detail", args=[incident.pk]))
     assert page.status_code == 200
     assert ("Confirm as cause" in page.content.decode()) == (persona == "release_manager")
+
+
+def test_an_approver_holding_the_role_for_a_team_only_reads_them_as_they_read_changes(client, api, incident, estate):
+    sue = make_user("sue")
+    assign_perm(team_role_permission(Role.SRE), sue, Team.objects.get(slug="shop"))
+    client.force_login(sue)
+    assert client.get(reverse("itsm:incident_list")).status_code == 200
+    assert client.get(reverse("itsm:incident_detail", args=[incident.pk])).status_code == 200
+    assert api.as_user(sue).get("/api/v1/incidents/").status_code == 200
 
 
 @pytest.mark.parametrize("name", ["itsm:incident_list", "itsm:incident_detail"])
